@@ -1,0 +1,172 @@
+package flow
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+)
+
+// KnobType says what values a knob takes and how the page draws it.
+type KnobType string
+
+const (
+	IntKnob    KnobType = "int"    // a whole number in [Min, Max], or 0 when Off names it
+	BoolKnob   KnobType = "bool"   // a switch
+	ChoiceKnob KnobType = "choice" // one of Choices
+	ActionKnob KnobType = "action" // a button: no value
+)
+
+// Knob is the declaration of one control, and its current value.
+type Knob struct {
+	Name    string   `json:"name"`
+	Group   string   `json:"group"` // the node it belongs to, e.g. product-service
+	Label   string   `json:"label"`
+	Help    string   `json:"help,omitempty"`
+	Type    KnobType `json:"type"`
+	Min     int      `json:"min,omitempty"`
+	Max     int      `json:"max,omitempty"`
+	Step    int      `json:"step,omitempty"`
+	Unit    string   `json:"unit,omitempty"`
+	Off     string   `json:"off,omitempty"` // for IntKnob: 0 is allowed and means this
+	Choices []Choice `json:"choices,omitempty"`
+	Value   any      `json:"value"` // int, bool or string; nil for actions
+}
+
+// Choice is one option of a ChoiceKnob.
+type Choice struct {
+	Value string `json:"value"`
+	Label string `json:"label"`
+}
+
+// Parse checks raw against the declaration and returns the value to give Set:
+// an int, a bool, a string, or nil for an action.
+func (k Knob) Parse(raw json.RawMessage) (any, error) {
+	raw = bytes.TrimSpace(raw)
+	null := len(raw) == 0 || string(raw) == "null"
+	switch k.Type {
+	case ActionKnob:
+		if !null {
+			return nil, Errorf(Invalid, "%s is a button: it takes no value", k.Label)
+		}
+		return nil, nil
+	case BoolKnob:
+		var b bool
+		if null || json.Unmarshal(raw, &b) != nil {
+			return nil, Errorf(Invalid, "%s takes true or false", k.Label)
+		}
+		return b, nil
+	case ChoiceKnob:
+		var s string
+		if null || json.Unmarshal(raw, &s) != nil {
+			return nil, Errorf(Invalid, "%s takes one of %s", k.Label, k.choiceList())
+		}
+		for _, c := range k.Choices {
+			if c.Value == s {
+				return s, nil
+			}
+		}
+		return nil, Errorf(Invalid, "%s has no option %q: pick one of %s", k.Label, s, k.choiceList())
+	case IntKnob:
+		var f float64
+		if null || json.Unmarshal(raw, &f) != nil || f != math.Trunc(f) {
+			return nil, Errorf(Invalid, "%s takes a whole number %s", k.Label, k.rangeText())
+		}
+		n := int(f)
+		if n == 0 && k.Off != "" {
+			return 0, nil
+		}
+		if n < k.Min || n > k.Max {
+			return nil, Errorf(Invalid, "%s must be %s, not %d", k.Label, k.rangeText(), n)
+		}
+		return n, nil
+	}
+	return nil, Errorf(Internal, "knob %s has unknown type %q", k.Name, k.Type)
+}
+
+func (k Knob) rangeText() string {
+	s := fmt.Sprintf("from %d to %d", k.Min, k.Max)
+	if k.Unit != "" {
+		s += " " + k.Unit
+	}
+	if k.Off != "" {
+		s += fmt.Sprintf(" (or 0 for %s)", k.Off)
+	}
+	return s
+}
+
+func (k Knob) choiceList() string {
+	var b bytes.Buffer
+	for i, c := range k.Choices {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", c.Value)
+	}
+	return b.String()
+}
+
+// Preset is a named set of knob values applied together.
+type Preset struct {
+	Name   string         `json:"name"`
+	Label  string         `json:"label"`
+	Help   string         `json:"help,omitempty"`
+	Values map[string]any `json:"values"`
+}
+
+// FindKnob returns the declaration named name.
+func FindKnob(s Scenario, name string) (Knob, error) {
+	for _, k := range s.Knobs() {
+		if k.Name == name {
+			return k, nil
+		}
+	}
+	return Knob{}, Errorf(NotFound, "%s has no knob %q", s.Title(), name)
+}
+
+// SetKnob validates raw against the knob's declaration and sets it; on any
+// error nothing is changed.
+func SetKnob(s Scenario, name string, raw json.RawMessage) error {
+	k, err := FindKnob(s, name)
+	if err != nil {
+		return err
+	}
+	v, err := k.Parse(raw)
+	if err != nil {
+		return err
+	}
+	return s.Set(name, v)
+}
+
+// ApplyPreset validates every value of the preset first and only then sets
+// them, so a bad preset changes nothing.
+func ApplyPreset(s Scenario, name string) error {
+	for _, p := range s.Presets() {
+		if p.Name != name {
+			continue
+		}
+		vals := make(map[string]any, len(p.Values))
+		for kn, v := range p.Values {
+			k, err := FindKnob(s, kn)
+			if err != nil {
+				return err
+			}
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return Errorf(Internal, "preset %s: %v", name, err)
+			}
+			if vals[kn], err = k.Parse(raw); err != nil {
+				return err
+			}
+		}
+		for _, k := range s.Knobs() { // declaration order, so dependent knobs apply sensibly
+			if v, ok := vals[k.Name]; ok {
+				if err := s.Set(k.Name, v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return Errorf(NotFound, "%s has no preset %q", s.Title(), name)
+}
