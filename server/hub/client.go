@@ -1,0 +1,164 @@
+package hub
+
+import (
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Timing and size limits of a browser connection.
+const (
+	writeWait  = 10 * time.Second  // a write that takes longer means the client is gone
+	pongWait   = 60 * time.Second  // a client silent for this long is gone
+	pingPeriod = pongWait * 9 / 10 // ping before the peer's read deadline passes
+	CommandMax = 4 << 10           // a larger command gets an error reply
+	readLimit  = 64 << 10          // a larger frame closes the connection (1009)
+)
+
+// Handler answers one command message from a browser with one reply message.
+type Handler func(msg []byte) any
+
+// client is one browser connection: a reader goroutine (Serve itself) and a
+// writer goroutine, as in gorilla's chat example.
+type client struct {
+	send    chan []byte
+	replies chan []byte
+	behind  atomic.Bool // its queue overflowed: send a snapshot next
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (c *client) stop() { c.once.Do(func() { close(c.done) }) }
+
+// offer queues a frame without ever blocking; a full queue marks the client
+// behind instead.
+func (c *client) offer(msg []byte) {
+	select {
+	case c.send <- msg:
+	default:
+		c.behind.Store(true)
+	}
+}
+
+// Serve runs one browser connection until it closes or the hub stops: first a
+// snapshot, then frames; every text message it sends is answered by handle.
+func (h *Hub) Serve(conn *websocket.Conn, handle Handler) {
+	c := &client{
+		send:    make(chan []byte, h.cfg.QueueLen),
+		replies: make(chan []byte, 4),
+		done:    make(chan struct{}),
+	}
+	c.behind.Store(true) // the first thing it gets is a snapshot
+	h.add(c)
+	defer h.remove(c)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.write(conn, c)
+	}()
+	h.read(conn, c, handle)
+	c.stop()
+	conn.Close()
+	wg.Wait()
+}
+
+func (h *Hub) read(conn *websocket.Conn, c *client, handle Handler) {
+	conn.SetReadLimit(readLimit)
+	conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var reply any
+		if len(msg) > CommandMax {
+			reply = map[string]any{"type": "reply", "ok": false, "kind": "invalid",
+				"error": "command too large: at most 4 KiB"}
+		} else {
+			reply = handle(msg)
+		}
+		b, err := json.Marshal(reply)
+		if err != nil {
+			h.cfg.Log.Error("encode reply", "err", err)
+			return
+		}
+		select {
+		case c.replies <- b: // blocking here stalls only this client's own reader
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (h *Hub) write(conn *websocket.Conn, c *client) {
+	ping := time.NewTicker(pingPeriod)
+	defer func() {
+		ping.Stop()
+		conn.Close() // unblocks the reader
+	}()
+	for {
+		if c.behind.Swap(false) {
+			drain(c.send)
+			if !h.writeSnapshot(conn) {
+				return
+			}
+		}
+		select {
+		case <-c.done:
+			conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseGoingAway, "flowlab is shutting down"),
+				time.Now().Add(time.Second))
+			return
+		case msg := <-c.send:
+			if c.behind.Load() {
+				continue // stale: a snapshot supersedes it
+			}
+			if !writeText(conn, msg) {
+				return
+			}
+		case msg := <-c.replies:
+			if !writeText(conn, msg) {
+				return
+			}
+		case <-ping.C:
+			conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if conn.WriteMessage(websocket.PingMessage, nil) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (h *Hub) writeSnapshot(conn *websocket.Conn) bool {
+	var snap any = map[string]string{"type": "snapshot"}
+	if h.cfg.Snapshot != nil {
+		snap = h.cfg.Snapshot()
+	}
+	msg, err := json.Marshal(snap)
+	if err != nil {
+		h.cfg.Log.Error("encode snapshot", "err", err)
+		return false
+	}
+	return writeText(conn, msg)
+}
+
+func writeText(conn *websocket.Conn, msg []byte) bool {
+	conn.SetWriteDeadline(time.Now().Add(writeWait))
+	return conn.WriteMessage(websocket.TextMessage, msg) == nil
+}
+
+func drain(ch chan []byte) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}

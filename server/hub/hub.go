@@ -1,0 +1,212 @@
+// Package hub fans a scenario's flow events out to browsers over websockets.
+//
+// Emit only appends to a buffer, so a scenario never waits for a browser. Once
+// per interval the buffer is encoded once into a frame that every client
+// shares. Each client has a small bounded queue of frames; a client whose
+// queue is full is marked behind and, when its writer is free again, gets a
+// fresh snapshot instead of the frames it missed, so a slow screen catches up
+// rather than going dark or slowing anyone else.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"flowlab/flow"
+)
+
+// Config says what a hub sends besides events.
+type Config struct {
+	// Snapshot is the first message a joining or lagging client gets.
+	Snapshot func() any
+	// Stats goes into every frame, so counters stay exact even when the
+	// events of a frame are sampled.
+	Stats func() any
+	// Interval between frames; 100 ms if zero.
+	Interval time.Duration
+	// QueueLen is how many frames a client may have waiting; 16 if zero.
+	QueueLen int
+	// MaxEvents per frame; beyond it whole messages are sampled. 400 if zero.
+	MaxEvents int
+	// Recent is how many past events a snapshot carries for the event log; 100 if zero.
+	Recent int
+	Log    *slog.Logger
+}
+
+// Hub is the fan-out point of one scenario in one lab.
+type Hub struct {
+	cfg Config
+
+	mu      sync.Mutex
+	pending []flow.Event
+	lost    int          // events beyond the pending bound, reported as omitted
+	recent  []flow.Event // a ring of the last events, for the log in a snapshot
+	next    int
+	clients map[*client]struct{}
+
+	lastStats []byte
+}
+
+// pendingMax bounds what waits between two frames, so a burst with no reader
+// cannot grow memory without end.
+const pendingMax = 50_000
+
+// New returns a hub; call Run to start its frames.
+func New(cfg Config) *Hub {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 100 * time.Millisecond
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 16
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 400
+	}
+	if cfg.Recent <= 0 {
+		cfg.Recent = 100
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{cfg: cfg, clients: make(map[*client]struct{})}
+}
+
+var _ flow.Sink = (*Hub)(nil)
+
+// Emit queues e for the next frame. It never blocks on a client.
+func (h *Hub) Emit(e flow.Event) {
+	h.mu.Lock()
+	if len(h.recent) < h.cfg.Recent {
+		h.recent = append(h.recent, e)
+	} else {
+		h.recent[h.next] = e
+		h.next = (h.next + 1) % len(h.recent)
+	}
+	if len(h.clients) > 0 {
+		if len(h.pending) < pendingMax {
+			h.pending = append(h.pending, e)
+		} else {
+			h.lost++
+		}
+	}
+	h.mu.Unlock()
+}
+
+// Recent returns a copy of the last events, oldest first, for a snapshot.
+func (h *Hub) Recent() []flow.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]flow.Event, 0, len(h.recent))
+	out = append(out, h.recent[h.next:]...)
+	return append(out, h.recent[:h.next]...)
+}
+
+// Clients returns how many browsers are connected.
+func (h *Hub) Clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// Run sends a frame every interval until ctx ends, then disconnects every
+// client.
+func (h *Hub) Run(ctx context.Context) {
+	t := time.NewTicker(h.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.mu.Lock()
+			for c := range h.clients {
+				c.stop()
+			}
+			h.mu.Unlock()
+			return
+		case <-t.C:
+			h.Flush()
+		}
+	}
+}
+
+// frame is the message that carries a batch of events.
+type frame struct {
+	Type    string          `json:"type"`
+	Events  []flow.Event    `json:"events"`
+	Omitted int             `json:"omitted,omitempty"`
+	Stats   json.RawMessage `json:"stats,omitempty"`
+}
+
+// Flush sends the pending events as one frame now; Run calls it every interval.
+func (h *Hub) Flush() {
+	h.mu.Lock()
+	if len(h.clients) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	events, lost := h.pending, h.lost
+	h.pending, h.lost = make([]flow.Event, 0, len(events)), 0
+	h.mu.Unlock()
+
+	f := frame{Type: "frame", Events: sample(events, h.cfg.MaxEvents)}
+	f.Omitted = len(events) - len(f.Events) + lost
+	if h.cfg.Stats != nil {
+		stats, err := json.Marshal(h.cfg.Stats())
+		if err != nil {
+			h.cfg.Log.Error("encode stats", "err", err)
+		} else if string(stats) != string(h.lastStats) {
+			f.Stats, h.lastStats = stats, stats
+		}
+	}
+	if len(f.Events) == 0 && f.Omitted == 0 && f.Stats == nil {
+		return // nothing new: spare every client a frame
+	}
+	msg, err := json.Marshal(f)
+	if err != nil {
+		h.cfg.Log.Error("encode frame", "err", err)
+		return
+	}
+	h.mu.Lock()
+	for c := range h.clients {
+		c.offer(msg)
+	}
+	h.mu.Unlock()
+}
+
+// sample keeps every event when there are at most max, and otherwise every
+// event without a message id (state changes) plus the whole of roughly one
+// message in k, so that what is drawn still shows complete journeys.
+func sample(events []flow.Event, max int) []flow.Event {
+	if len(events) <= max {
+		return events
+	}
+	k := uint32((len(events) + max - 1) / max)
+	kept := make([]flow.Event, 0, max+max/4)
+	for _, e := range events {
+		if e.MsgID == "" || fnvHash(e.MsgID)%k == 0 {
+			kept = append(kept, e)
+		}
+	}
+	return kept
+}
+
+func fnvHash(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}
+
+func (h *Hub) add(c *client) {
+	h.mu.Lock()
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *Hub) remove(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}

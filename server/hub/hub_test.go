@@ -1,0 +1,252 @@
+package hub_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"flowlab/flow"
+	"flowlab/server/hub"
+)
+
+// startHub serves h on a test server whose handler answers every command
+// with {"type":"reply","echo":…}.
+func startHub(t testing.TB, h *hub.Hub) (*httptest.Server, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		h.Serve(conn, func(msg []byte) any { return map[string]any{"type": "reply", "echo": string(msg)} })
+	}))
+	return srv, func() {
+		cancel()
+		<-done
+		srv.Close()
+	}
+}
+
+func mustDial(t testing.TB, srv *httptest.Server, d *websocket.Dialer) *websocket.Conn {
+	t.Helper()
+	if d == nil {
+		d = websocket.DefaultDialer
+	}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return conn
+}
+
+type message struct {
+	Type    string       `json:"type"`
+	Events  []flow.Event `json:"events"`
+	Omitted int          `json:"omitted"`
+	Stats   any          `json:"stats"`
+	Echo    string       `json:"echo"`
+}
+
+func read(t testing.TB, conn *websocket.Conn) message {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m message
+	if err := conn.ReadJSON(&m); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func TestJoiningClientGetsSnapshotFirst(t *testing.T) {
+	h := hub.New(hub.Config{Snapshot: func() any { return map[string]string{"type": "snapshot"} }})
+	srv, stop := startHub(t, h)
+	defer stop()
+	h.Emit(flow.Event{Kind: flow.KindRequest, MsgID: "before"}) // before the client: only in Recent
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	if m := read(t, conn); m.Type != "snapshot" {
+		t.Fatalf("first message is %q, want snapshot", m.Type)
+	}
+	waitClients(t, h, 1)
+	h.Emit(flow.Event{Kind: flow.KindRequest, MsgID: "after"})
+	m := read(t, conn)
+	if m.Type != "frame" || len(m.Events) != 1 || m.Events[0].MsgID != "after" {
+		t.Fatalf("second message = %+v, want a frame with the event emitted after joining", m)
+	}
+	if r := h.Recent(); len(r) != 2 || r[0].MsgID != "before" {
+		t.Fatalf("recent = %+v, want both events oldest first", r)
+	}
+}
+
+func TestCommandsAreAnswered(t *testing.T) {
+	h := hub.New(hub.Config{})
+	srv, stop := startHub(t, h)
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"op":"set"}`))
+	if m := read(t, conn); m.Type != "reply" || m.Echo != `{"op":"set"}` {
+		t.Fatalf("reply = %+v", m)
+	}
+	big := `{"op":"` + strings.Repeat("x", hub.CommandMax) + `"}`
+	conn.WriteMessage(websocket.TextMessage, []byte(big))
+	var r map[string]any
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.ReadJSON(&r); err != nil || r["ok"] != false || !strings.Contains(r["error"].(string), "too large") {
+		t.Fatalf("oversize command answered %v, %v; want an error reply", r, err)
+	}
+}
+
+// A client that stops reading must not delay another: every event reaches the
+// fast client, Emit never waits, and the stalled client, once it reads again,
+// is resynced with a snapshot rather than replayed.
+func TestStalledClientDoesNotDelayFastOne(t *testing.T) {
+	var snapshots sync.Map
+	h := hub.New(hub.Config{
+		Snapshot:  func() any { return map[string]string{"type": "snapshot"} },
+		QueueLen:  4,
+		MaxEvents: 100_000,
+		Interval:  20 * time.Millisecond,
+	})
+	srv, stop := startHub(t, h)
+	defer stop()
+
+	// A tiny receive buffer makes the stalled client's TCP window fill fast.
+	small := &websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}).DialContext}
+	stalled := mustDial(t, srv, small)
+	defer stalled.Close()
+	fast := mustDial(t, srv, nil)
+	defer fast.Close()
+	read(t, fast) // snapshot
+	waitClients(t, h, 2)
+
+	const n = 20_000
+	payload := strings.Repeat("p", 1024)
+	got := make(chan int)
+	go func() {
+		seen := 0
+		for seen < n {
+			m := read(t, fast)
+			if m.Type == "snapshot" {
+				snapshots.Store("fast", true)
+			}
+			seen += len(m.Events)
+		}
+		got <- seen
+	}()
+	emitted := make(chan struct{})
+	go func() {
+		for i := range n {
+			h.Emit(flow.Event{Kind: flow.KindPublish, MsgID: "m", Seq: uint64(i), Detail: flow.Detail{Payload: payload}})
+			if i%500 == 0 {
+				time.Sleep(5 * time.Millisecond) // spread over several frames
+			}
+		}
+		close(emitted)
+	}()
+	select {
+	case <-emitted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Emit blocked behind a stalled client")
+	}
+	select {
+	case seen := <-got:
+		if seen != n {
+			t.Fatalf("fast client got %d events, want %d", seen, n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("fast client did not get every event")
+	}
+	if _, ok := snapshots.Load("fast"); ok {
+		t.Fatal("the fast client was resynced: it was slowed by the stalled one")
+	}
+
+	// The stalled client reads again: after the frames already in flight, it
+	// gets a fresh snapshot instead of what it missed.
+	resynced := false
+	for i := 0; i < 10_000 && !resynced; i++ {
+		if m := read(t, stalled); m.Type == "snapshot" && i > 0 {
+			resynced = true
+		}
+	}
+	if !resynced {
+		t.Fatal("the stalled client was never resynced with a snapshot")
+	}
+}
+
+func TestFramesSampleWholeMessagesButCountTheRest(t *testing.T) {
+	h := hub.New(hub.Config{MaxEvents: 50, Interval: time.Hour})
+	srv, stop := startHub(t, h)
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn)
+	waitClients(t, h, 1)
+	for i := range 1000 {
+		h.Emit(flow.Event{Kind: flow.KindRequest, MsgID: "msg-" + string(rune('a'+i%200))})
+		h.Emit(flow.Event{Kind: flow.KindResponse, MsgID: "msg-" + string(rune('a'+i%200))})
+	}
+	h.Emit(flow.Event{Kind: flow.KindState})
+	h.Flush()
+	m := read(t, conn)
+	if len(m.Events)+m.Omitted != 2001 {
+		t.Fatalf("events %d + omitted %d != 2001", len(m.Events), m.Omitted)
+	}
+	if len(m.Events) >= 2001 || len(m.Events) == 0 {
+		t.Fatalf("sampled %d events; want a sample", len(m.Events))
+	}
+	kinds := map[string]int{}
+	state := false
+	for _, e := range m.Events {
+		kinds[e.MsgID+string(e.Kind)]++
+		state = state || e.Kind == flow.KindState
+	}
+	for _, e := range m.Events {
+		if e.MsgID != "" && kinds[e.MsgID+"request"] != kinds[e.MsgID+"response"] {
+			t.Fatalf("message %s kept without its other hops", e.MsgID)
+		}
+	}
+	if !state {
+		t.Fatal("a state event was sampled out")
+	}
+}
+
+func TestNoGoroutineLeftAfterManyClients(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := hub.New(hub.Config{Snapshot: func() any { return map[string]string{"type": "snapshot"} }})
+	srv, stop := startHub(t, h)
+	for range 1000 {
+		conn := mustDial(t, srv, nil)
+		read(t, conn)
+		conn.Close()
+	}
+	waitClients(t, h, 0)
+	stop()
+}
+
+func waitClients(t testing.TB, h *hub.Hub, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Clients() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("hub has %d clients, want %d", h.Clients(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
