@@ -1,0 +1,163 @@
+package flow_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"flowlab/flow"
+)
+
+func TestLabNamesDeriveFromTheLab(t *testing.T) {
+	def, err := flow.NewLab(flow.DefaultLab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := def.Name("ecommerce"); got != "ecommerce" {
+		t.Errorf("default lab names %q, want the article's ecommerce", got)
+	}
+	l, err := flow.NewLab("ada-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Name("orders"); got != "orders.ada-3" {
+		t.Errorf("lab ada-3 names %q", got)
+	}
+	for _, bad := range []string{"", "Ada", "a b", "a/b", strings.Repeat("a", 33), "-x"} {
+		if _, err := flow.NewLab(bad); flow.KindOf(err) != flow.Invalid {
+			t.Errorf("NewLab(%q) = %v, want an invalid error", bad, err)
+		}
+	}
+}
+
+func TestKnobParseChecksEveryType(t *testing.T) {
+	latency := flow.Knob{Name: "latency_ms", Label: "Latency", Type: flow.IntKnob, Min: 0, Max: 5000, Unit: "ms"}
+	timeout := flow.Knob{Name: "timeout_ms", Label: "Timeout", Type: flow.IntKnob, Min: 50, Max: 10000, Off: "none"}
+	up := flow.Knob{Name: "up", Label: "Up", Type: flow.BoolKnob}
+	retry := flow.Knob{Name: "retry", Label: "Retry", Type: flow.ChoiceKnob, Choices: []flow.Choice{{Value: "none"}, {Value: "fixed"}}}
+	crash := flow.Knob{Name: "crash", Label: "Crash", Type: flow.ActionKnob}
+	cases := []struct {
+		k    flow.Knob
+		raw  string
+		want any // nil with ok=false: an error
+		ok   bool
+	}{
+		{latency, "500", 500, true},
+		{latency, "5001", nil, false},
+		{latency, "-1", nil, false},
+		{latency, "2.5", nil, false},
+		{latency, `"500"`, nil, false},
+		{latency, "", nil, false},
+		{timeout, "0", 0, true},
+		{timeout, "10", nil, false},
+		{timeout, "50", 50, true},
+		{up, "false", false, true},
+		{up, "0", nil, false},
+		{retry, `"fixed"`, "fixed", true},
+		{retry, `"sometimes"`, nil, false},
+		{retry, "1", nil, false},
+		{crash, "", nil, true},
+		{crash, "null", nil, true},
+		{crash, "true", nil, false},
+	}
+	for _, c := range cases {
+		got, err := c.k.Parse(json.RawMessage(c.raw))
+		if c.ok != (err == nil) || (c.ok && got != c.want) {
+			t.Errorf("%s.Parse(%s) = %v, %v", c.k.Name, c.raw, got, err)
+		}
+		if err != nil && flow.KindOf(err) != flow.Invalid {
+			t.Errorf("%s.Parse(%s): error kind %s, want invalid", c.k.Name, c.raw, flow.KindOf(err))
+		}
+	}
+}
+
+// box is a minimal scenario for the knob helpers.
+type box struct {
+	knobs []flow.Knob
+	set   []string
+}
+
+func (b *box) Name() string                  { return "box" }
+func (b *box) Title() string                 { return "Box" }
+func (b *box) Summary() string               { return "" }
+func (b *box) Knobs() []flow.Knob            { return b.knobs }
+func (b *box) View() flow.View               { return flow.View{} }
+func (b *box) Stats() flow.Stats             { return flow.Stats{} }
+func (b *box) Run(ctx context.Context) error { return nil }
+func (b *box) Presets() []flow.Preset {
+	return []flow.Preset{
+		{Name: "good", Values: map[string]any{"a": 1, "b": true}},
+		{Name: "bad", Values: map[string]any{"a": 1, "b": "nope"}},
+	}
+}
+func (b *box) Set(name string, v any) error {
+	b.set = append(b.set, fmt.Sprintf("%s=%v", name, v))
+	return nil
+}
+
+func TestPresetsAreAllOrNothing(t *testing.T) {
+	b := &box{knobs: []flow.Knob{
+		{Name: "a", Label: "A", Type: flow.IntKnob, Min: 0, Max: 9},
+		{Name: "b", Label: "B", Type: flow.BoolKnob},
+	}}
+	if err := flow.ApplyPreset(b, "bad"); err == nil || len(b.set) != 0 {
+		t.Fatalf("bad preset: err %v, set %v; want an error and nothing set", err, b.set)
+	}
+	if err := flow.ApplyPreset(b, "good"); err != nil || strings.Join(b.set, ",") != "a=1,b=true" {
+		t.Fatalf("good preset: err %v, set %v", err, b.set)
+	}
+	if err := flow.ApplyPreset(b, "missing"); flow.KindOf(err) != flow.NotFound {
+		t.Fatalf("missing preset: %v", err)
+	}
+	if err := flow.SetKnob(b, "zzz", json.RawMessage("1")); flow.KindOf(err) != flow.NotFound {
+		t.Fatalf("unknown knob: %v", err)
+	}
+}
+
+func TestTracesKeepRecentMessagesInOrder(t *testing.T) {
+	tr := flow.NewTraces(2)
+	for _, id := range []string{"a", "b", "a", "c"} {
+		tr.Add(flow.Event{MsgID: id, Kind: flow.KindRequest})
+	}
+	if _, ok := tr.Get("a"); ok {
+		t.Error("oldest message a kept beyond the bound")
+	}
+	if h, ok := tr.Get("c"); !ok || len(h) != 1 {
+		t.Errorf("c = %v %v", h, ok)
+	}
+	if h, _ := tr.Get("b"); len(h) != 1 {
+		t.Errorf("b = %v", h)
+	}
+	tr.Add(flow.Event{Kind: flow.KindState}) // no id: not traced
+}
+
+func TestEmitterStampsEvents(t *testing.T) {
+	lab, _ := flow.NewLab("t1")
+	var got []flow.Event
+	em := flow.NewEmitter(lab, "box", sinkFunc(func(e flow.Event) { got = append(got, e) }))
+	em.Emit(flow.Event{Kind: flow.KindRequest, MsgID: "m"})
+	em.Emit(flow.Event{Kind: flow.KindResponse, MsgID: "m"})
+	if len(got) != 2 || got[0].Seq >= got[1].Seq || got[0].Lab != "t1" || got[0].Scenario != "box" || got[0].Time.IsZero() {
+		t.Fatalf("events = %+v", got)
+	}
+	if h, _ := lab.Traces.Get("m"); len(h) != 2 {
+		t.Fatalf("trace of m has %d hops", len(h))
+	}
+}
+
+type sinkFunc func(flow.Event)
+
+func (f sinkFunc) Emit(e flow.Event) { f(e) }
+
+func TestLedgerBalance(t *testing.T) {
+	l := flow.Ledger{Total: flow.Counter{Value: 5}, Parts: []flow.Counter{{Value: 2}, {Value: 3}}}
+	if !l.Balanced() {
+		t.Error("2 + 3 = 5 reported unbalanced")
+	}
+	l.Parts[0].Value = 1
+	if l.Balanced() {
+		t.Error("1 + 3 = 5 reported balanced")
+	}
+}
