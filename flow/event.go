@@ -50,24 +50,24 @@ type Event struct {
 
 // Detail is the small typed part of an event; each pattern fills what it has.
 type Detail struct {
-	Status    int     `json:"status,omitempty"`     // HTTP status
-	LatencyMS float64 `json:"latencyMs,omitempty"`  // time this hop took
-	DelayMS   float64 `json:"delayMs,omitempty"`    // wait before a retry
-	Outcome   string  `json:"outcome,omitempty"`    // ok, not-found, failed, none …
-	Error     string  `json:"error,omitempty"`      // what the client library said
-	Node      string  `json:"node,omitempty"`       // for state events: which node
-	State     string  `json:"state,omitempty"`      // for state events: its new state
-	Knob      string  `json:"knob,omitempty"`       // for state events: which knob
-	Value     any     `json:"value,omitempty"`      // for state events: its new value
-	Queue     string  `json:"queue,omitempty"`      // RabbitMQ queue
-	Partition int32   `json:"partition,omitempty"`  // Kafka partition
-	Offset    int64   `json:"offset,omitempty"`     // Kafka offset
-	Key       string  `json:"key,omitempty"`        // Kafka record key
-	Payload   string  `json:"payload,omitempty"`    // message body, shortened
-	Raw       bool    `json:"raw,omitempty"`        // payload is not JSON: shown as bytes
-	External  bool    `json:"external,omitempty"`   // from a client outside flowlab
-	Redeliver bool    `json:"redeliver,omitempty"`  // the broker delivered it before
-	Duplicate bool    `json:"duplicate,omitempty"`  // processed before
+	Status    int     `json:"status,omitempty"`    // HTTP status
+	LatencyMS float64 `json:"latencyMs,omitempty"` // time this hop took
+	DelayMS   float64 `json:"delayMs,omitempty"`   // wait before a retry
+	Outcome   string  `json:"outcome,omitempty"`   // ok, not-found, failed, none …
+	Error     string  `json:"error,omitempty"`     // what the client library said
+	Node      string  `json:"node,omitempty"`      // for state events: which node
+	State     string  `json:"state,omitempty"`     // for state events: its new state
+	Knob      string  `json:"knob,omitempty"`      // for state events: which knob
+	Value     any     `json:"value,omitempty"`     // for state events: its new value
+	Queue     string  `json:"queue,omitempty"`     // RabbitMQ queue
+	Partition int32   `json:"partition,omitempty"` // Kafka partition
+	Offset    int64   `json:"offset,omitempty"`    // Kafka offset
+	Key       string  `json:"key,omitempty"`       // Kafka record key
+	Payload   string  `json:"payload,omitempty"`   // message body, shortened
+	Raw       bool    `json:"raw,omitempty"`       // payload is not JSON: shown as bytes
+	External  bool    `json:"external,omitempty"`  // from a client outside flowlab
+	Redeliver bool    `json:"redeliver,omitempty"` // the broker delivered it before
+	Duplicate bool    `json:"duplicate,omitempty"` // processed before
 }
 
 // Sink takes events. Emit must never block on a browser.

@@ -118,7 +118,7 @@ func TestStalledClientDoesNotDelayFastOne(t *testing.T) {
 	var snapshots sync.Map
 	h := hub.New(hub.Config{
 		Snapshot:  func() any { return map[string]string{"type": "snapshot"} },
-		QueueLen:  4,
+		QueueLen:  32, // the fast client may lag 32 frames on a busy machine without a resync
 		MaxEvents: 100_000,
 		Interval:  20 * time.Millisecond,
 	})
@@ -136,8 +136,11 @@ func TestStalledClientDoesNotDelayFastOne(t *testing.T) {
 	read(t, fast) // snapshot
 	waitClients(t, h, 2)
 
-	const n = 20_000
-	payload := strings.Repeat("p", 1024)
+	// 16 MB in all: more than loopback's socket buffers hold, so the stalled
+	// client's writer blocks, yet quick enough to stay within the hub's write
+	// deadline, after which a client is dropped rather than resynced.
+	const n = 4_000
+	payload := strings.Repeat("p", 4096)
 	got := make(chan int)
 	go func() {
 		seen := 0
@@ -154,8 +157,8 @@ func TestStalledClientDoesNotDelayFastOne(t *testing.T) {
 	go func() {
 		for i := range n {
 			h.Emit(flow.Event{Kind: flow.KindPublish, MsgID: "m", Seq: uint64(i), Detail: flow.Detail{Payload: payload}})
-			if i%500 == 0 {
-				time.Sleep(5 * time.Millisecond) // spread over several frames
+			if i%32 == 31 {
+				time.Sleep(25 * time.Millisecond) // one burst a frame: 125 frames, far more than the queue holds
 			}
 		}
 		close(emitted)
