@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every flowlab test on a fresh Debian/Ubuntu machine with Go: installs
+# what the tests need when it is missing (as root, via apt), starts RabbitMQ
+# when nothing answers on 127.0.0.1:5672, then runs go test -race ./...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v amqp-publish >/dev/null 2>&1 || need+=(amqp-tools)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbit_up; then
+  echo "test.sh: starting RabbitMQ"
+  $sudo /usr/sbin/rabbitmq-server -detached
+  for _ in $(seq 60); do rabbit_up && break; sleep 1; done
+  rabbit_up || { echo "test.sh: RabbitMQ did not start within 60 s" >&2; exit 1; }
+  $sudo rabbitmqctl await_startup >/dev/null
+fi
+
+go test -race -count=1 -timeout 20m "$@" ./...

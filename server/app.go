@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"flowlab/flow"
+	"flowlab/scenarios/reqresp"
+)
+
+// shutdownWait bounds a graceful stop: SIGINT or SIGTERM leaves nothing
+// listening after it.
+const shutdownWait = 4 * time.Second
+
+// App is flowlab wired together: listeners bound, nothing running yet.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	stdout  io.Writer
+	web     net.Listener
+	kafka   *kafkaBroker
+	brokers *brokerWatch
+	labs    map[string]*labRun
+}
+
+// open binds every listener, so that a port in use fails at once with the
+// flag to change, and wires the default lab.
+func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
+	a := &App{cfg: cfg, stdout: stdout, log: slog.New(slog.NewTextHandler(stderr, nil)), labs: map[string]*labRun{}}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if a.web, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, listenError(err, cfg.Addr, "-addr", "FLOWLAB_ADDR")
+	}
+	brokers := cfg.KafkaBrokers
+	if len(brokers) == 0 {
+		if a.kafka, err = startKafka(cfg.KafkaAddr); err != nil {
+			return nil, listenError(err, cfg.KafkaAddr, "-kafka-addr", "KAFKA_ADDR")
+		}
+		brokers = a.kafka.Addrs()
+	}
+	a.brokers = newBrokerWatch(brokers, a.kafka != nil, cfg.AMQPURL)
+
+	lab, err := a.openLab(flow.DefaultLab)
+	if err != nil {
+		return nil, err
+	}
+	a.labs[lab.lab.ID] = lab
+	return a, nil
+}
+
+// openLab wires one lab: every scenario with its own hub.
+func (a *App) openLab(id string) (*labRun, error) {
+	lab, err := flow.NewLab(id)
+	if err != nil {
+		return nil, err
+	}
+	l := &labRun{lab: lab}
+	err = l.add("request-response", a, func(em *flow.Emitter) (flow.Scenario, error) {
+		s, err := reqresp.Open(reqresp.Config{ProductAddr: a.cfg.ProductAddr, Emit: em})
+		if err != nil {
+			return nil, listenError(err, a.cfg.ProductAddr, "-product-addr", "PRODUCT_ADDR")
+		}
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Run serves until ctx ends, then shuts down within shutdownWait.
+func (a *App) Run(ctx context.Context) error {
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	start := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(runCtx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	start(func(ctx context.Context) error { a.brokers.Run(ctx); return nil })
+	for _, l := range a.labs {
+		for _, s := range l.scenarios {
+			start(s.Run)
+		}
+	}
+	start(func(context.Context) error {
+		if err := srv.Serve(a.web); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	fmt.Fprintf(a.stdout, "flowlab is running: open %s\n", pageURL(a.web.Addr()))
+	a.log.Info("started", "web", a.web.Addr().String(), "kafka", a.brokers.kafkaAddrs, "amqp", redactURL(a.cfg.AMQPURL))
+
+	<-runCtx.Done()
+	shutCtx, done := context.WithTimeout(context.Background(), shutdownWait)
+	defer done()
+	// Shutdown does not wait for hijacked websocket connections: the hubs
+	// close those as their context ends.
+	if err := srv.Shutdown(shutCtx); err != nil {
+		srv.Close()
+	}
+	cancel()
+	wg.Wait()
+	a.close()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (a *App) close() {
+	if a.web != nil {
+		a.web.Close()
+	}
+	if a.kafka != nil {
+		a.kafka.Close()
+	}
+	if a.brokers != nil {
+		a.brokers.Close()
+	}
+}
+
+// listenError turns "address already in use" into one line naming the flag
+// and variable to change.
+func listenError(err error, addr, flagName, env string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s is already in use: choose another address with %s or %s", addr, flagName, env)
+	}
+	return err
+}
+
+// pageURL is the address a person can open; a wildcard host becomes localhost.
+func pageURL(addr net.Addr) string {
+	_, port, _ := net.SplitHostPort(addr.String())
+	host, _, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

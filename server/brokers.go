@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// kafkaBroker is the embedded Kafka-protocol broker (franz-go's kfake), used
+// unless KAFKA_BROKERS names a real cluster.
+type kafkaBroker struct {
+	cluster *kfake.Cluster
+}
+
+func startKafka(addr string) (*kafkaBroker, error) {
+	// ListenFn keeps the host part of addr, which kfake.Ports alone would not.
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
+		kfake.AllowAutoTopicCreation(),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &kafkaBroker{cluster: c}, nil
+}
+
+func (k *kafkaBroker) Addrs() []string { return k.cluster.ListenAddrs() }
+func (k *kafkaBroker) Close()          { k.cluster.Close() }
+
+// brokerState is what the page and the health endpoint say about a broker.
+type brokerState struct {
+	Name   string `json:"name"`   // "Kafka" or "RabbitMQ"
+	OK     bool   `json:"ok"`     // answered the last probe
+	Where  string `json:"where"`  // address, credentials removed
+	Status string `json:"status"` // one sentence for a person
+}
+
+// brokerWatch probes each broker every probeEvery, so the page always says
+// whether it answers.
+type brokerWatch struct {
+	kafkaAddrs []string
+	embedded   bool
+	amqpURL    string
+	kafka      *kgo.Client
+
+	mu     sync.Mutex
+	states []brokerState
+}
+
+const (
+	probeEvery   = 2 * time.Second
+	probeTimeout = 2 * time.Second
+)
+
+func newBrokerWatch(kafkaAddrs []string, embedded bool, amqpURL string) *brokerWatch {
+	w := &brokerWatch{kafkaAddrs: kafkaAddrs, embedded: embedded, amqpURL: amqpURL}
+	w.states = []brokerState{
+		{Name: "Kafka", Where: strings.Join(kafkaAddrs, ","), Status: "checking…"},
+		{Name: "RabbitMQ", Where: redactURL(amqpURL), Status: "checking…"},
+	}
+	// The client dials lazily, so creating it cannot fail on an absent broker.
+	w.kafka, _ = kgo.NewClient(kgo.SeedBrokers(kafkaAddrs...))
+	return w
+}
+
+// Run probes until ctx ends.
+func (w *brokerWatch) Run(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		w.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *brokerWatch) Close() {
+	if w.kafka != nil {
+		w.kafka.Close()
+	}
+}
+
+// States returns a copy of the latest probe results.
+func (w *brokerWatch) States() []brokerState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]brokerState(nil), w.states...)
+}
+
+func (w *brokerWatch) probe(ctx context.Context) {
+	k := w.probeKafka(ctx)
+	r := w.probeRabbit()
+	w.mu.Lock()
+	w.states = []brokerState{k, r}
+	w.mu.Unlock()
+}
+
+func (w *brokerWatch) probeKafka(ctx context.Context) brokerState {
+	s := brokerState{Name: "Kafka", Where: strings.Join(w.kafkaAddrs, ",")}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	kind := "external cluster"
+	if w.embedded {
+		kind = "embedded broker (kfake)"
+	}
+	if err := w.kafka.Ping(ctx); err != nil {
+		s.Status = kind + " not answering: " + err.Error()
+		return s
+	}
+	s.OK, s.Status = true, kind+" answering"
+	return s
+}
+
+func (w *brokerWatch) probeRabbit() brokerState {
+	s := brokerState{Name: "RabbitMQ", Where: redactURL(w.amqpURL)}
+	conn, err := amqp.DialConfig(w.amqpURL, amqp.Config{Dial: amqp.DefaultDial(probeTimeout)})
+	if err != nil {
+		s.Status = "not answering (" + err.Error() + "). Start one with `sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached`, or set AMQP_URL; flowlab keeps trying."
+		return s
+	}
+	conn.Close()
+	s.OK, s.Status = true, "answering"
+	return s
+}
+
+// redactURL drops the password, which the page and logs must never show.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

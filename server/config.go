@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Config is every address flowlab uses; each comes from a flag or, failing
+// that, an environment variable.
+type Config struct {
+	Addr         string   // the page and the websocket
+	ProductAddr  string   // product-service of the request-response pattern
+	KafkaBrokers []string // an external Kafka cluster; empty means the embedded broker
+	KafkaAddr    string   // where the embedded broker listens
+	AMQPURL      string   // RabbitMQ
+}
+
+// setting is one configurable value: its flag, its environment variable, its
+// default and what it is for. The table feeds the flags, the errors and the
+// README's configuration table.
+type setting struct {
+	flag, env, def, usage string
+	dst                   *string
+}
+
+func (c *Config) settings(kafka *string) []setting {
+	return []setting{
+		{"addr", "FLOWLAB_ADDR", ":8080", "address of the web page and websocket", &c.Addr},
+		{"product-addr", "PRODUCT_ADDR", ":5000", "address of product-service (request-response)", &c.ProductAddr},
+		{"kafka-brokers", "KAFKA_BROKERS", "", "comma-separated external Kafka brokers; empty starts the embedded broker", kafka},
+		{"kafka-addr", "KAFKA_ADDR", "127.0.0.1:9092", "address of the embedded Kafka broker", &c.KafkaAddr},
+		{"amqp-url", "AMQP_URL", "amqp://guest:guest@localhost:5672/", "RabbitMQ URL", &c.AMQPURL},
+	}
+}
+
+// parseConfig reads flags over environment variables over defaults, and
+// rejects any value that cannot work with a sentence naming the flag.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	var kafka string
+	fs := flag.NewFlagSet("flowlab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	settings := c.settings(&kafka)
+	for _, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		fs.StringVar(s.dst, s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: flowlab takes only flags (see -help)", fs.Arg(0))
+	}
+	for _, s := range settings {
+		if err := check(s.flag, *s.dst); err != nil {
+			return c, fmt.Errorf("-%s / %s: %w", s.flag, s.env, err)
+		}
+	}
+	if kafka != "" {
+		c.KafkaBrokers = strings.Split(kafka, ",")
+	}
+	return c, nil
+}
+
+func check(name, v string) error {
+	switch name {
+	case "addr", "product-addr", "kafka-addr":
+		return checkAddr(v)
+	case "kafka-brokers":
+		if v == "" {
+			return nil
+		}
+		for _, b := range strings.Split(v, ",") {
+			if err := checkAddr(b); err != nil {
+				return err
+			}
+		}
+	case "amqp-url":
+		if _, err := amqp.ParseURI(v); err != nil {
+			return fmt.Errorf("%q is not an AMQP URL like amqp://guest:guest@localhost:5672/: %v", v, err)
+		}
+	}
+	return nil
+}
+
+func checkAddr(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. :8080 or 127.0.0.1:8080)", v)
+	}
+	var n int
+	if _, err := fmt.Sscanf(port, "%d", &n); err != nil || n < 0 || n > 65535 || fmt.Sprint(n) != port {
+		return errors.New("port " + port + " is not a number from 0 to 65535")
+	}
+	return nil
+}

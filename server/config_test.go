@@ -1,0 +1,60 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestConfigFlagsWinOverEnvironment(t *testing.T) {
+	env := map[string]string{"FLOWLAB_ADDR": ":9000", "PRODUCT_ADDR": ":6000", "KAFKA_BROKERS": "a:1,b:2"}
+	c, err := parseConfig([]string{"-addr", ":9100"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9100" || c.ProductAddr != ":6000" || len(c.KafkaBrokers) != 2 || c.AMQPURL != "amqp://guest:guest@localhost:5672/" {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-addr", "8080"}, nil, "-addr / FLOWLAB_ADDR"},
+		{[]string{"-product-addr", ":99999"}, nil, "-product-addr / PRODUCT_ADDR"},
+		{nil, map[string]string{"KAFKA_BROKERS": "localhost"}, "-kafka-brokers / KAFKA_BROKERS"},
+		{nil, map[string]string{"AMQP_URL": "http://x"}, "-amqp-url / AMQP_URL"},
+		{[]string{"stray"}, nil, "unexpected argument"},
+		{[]string{"-nope"}, nil, "not defined"},
+	}
+	for _, c := range cases {
+		_, err := parseConfig(c.args, func(k string) string { return c.env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: error %v, want it to mention %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+// The README's configuration table must list every setting as the code has it.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	var kafka string
+	for _, s := range c.settings(&kafka) {
+		def := "`" + s.def + "`"
+		if s.def == "" {
+			def = "(empty)"
+		}
+		row := "| `-" + s.flag + "` | `" + s.env + "` | " + def + " | " + s.usage + " |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README lacks the row\n%s", row)
+		}
+	}
+}

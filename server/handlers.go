@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/websocket"
+
+	"flowlab/flow"
+	"flowlab/web"
+)
+
+// statusOf is the one table from error kinds to HTTP statuses.
+var statusOf = map[flow.ErrorKind]int{
+	flow.Invalid:     http.StatusBadRequest,
+	flow.NotFound:    http.StatusNotFound,
+	flow.Unavailable: http.StatusServiceUnavailable,
+	flow.Internal:    http.StatusInternalServerError,
+}
+
+func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/labs/"+flow.DefaultLab+"/request-response", http.StatusFound)
+}
+
+func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
+	l, s, err := a.find(r)
+	if err != nil {
+		a.pageError(w, r, err)
+		return
+	}
+	page := web.Page{
+		Lab:      l.lab.ID,
+		Scenario: s.Name(),
+		Title:    s.Title(),
+		Summary:  s.Summary(),
+		Knobs:    s.Knobs(),
+		Presets:  s.Presets(),
+		Brokers:  brokerViews(a.brokers.States()),
+	}
+	for _, o := range l.scenarios {
+		page.Tabs = append(page.Tabs, web.Tab{Title: o.Title(), Href: "/labs/" + l.lab.ID + "/" + o.Name(), Current: o == s})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := web.ScenarioPage(page).Render(r.Context(), w); err != nil {
+		a.log.Error("render page", "err", err)
+	}
+}
+
+func brokerViews(states []brokerState) []web.Broker {
+	out := make([]web.Broker, len(states))
+	for i, b := range states {
+		out[i] = web.Broker{Name: b.Name, OK: b.OK, Where: b.Where, Status: b.Status}
+	}
+	return out
+}
+
+// upgrader refuses a websocket from a foreign Origin: its default CheckOrigin
+// accepts only an Origin whose host is the request's own.
+var upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384}
+
+func (a *App) handleSocket(w http.ResponseWriter, r *http.Request) {
+	_, s, err := a.find(r)
+	if err != nil {
+		a.jsonError(w, err)
+		return
+	}
+	conn, err := upgrader.Upgrade(w, r, nil) // answers 403 itself for a foreign Origin
+	if err != nil {
+		return
+	}
+	s.hub.Serve(conn, s.handle)
+}
+
+func (a *App) handleTrace(w http.ResponseWriter, r *http.Request) {
+	l, _, err := a.find(r)
+	if err != nil {
+		a.jsonError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	hops, ok := l.lab.Traces.Get(id)
+	if !ok {
+		a.jsonError(w, flow.Errorf(flow.NotFound, "no recent message %q: only the last few thousand messages are kept", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "hops": hops})
+}
+
+// handleHealth reports each part. It answers 503 only when a part that must
+// work does not: the web server itself or Kafka. RabbitMQ is reported but
+// optional, and product-service being down is a lesson, not a fault.
+func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
+	parts := map[string]any{"web": map[string]any{"ok": true, "status": "serving"}}
+	status := http.StatusOK
+	for _, b := range a.brokers.States() {
+		parts[strings.ToLower(b.Name)] = b
+		if b.Name == "Kafka" && !b.OK {
+			status = http.StatusServiceUnavailable
+		}
+	}
+	if l, ok := a.labs[flow.DefaultLab]; ok {
+		if s, ok := l.scenario("request-response"); ok {
+			st := s.Stats().Nodes["product-service"]
+			parts["product-service"] = map[string]any{"ok": st.State != "down", "status": st.State}
+		}
+	}
+	word := "ok"
+	if status != http.StatusOK {
+		word = "degraded"
+	}
+	writeJSON(w, status, map[string]any{"status": word, "parts": parts})
+}
+
+func (a *App) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	a.pageError(w, r, flow.Errorf(flow.NotFound, "there is no page at %s", r.URL.Path))
+}
+
+// find resolves the lab and scenario named in the URL.
+func (a *App) find(r *http.Request) (*labRun, *scenarioRun, error) {
+	l, ok := a.labs[r.PathValue("lab")]
+	if !ok {
+		return nil, nil, flow.Errorf(flow.NotFound, "there is no lab %q", r.PathValue("lab"))
+	}
+	s, ok := l.scenario(r.PathValue("scenario"))
+	if !ok {
+		return nil, nil, flow.Errorf(flow.NotFound, "lab %q has no scenario %q", l.lab.ID, r.PathValue("scenario"))
+	}
+	return l, s, nil
+}
+
+func (a *App) pageError(w http.ResponseWriter, r *http.Request, err error) {
+	a.logInternal(err)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(statusOf[flow.KindOf(err)])
+	web.ErrorPage(flow.MessageOf(err)).Render(r.Context(), w)
+}
+
+func (a *App) jsonError(w http.ResponseWriter, err error) {
+	a.logInternal(err)
+	writeJSON(w, statusOf[flow.KindOf(err)], map[string]string{"error": flow.MessageOf(err), "kind": string(flow.KindOf(err))})
+}
+
+func (a *App) logInternal(err error) {
+	var fe *flow.Error
+	if !errors.As(err, &fe) || fe.Kind == flow.Internal {
+		a.log.Error("internal error", "err", err)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// noCache makes a browser revalidate the embedded files, so a new build is
+// never hidden behind a stale cache in a classroom.
+func noCache(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,104 @@
+// app.js: the scenario page. It joins the lab's websocket, draws the snapshot,
+// then applies each frame: marks on the diagram, lines in the log, exact
+// counters, the ledger and the chart.
+
+import { Connection } from './connection.js';
+import { Diagram } from './diagram.js';
+import { Controls } from './controls.js';
+import { Charts } from './chart.js';
+import { EventLog } from './log.js';
+import { Trace } from './trace.js';
+
+const app = document.getElementById('app');
+const base = `/labs/${encodeURIComponent(app.dataset.lab)}/${encodeURIComponent(app.dataset.scenario)}`;
+const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+
+const trace = new Trace(document.getElementById('trace'), base);
+const pick = (id) => trace.show(id);
+const diagram = new Diagram(document.getElementById('diagram'), { onPick: pick });
+const log = new EventLog(document.getElementById('log'), document.getElementById('log-filter'), { onPick: pick });
+const charts = new Charts(document.getElementById('chart'));
+const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
+  onSnapshot: snapshot,
+  onFrame: frame,
+  onStatus: connStatus,
+});
+const controls = new Controls(document.body, conn);
+
+function snapshot(s) {
+  diagram.setView(s.view);
+  controls.update(s.knobs);
+  charts.reset(s.history);
+  log.reset(s.recent);
+  stats(s.stats);
+  brokers(s.brokers);
+}
+
+function frame(f) {
+  if (f.events.length) {
+    diagram.animate(f.events);
+    log.add(f.events);
+    for (const e of f.events) {
+      if (e.kind === 'state' && e.detail && e.detail.knob) controls.knobChanged(e.detail.knob, e.detail.value);
+    }
+  }
+  if (f.stats) {
+    stats(f.stats);
+    brokers(f.stats.brokers);
+  }
+}
+
+function stats(s) {
+  if (!s) return;
+  diagram.setStates(s.nodes);
+  ledger(s.ledger);
+  counters(s.counters);
+  charts.add(s.series);
+}
+
+// ledger shows total = parts, and says so plainly if it ever does not add up.
+function ledger(l) {
+  const box = document.getElementById('ledger');
+  if (!l || !l.total) return;
+  const sum = (l.parts || []).reduce((a, p) => a + p.value, 0);
+  const parts = (l.parts || []).map((p) => `<span class="term" data-name="${p.name}"><b>${p.value}</b> ${p.label}</span>`);
+  let html = `<span class="term total"><b>${l.total.value}</b> ${l.total.label}</span> = ${parts.join(' + ')}`;
+  if (l.duplicates) html += ` <span class="term dup">(duplicates apart: <b>${l.duplicates.value}</b>)</span>`;
+  if (sum !== l.total.value) html += ' <span class="unbalanced">does not add up!</span>';
+  box.innerHTML = html;
+}
+
+function counters(list) {
+  const dl = document.getElementById('counters');
+  if (!list) return;
+  if (dl.childElementCount !== list.length * 2) {
+    dl.replaceChildren();
+    for (const c of list) {
+      const dt = document.createElement('dt');
+      dt.textContent = c.label;
+      const dd = document.createElement('dd');
+      dd.dataset.counter = c.name;
+      dl.append(dt, dd);
+    }
+  }
+  for (const c of list) {
+    const dd = dl.querySelector(`dd[data-counter="${CSS.escape(c.name)}"]`);
+    if (dd && dd.textContent !== String(c.value)) dd.textContent = c.value;
+  }
+}
+
+function brokers(list) {
+  for (const b of list || []) {
+    const pill = document.querySelector(`[data-broker="${CSS.escape(b.name)}"]`);
+    if (!pill) continue;
+    pill.className = `pill ${b.ok ? 'ok' : 'bad'}`;
+    pill.title = `${b.where}: ${b.status}`;
+    pill.lastChild.textContent = `${b.name} ${b.ok ? 'up' : 'not answering'}`;
+  }
+}
+
+function connStatus(state, text) {
+  const pill = document.getElementById('conn');
+  pill.className = `pill ${state === 'live' ? 'ok' : state === 'down' ? 'bad' : ''}`;
+  pill.lastChild.textContent = text;
+}

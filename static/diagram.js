@@ -1,0 +1,172 @@
+// diagram.js: the pattern's topology as SVG, node states drawn on the nodes,
+// and every hop as a mark moving along an edge.
+
+import { markOf } from './marks.js';
+
+const NS = 'http://www.w3.org/2000/svg';
+const SIZE = {
+  service: [250, 120], gate: [210, 84], client: [270, 86], exchange: [190, 90],
+  queue: [210, 90], consumer: [210, 96], partition: [300, 52], dlq: [210, 90],
+};
+const MAX_MARKS = 140;   // beyond this the view samples; counters stay exact
+const TRAVEL_MS = 700;
+
+const reduced = window.matchMedia('(prefers-reduced-motion: reduce)');
+
+function el(name, attrs = {}, parent) {
+  const n = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+  if (parent) parent.appendChild(n);
+  return n;
+}
+
+export class Diagram {
+  constructor(svg, { onPick }) {
+    this.svg = svg;
+    this.onPick = onPick;
+    this.nodes = new Map(); // id -> {node, g, box, stateTag, badges}
+    this.marks = [];
+    this.sampled = 0;
+    this.tick = this.tick.bind(this);
+  }
+
+  setView(view) {
+    this.svg.replaceChildren();
+    this.nodes.clear();
+    this.marks = [];
+    const defs = el('defs', {}, this.svg);
+    const marker = el('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse' }, defs);
+    el('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }, marker);
+    this.edgeLayer = el('g', { class: 'edges' }, this.svg);
+    this.nodeLayer = el('g', { class: 'nodes' }, this.svg);
+    this.markLayer = el('g', { class: 'marks' }, this.svg);
+
+    for (const n of view.nodes) {
+      const [w, h] = SIZE[n.kind] || [220, 90];
+      const g = el('g', { class: `node kind-${n.kind}`, 'data-node': n.id, transform: `translate(${n.x - w / 2},${n.y - h / 2})` }, this.nodeLayer);
+      const box = el('rect', { width: w, height: h, rx: n.kind === 'gate' ? 40 : 12, class: 'box' }, g);
+      // A gate stands on an edge: its label goes below it, clear of the marks passing through.
+      const label = el('text', { x: w / 2, y: n.kind === 'gate' ? h + 28 : 32, class: 'label' }, g);
+      label.textContent = n.label;
+      const stateTag = el('text', { x: w / 2, y: -10, class: 'state-tag' }, g);
+      const badges = el('text', { x: w / 2, y: n.kind === 'gate' ? h + 54 : 58, class: 'badges' }, g);
+      if (n.note) {
+        const note = el('text', { x: w / 2, y: h + 24, class: 'note' }, g);
+        note.textContent = n.note;
+      }
+      this.nodes.set(n.id, { node: n, g, box, stateTag, badges, w, h });
+    }
+    for (const e of view.edges) {
+      const a = this.nodes.get(e.from), b = this.nodes.get(e.to);
+      if (!a || !b) continue;
+      const [p, q] = this.ends(a, b);
+      el('line', { x1: p[0], y1: p[1], x2: q[0], y2: q[1], class: 'edge', 'marker-end': 'url(#arrow)' }, this.edgeLayer);
+      if (e.label) {
+        // Above a level edge, beside a steep one, clear of the marks on it.
+        const mx = (p[0] + q[0]) / 2, my = (p[1] + q[1]) / 2;
+        const level = Math.abs(q[0] - p[0]) >= Math.abs(q[1] - p[1]);
+        const t = el('text', level ? { x: mx, y: my - 72, class: 'edge-label' } : { x: mx + 18, y: my + 6, class: 'edge-label side' }, this.edgeLayer);
+        t.textContent = e.label;
+      }
+    }
+  }
+
+  // setStates draws each node's state word and badges on the node itself.
+  setStates(states = {}) {
+    for (const [id, s] of Object.entries(states)) {
+      const n = this.nodes.get(id);
+      if (!n) continue;
+      n.g.setAttribute('class', `node kind-${n.node.kind} state-${s.state}`);
+      n.stateTag.textContent = s.state ? s.state.toUpperCase() : '';
+      n.badges.replaceChildren();
+      (s.badges || []).forEach((b, i) => {
+        const line = el('tspan', { x: n.w / 2, dy: i === 0 ? 0 : 24 }, n.badges);
+        line.textContent = b;
+      });
+    }
+  }
+
+  // animate adds a mark per event, sampling when too many are in the air.
+  animate(events) {
+    for (const e of events) {
+      const kind = markOf(e);
+      if (!kind) continue;
+      if (this.marks.length >= MAX_MARKS) { this.sampled++; continue; }
+      const path = this.pathFor(e);
+      if (path) this.addMark(kind, path, e.msg);
+    }
+    if (this.marks.length && !this.running) {
+      this.running = true;
+      requestAnimationFrame(this.tick);
+    }
+  }
+
+  // pathFor is where a mark travels: requests and deliveries go from the
+  // sender to the receiver; failures come back from where they happened to
+  // the caller; a retry pulses on the caller.
+  pathFor(e) {
+    const a = this.nodes.get(e.from), b = this.nodes.get(e.to || e.from);
+    if (!a || !b) return null;
+    if (a === b) { const c = this.center(a); return [c, c]; }
+    const [p, q] = this.ends(a, b);
+    const mid = [(p[0] + q[0]) / 2, (p[1] + q[1]) / 2];
+    const lane = (pt, dy) => [pt[0], pt[1] + dy];
+    switch (e.kind) {
+      case 'timeout': case 'reject': return [lane(mid, 14), lane(p, 14)];
+      case 'error': return [lane(q, 14), lane(p, 14)];
+      case 'response': return [lane(p, 14), lane(q, 14)];
+      default: return [lane(p, -14), lane(q, -14)];
+    }
+  }
+
+  addMark(kind, [from, to], msg) {
+    const g = el('g', { class: `m ${kind}` }, this.markLayer);
+    switch (kind) {
+      case 'error': el('path', { d: 'M-9,-9 L9,9 M9,-9 L-9,9', class: 'shape' }, g); break;
+      case 'timeout': el('circle', { r: 10, class: 'shape' }, g); break;
+      case 'retry': el('path', { d: 'M0,-11 L11,0 L0,11 L-11,0 z', class: 'shape' }, g); break;
+      case 'reject': el('rect', { x: -9, y: -9, width: 18, height: 18, class: 'shape' }, g); break;
+      case 'external': el('path', { d: 'M0,-11 L10,8 L-10,8 z', class: 'shape' }, g); break;
+      case 'notfound': el('circle', { r: 9, class: 'shape' }, g); el('circle', { r: 3, class: 'dot' }, g); break;
+      default: el('circle', { r: 9, class: 'shape' }, g);
+    }
+    if (msg) {
+      g.addEventListener('click', () => this.onPick(msg));
+      g.setAttribute('role', 'button');
+      g.setAttribute('aria-label', `${kind} ${msg}`);
+    }
+    const still = reduced.matches || (from[0] === to[0] && from[1] === to[1]);
+    this.marks.push({ g, from, to, start: performance.now(), still });
+  }
+
+  tick(now) {
+    this.marks = this.marks.filter((m) => {
+      const t = (now - m.start) / TRAVEL_MS;
+      if (t >= 1.35) { m.g.remove(); return false; }
+      const k = m.still ? 1 : Math.min(t, 1);
+      const x = m.from[0] + (m.to[0] - m.from[0]) * k;
+      const y = m.from[1] + (m.to[1] - m.from[1]) * k;
+      m.g.setAttribute('transform', `translate(${x},${y})`);
+      m.g.style.opacity = t > 1 ? String(Math.max(0, (1.35 - t) / 0.35)) : '1';
+      return true;
+    });
+    if (this.marks.length) requestAnimationFrame(this.tick);
+    else this.running = false;
+  }
+
+  center(n) { return [n.node.x, n.node.y]; }
+
+  // ends clips the line between two node centres to their boxes.
+  ends(a, b) {
+    const ca = this.center(a), cb = this.center(b);
+    return [clip(ca, cb, a.w / 2 + 6, a.h / 2 + 6), clip(cb, ca, b.w / 2 + 10, b.h / 2 + 10)];
+  }
+}
+
+// clip moves p toward q until it leaves a box of half-size hw × hh around p.
+function clip(p, q, hw, hh) {
+  const dx = q[0] - p[0], dy = q[1] - p[1];
+  const sx = dx ? hw / Math.abs(dx) : Infinity, sy = dy ? hh / Math.abs(dy) : Infinity;
+  const s = Math.min(sx, sy, 1);
+  return [p[0] + dx * s, p[1] + dy * s];
+}
