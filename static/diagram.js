@@ -5,7 +5,7 @@ import { markOf } from './marks.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const SIZE = {
-  service: [250, 120], gate: [210, 84], client: [270, 86], exchange: [190, 90],
+  service: [250, 120], gate: [210, 84], client: [350, 86], exchange: [190, 90],
   queue: [210, 90], consumer: [210, 96], partition: [300, 52], dlq: [210, 90],
 };
 const MAX_MARKS = 140;   // beyond this the view samples; counters stay exact
@@ -65,7 +65,7 @@ export class Diagram {
         // Above a level edge, beside a steep one, clear of the marks on it.
         const mx = (p[0] + q[0]) / 2, my = (p[1] + q[1]) / 2;
         const level = Math.abs(q[0] - p[0]) >= Math.abs(q[1] - p[1]);
-        const t = el('text', level ? { x: mx, y: my - 72, class: 'edge-label' } : { x: mx + 18, y: my + 6, class: 'edge-label side' }, this.edgeLayer);
+        const t = el('text', level ? { x: mx, y: my - 72, class: 'edge-label' } : { x: mx - 18, y: my + 6, class: 'edge-label side' }, this.edgeLayer);
         t.textContent = e.label;
       }
     }

@@ -19,14 +19,14 @@ func (s *Scenario) View() flow.View {
 	note, curl := addressNotes(s.product.addr)
 	return flow.View{
 		Nodes: []flow.Node{
-			{ID: orderService, Label: "order-service", Kind: "service", X: 170, Y: 220, Note: "fetch_product(123)"},
-			{ID: breakerNode, Label: "circuit breaker", Kind: "gate", X: 500, Y: 220},
-			{ID: productService, Label: "product-service", Kind: "service", X: 830, Y: 220, Note: note},
-			{ID: outsideClient, Label: "your code (requests.get)", Kind: "client", X: 830, Y: 450, Note: curl},
+			{ID: orderService, Label: "order-service", Kind: "service", X: 160, Y: 190, Note: "fetch_product(123)"},
+			{ID: breakerNode, Label: "circuit breaker", Kind: "gate", X: 470, Y: 190},
+			{ID: productService, Label: "product-service", Kind: "service", X: 780, Y: 190, Note: note},
+			{ID: outsideClient, Label: "your code (requests.get)", Kind: "client", X: 480, Y: 440, Note: curl},
 		},
 		Edges: []flow.Edge{
 			{From: orderService, To: productService, Label: "GET /products/{id}"},
-			{From: outsideClient, To: productService, Label: "GET /products/{id}"},
+			{From: outsideClient, To: productService},
 		},
 	}
 }
