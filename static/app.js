@@ -25,7 +25,12 @@ const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
 });
 const controls = new Controls(document.body, conn);
 
+// seenUpTo is the newest event the snapshot's log already holds: the frame
+// after a snapshot may repeat a few of them.
+let seenUpTo = 0;
+
 function snapshot(s) {
+  seenUpTo = Math.max(0, ...(s.recent || []).map((e) => e.seq));
   diagram.setView(s.view);
   controls.update(s.knobs);
   charts.reset(s.history);
@@ -35,6 +40,10 @@ function snapshot(s) {
 }
 
 function frame(f) {
+  if (seenUpTo) {
+    f.events = f.events.filter((e) => e.seq > seenUpTo);
+    seenUpTo = 0;
+  }
   if (f.events.length) {
     diagram.animate(f.events);
     log.add(f.events);

@@ -52,7 +52,13 @@ func (h *Hub) Serve(conn *websocket.Conn, handle Handler) {
 		done:    make(chan struct{}),
 	}
 	c.behind.Store(true) // the first thing it gets is a snapshot
-	h.add(c)
+	if !h.add(c) {
+		conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "flowlab is shutting down"),
+			time.Now().Add(time.Second))
+		conn.Close()
+		return
+	}
 	defer h.remove(c)
 
 	var wg sync.WaitGroup

@@ -47,7 +47,9 @@ type Hub struct {
 	recent  []flow.Event // a ring of the last events, for the log in a snapshot
 	next    int
 	clients map[*client]struct{}
+	closed  bool // Run has ended: no client may join
 
+	flushMu   sync.Mutex // one frame at a time, so frames go out in order
 	lastStats []byte
 }
 
@@ -121,6 +123,7 @@ func (h *Hub) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			h.mu.Lock()
+			h.closed = true
 			for c := range h.clients {
 				c.stop()
 			}
@@ -142,6 +145,8 @@ type frame struct {
 
 // Flush sends the pending events as one frame now; Run calls it every interval.
 func (h *Hub) Flush() {
+	h.flushMu.Lock()
+	defer h.flushMu.Unlock()
 	h.mu.Lock()
 	if len(h.clients) == 0 {
 		h.mu.Unlock()
@@ -199,10 +204,15 @@ func fnvHash(s string) uint32 {
 	return h.Sum32()
 }
 
-func (h *Hub) add(c *client) {
+// add registers c, unless the hub has stopped.
+func (h *Hub) add(c *client) bool {
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
 	h.clients[c] = struct{}{}
-	h.mu.Unlock()
+	return true
 }
 
 func (h *Hub) remove(c *client) {
