@@ -124,6 +124,7 @@ func (a *App) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	a.close()
+	a.log.Info("stopped")
 	select {
 	case err := <-errs:
 		return err
