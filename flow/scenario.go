@@ -31,10 +31,13 @@ type Scenario interface {
 }
 
 // View is a scenario's topology as the diagram draws it. Coordinates are on a
-// 1000 × 560 canvas.
+// canvas Width × Height, 1000 × 560 when those are zero; nodes are centred on
+// their X, Y and sized by the view to fit their label and badges.
 type View struct {
-	Nodes []Node `json:"nodes"`
-	Edges []Edge `json:"edges"`
+	Width  float64 `json:"width,omitempty"`
+	Height float64 `json:"height,omitempty"`
+	Nodes  []Node  `json:"nodes"`
+	Edges  []Edge  `json:"edges"`
 }
 
 // Node is a service, broker object or client in the diagram.

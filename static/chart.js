@@ -9,9 +9,9 @@ export class Charts {
   constructor(box) {
     this.box = box;
     this.data = [[], [], [], [], []]; // time, throughput, success, p50, p99
-    const width = () => Math.max(300, Math.floor(box.clientWidth / 2) - 12);
+    const width = () => Math.max(300, box.clientWidth - 8);
     const common = {
-      width: width(), height: 230,
+      width: width(), height: 200,
       legend: { show: true, live: false },
       cursor: { show: false },
     };
@@ -38,8 +38,8 @@ export class Charts {
         { label: 'p99', scale: 'ms', stroke: '#c4381c', width: 3, dash: [8, 4] }],
     }, [this.data[0], this.data[3], this.data[4]], box);
     new ResizeObserver(() => {
-      this.rate.setSize({ width: width(), height: 230 });
-      this.latency.setSize({ width: width(), height: 230 });
+      this.rate.setSize({ width: width(), height: 200 });
+      this.latency.setSize({ width: width(), height: 200 });
     }).observe(box);
   }
 

@@ -4,12 +4,17 @@
 import { markOf } from './marks.js';
 
 const NS = 'http://www.w3.org/2000/svg';
+// Smallest box per kind; a box widens to fit its label and grows to fit its badges.
 const SIZE = {
-  service: [250, 120], gate: [210, 84], client: [350, 86], exchange: [190, 90],
-  queue: [210, 90], consumer: [210, 96], partition: [300, 52], dlq: [210, 90],
+  service: [220, 100], gate: [210, 84], client: [220, 80], exchange: [180, 86],
+  queue: [190, 86], consumer: [190, 86], partition: [280, 52], dlq: [190, 86],
 };
+const LABEL_PX = { service: 15, client: 15, gate: 12 }; // average glyph width of the label font
+const SMALL_LABEL_PX = 12.5;
+const BADGE_LINE = 24;
 const MAX_MARKS = 140;   // beyond this the view samples; counters stay exact
 const TRAVEL_MS = 700;
+const MIN_LABELLED_EDGE = 200; // shorter edges carry no label: it would cover the nodes
 
 const reduced = window.matchMedia('(prefers-reduced-motion: reduce)');
 
@@ -20,19 +25,28 @@ function el(name, attrs = {}, parent) {
   return n;
 }
 
+// shorten keeps a note within its node's width; the whole text stays in a tooltip.
+function shorten(text, chars) {
+  return text.length <= chars ? text : text.slice(0, chars - 1) + '…';
+}
+
 export class Diagram {
   constructor(svg, { onPick }) {
     this.svg = svg;
     this.onPick = onPick;
-    this.nodes = new Map(); // id -> {node, g, box, stateTag, badges}
+    this.nodes = new Map(); // id -> {node, g, box, label, stateTag, badges, note, w, h, base}
+    this.edges = [];        // {a, b, line, text, both}
     this.marks = [];
     this.sampled = 0;
     this.tick = this.tick.bind(this);
   }
 
   setView(view) {
+    const width = view.width || 1000, height = view.height || 560;
+    this.svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
     this.svg.replaceChildren();
     this.nodes.clear();
+    this.edges = [];
     this.marks = [];
     const defs = el('defs', {}, this.svg);
     const marker = el('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse' }, defs);
@@ -42,48 +56,97 @@ export class Diagram {
     this.markLayer = el('g', { class: 'marks' }, this.svg);
 
     for (const n of view.nodes) {
-      const [w, h] = SIZE[n.kind] || [220, 90];
-      const g = el('g', { class: `node kind-${n.kind}`, 'data-node': n.id, transform: `translate(${n.x - w / 2},${n.y - h / 2})` }, this.nodeLayer);
+      const [minW, h] = SIZE[n.kind] || [200, 86];
+      const w = Math.max(minW, n.label.length * (LABEL_PX[n.kind] || SMALL_LABEL_PX) + 36);
+      const g = el('g', { class: `node kind-${n.kind}`, 'data-node': n.id }, this.nodeLayer);
       const box = el('rect', { width: w, height: h, rx: n.kind === 'gate' ? 40 : 12, class: 'box' }, g);
       // A gate stands on an edge: its label goes below it, clear of the marks passing through.
-      const label = el('text', { x: w / 2, y: n.kind === 'gate' ? h + 28 : 32, class: 'label' }, g);
+      const label = el('text', { x: w / 2, class: 'label' }, g);
       label.textContent = n.label;
       const stateTag = el('text', { x: w / 2, y: -10, class: 'state-tag' }, g);
-      const badges = el('text', { x: w / 2, y: n.kind === 'gate' ? h + 54 : 58, class: 'badges' }, g);
+      const badges = el('text', { x: w / 2, class: 'badges' }, g);
+      let note = null;
       if (n.note) {
-        const note = el('text', { x: w / 2, y: h + 24, class: 'note' }, g);
-        note.textContent = n.note;
+        note = el('text', { x: w / 2, class: 'note' }, g);
+        note.textContent = shorten(n.note, Math.floor((w + 140) / 11)); // may overhang its box a little
+        el('title', {}, note).textContent = n.note;
       }
-      this.nodes.set(n.id, { node: n, g, box, stateTag, badges, w, h });
+      const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h };
+      this.nodes.set(n.id, entry);
+      this.place(entry);
     }
+    // One line per pair of nodes, with an arrowhead at each end a message goes to.
+    const pairs = new Map();
     for (const e of view.edges) {
       const a = this.nodes.get(e.from), b = this.nodes.get(e.to);
       if (!a || !b) continue;
-      const [p, q] = this.ends(a, b);
-      el('line', { x1: p[0], y1: p[1], x2: q[0], y2: q[1], class: 'edge', 'marker-end': 'url(#arrow)' }, this.edgeLayer);
-      if (e.label) {
-        // Above a level edge, beside a steep one, clear of the marks on it.
-        const mx = (p[0] + q[0]) / 2, my = (p[1] + q[1]) / 2;
-        const level = Math.abs(q[0] - p[0]) >= Math.abs(q[1] - p[1]);
-        const t = el('text', level ? { x: mx, y: my - 72, class: 'edge-label' } : { x: mx - 18, y: my + 6, class: 'edge-label side' }, this.edgeLayer);
-        t.textContent = e.label;
+      const back = pairs.get(`${e.to}|${e.from}`);
+      if (back) { back.both = true; continue; }
+      pairs.set(`${e.from}|${e.to}`, { a, b, label: e.label, both: false });
+    }
+    for (const edge of pairs.values()) {
+      edge.line = el('line', { class: 'edge', 'marker-end': 'url(#arrow)' }, this.edgeLayer);
+      if (edge.both) edge.line.setAttribute('marker-start', 'url(#arrow)');
+      if (edge.label) {
+        edge.text = el('text', { class: 'edge-label' }, this.edgeLayer);
+        edge.text.textContent = edge.label;
       }
+      this.edges.push(edge);
+    }
+    this.layoutEdges();
+  }
+
+  // place positions a node's box and texts for its current height.
+  place(n) {
+    const { node, w, h } = n;
+    n.g.setAttribute('transform', `translate(${node.x - w / 2},${node.y - h / 2})`);
+    n.box.setAttribute('height', h);
+    n.label.setAttribute('y', node.kind === 'gate' ? h + 28 : 32);
+    n.badges.setAttribute('y', node.kind === 'gate' ? h + 54 : 58);
+    for (const t of n.badges.children) t.setAttribute('x', w / 2);
+    if (n.note) n.note.setAttribute('y', h + 24);
+  }
+
+  layoutEdges() {
+    for (const e of this.edges) {
+      const [p, q] = this.ends(e.a, e.b);
+      e.line.setAttribute('x1', p[0]); e.line.setAttribute('y1', p[1]);
+      e.line.setAttribute('x2', q[0]); e.line.setAttribute('y2', q[1]);
+      if (!e.text) continue;
+      const dx = q[0] - p[0], dy = q[1] - p[1];
+      e.text.style.display = Math.hypot(dx, dy) < MIN_LABELLED_EDGE ? 'none' : '';
+      // Above a level edge, beside a steep one, clear of the marks on it.
+      const mx = (p[0] + q[0]) / 2, my = (p[1] + q[1]) / 2;
+      const level = Math.abs(dx) >= Math.abs(dy);
+      e.text.setAttribute('x', level ? mx : mx - 18);
+      e.text.setAttribute('y', level ? my - 82 : my + 6);
+      e.text.setAttribute('class', level ? 'edge-label' : 'edge-label side');
     }
   }
 
-  // setStates draws each node's state word and badges on the node itself.
+  // setStates draws each node's state word and badges on the node itself,
+  // growing a box that has more badges than it has room for.
   setStates(states = {}) {
+    let grown = false;
     for (const [id, s] of Object.entries(states)) {
       const n = this.nodes.get(id);
       if (!n) continue;
       n.g.setAttribute('class', `node kind-${n.node.kind} state-${s.state}`);
       n.stateTag.textContent = s.state ? s.state.toUpperCase() : '';
+      const list = s.badges || [];
       n.badges.replaceChildren();
-      (s.badges || []).forEach((b, i) => {
-        const line = el('tspan', { x: n.w / 2, dy: i === 0 ? 0 : 24 }, n.badges);
+      list.forEach((b, i) => {
+        const line = el('tspan', { x: n.w / 2, dy: i === 0 ? 0 : BADGE_LINE }, n.badges);
         line.textContent = b;
       });
+      const h = n.node.kind === 'gate' ? n.base : Math.max(n.base, 52 + BADGE_LINE * list.length);
+      if (h !== n.h) {
+        n.h = h;
+        this.place(n);
+        grown = true;
+      }
     }
+    if (grown) this.layoutEdges();
   }
 
   // animate adds a mark per event, sampling when too many are in the air.
