@@ -1,0 +1,154 @@
+package eventdriven_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"flowlab/flow"
+	"flowlab/scenarios/internal/pathcut"
+	"flowlab/scenarios/internal/rabbittest"
+)
+
+// BenchmarkFanout measures publish→consume throughput of the reliable setup
+// (one long-lived connection, confirms and mandatory on; three durable
+// queues, manual ack, prefetch 10), in the same run: through the scenario,
+// every hop tapped into flow events; as a bare amqp091 loop doing the same
+// through a cuttable path as the scenario's services do; and as that bare
+// loop straight to the broker. Each operation is one order: published,
+// confirmed, and acked by all three consumers. flowlab / bare-path is the
+// cost of tapping; bare-path / bare-direct the cost of the cuttable path.
+//
+//	go test -run '^$' -bench Fanout -benchtime 2000x ./scenarios/eventdriven/
+func BenchmarkFanout(b *testing.B) {
+	b.Run("flowlab", benchmarkScenario)
+	b.Run("bare-path", func(b *testing.B) {
+		uri, err := amqp.ParseURI(rabbittest.URL())
+		must(b, err)
+		path, err := pathcut.New("bench", net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)))
+		must(b, err)
+		defer path.Close()
+		host, port, _ := net.SplitHostPort(path.Addr())
+		uri.Host = host
+		uri.Port, _ = strconv.Atoi(port)
+		benchmarkBare(b, uri.String())
+	})
+	b.Run("bare-direct", func(b *testing.B) { benchmarkBare(b, rabbittest.URL()) })
+}
+
+// eventCount takes events as a hub would: at once, without keeping them.
+type eventCount struct{ n atomic.Int64 }
+
+func (c *eventCount) Emit(flow.Event) { c.n.Add(1) }
+
+func benchmarkScenario(b *testing.B) {
+	events := &eventCount{}
+	l := mustStartWith(b, rabbittest.URL(), events)
+	mustApply(b, l, "reliable")
+	rabbittest.WaitFor(b, l, 10*time.Second, "every consumer up as reliable", reliableUp)
+	orders := (b.N + 99) / 100 * 100 // the scenario sends orders a hundred at a time
+	b.ResetTimer()
+	for range orders / 100 {
+		rabbittest.MustSet(b, l, "order-service.send-100", nil)
+	}
+	rabbittest.WaitFor(b, l, time.Minute, "every order acked by every consumer", func(st flow.Stats) bool {
+		return part(st, "acked") == int64(3*orders)
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(orders)/b.Elapsed().Seconds(), "orders/s")
+	b.ReportMetric(float64(events.n.Load())/float64(orders), "events/order")
+}
+
+// benchmarkBare is the same work with amqp091 alone: no ledger, no events.
+func benchmarkBare(b *testing.B, url string) {
+	id := make([]byte, 6)
+	rand.Read(id)
+	lab, _ := flow.NewLab("b" + hex.EncodeToString(id))
+	exchange := lab.Name("ecommerce")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var acked atomic.Int64
+	var running sync.WaitGroup
+	for _, name := range consumers {
+		conn, ch := mustChannel(b, url)
+		defer conn.Close()
+		q := lab.Name("ecommerce." + name)
+		must(b, ch.ExchangeDeclare(exchange, "fanout", false, false, false, false, nil))
+		_, err := ch.QueueDeclare(q, true, false, false, false, nil)
+		must(b, err)
+		must(b, ch.QueueBind(q, "", exchange, false, nil))
+		must(b, ch.Qos(10, 0, false))
+		deliveries, err := ch.Consume(q, name, false, false, false, false, nil)
+		must(b, err)
+		defer ch.QueueDelete(q, false, false, false)
+		running.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case d, ok := <-deliveries:
+					if !ok {
+						return
+					}
+					d.Ack(false)
+					acked.Add(1)
+				}
+			}
+		})
+	}
+	conn, ch := mustChannel(b, url)
+	defer conn.Close()
+	defer ch.ExchangeDelete(exchange, false, false)
+	must(b, ch.Confirm(false))
+	returns := ch.NotifyReturn(make(chan amqp.Return, 16))
+
+	b.ResetTimer()
+	for i := range b.N {
+		confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, "", true, false, amqp.Publishing{
+			ContentType: "application/json", MessageId: fmt.Sprintf("bare-%d", i),
+			Body: []byte(`{"type":"order_placed","data":{"order_id":1,"items":[{"sku":"mug","qty":1}],"total":9.5}}`),
+		})
+		must(b, err)
+		if ok, err := confirm.WaitContext(ctx); err != nil || !ok {
+			b.Fatalf("not confirmed: %v", err)
+		}
+		select {
+		case r := <-returns:
+			b.Fatalf("returned: %s", r.ReplyText)
+		default:
+		}
+	}
+	for acked.Load() < int64(3*b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+	cancel()
+	running.Wait()
+}
+
+func mustChannel(tb testing.TB, url string) (*amqp.Connection, *amqp.Channel) {
+	tb.Helper()
+	conn, err := amqp.Dial(url)
+	must(tb, err)
+	ch, err := conn.Channel()
+	must(tb, err)
+	return conn, ch
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}

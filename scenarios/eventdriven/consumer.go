@@ -1,0 +1,494 @@
+package eventdriven
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"flowlab/flow"
+	"flowlab/scenarios/internal/rabbit"
+)
+
+// consumer is one of inventory, email and analytics: it binds its own queue to
+// the exchange and processes order_placed events, in the article's way
+// (exclusive temporary queue, auto-ack) or the reliable way (durable named
+// queue, ack after processing), as the learner sets it.
+type consumer struct {
+	s            *Scenario
+	index        int // its copy in the ledger
+	name         string
+	durableQueue string
+	status       *rabbit.Status
+	wake         chan struct{} // the learner changed something
+
+	mu            sync.Mutex       // guards the fields below
+	set           consumerSettings // as the learner set them
+	active        consumerSettings // as the running session uses them
+	want          string           // running, stopped or crashed: what the learner asked for
+	restarts      int              // bumped by restart, so that a running session starts afresh
+	queue         string           // the queue it consumes from now; "" without a session
+	durableExists bool             // its durable queue is declared and not yet deleted
+	ready         int              // messages ready in its queue, from the broker
+	onQueue       int              // consumers on its queue, from the broker
+	held          int              // delivered to it and not yet settled
+}
+
+type consumerSettings struct {
+	processing time.Duration
+	prefetch   int
+	manual     bool // ack after processing; else auto-ack, as in the article
+	durable    bool // durable named queue; else exclusive temporary, as in the article
+}
+
+// articleConsumer is the article's consumer: exclusive temporary queue,
+// auto_ack=True.
+var articleConsumer = consumerSettings{processing: 50 * time.Millisecond, prefetch: 10}
+
+// failurePause is how long a consumer takes, at least, to give up on a poison
+// message. A real consumer rejects at once and the broker sends the message
+// straight back; the pause keeps that requeue loop watchable instead of
+// burning a core.
+const failurePause = 100 * time.Millisecond
+
+const (
+	wantRunning = "running"
+	wantStopped = "stopped"
+	wantCrashed = "crashed"
+)
+
+func newConsumer(s *Scenario, index int, name string) *consumer {
+	return &consumer{
+		s:            s,
+		index:        index,
+		name:         name,
+		durableQueue: s.lab.Name("ecommerce." + name),
+		status:       s.broker.NewStatus(name, "starting"),
+		wake:         make(chan struct{}, 1),
+		set:          articleConsumer,
+		want:         wantRunning,
+	}
+}
+
+// run keeps the consumer doing what the learner wants until ctx ends.
+func (c *consumer) run(ctx context.Context) {
+	rabbit.Retry(ctx, c.status, c.wake, func() (bool, error) {
+		c.mu.Lock()
+		want, set, restarts := c.want, c.set, c.restarts
+		c.mu.Unlock()
+		if want != wantRunning {
+			c.status.Set(want, nil)
+			select {
+			case <-ctx.Done():
+			case <-c.wake:
+			}
+			return false, nil
+		}
+		return c.session(ctx, set, restarts)
+	})
+}
+
+// delivery is a message in the consumer's hands, under the id the view knows.
+type delivery struct {
+	amqp.Delivery
+	id       string
+	external bool
+	poison   bool
+}
+
+// session connects, declares the topology, consumes and processes until the
+// connection fails (an error), or ctx ends or the learner changes something
+// (nil). up says whether it got as far as consuming.
+func (c *consumer) session(ctx context.Context, set consumerSettings, restarts int) (up bool, err error) {
+	c.status.Set("connecting", nil)
+	conn, err := rabbit.Dial(ctx, c.s.broker.ServiceURL, c.name)
+	if err != nil {
+		return false, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	defer func() {
+		cancel()
+		conn.Close()
+		watching.Wait()
+	}()
+
+	ch, queue, deliveries, err := c.subscribe(conn, set)
+	if err != nil {
+		c.closed(nil, nil, set, "could not subscribe")
+		return false, err
+	}
+	if !set.durable {
+		// The watcher cannot see an exclusive queue: only its own
+		// connection may, so the consumer reports its depth itself.
+		watching.Go(func() { c.watchOwnQueue(sctx, conn, queue) })
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	c.mu.Lock()
+	c.queue, c.active = queue, set
+	c.mu.Unlock()
+	c.status.Set("up", nil)
+
+	var backlog []delivery // received from the broker, not yet processed
+	var busy *delivery
+	var done <-chan time.Time
+	first := !set.durable // the first message of a fresh exclusive queue
+	for {
+		for busy == nil && len(backlog) > 0 {
+			next := backlog[0]
+			backlog = backlog[1:]
+			took := c.processingTime(next, set)
+			if took == 0 {
+				c.finish(&next, set) // no timer: at full speed a timer per message costs a third of the throughput
+				continue
+			}
+			busy, done = &next, time.After(took)
+		}
+		select {
+		case <-ctx.Done():
+			conn.Close()
+			c.closed(busy, backlog, set, "lost when flowlab stopped: auto-acked, never processed")
+			return true, nil
+		case err := <-closed:
+			c.closed(busy, backlog, set, "its connection was lost")
+			return true, rabbit.ConnectionLost(err)
+		case d, ok := <-deliveries:
+			if !ok {
+				conn.Close()
+				c.closed(busy, backlog, set, "its channel closed")
+				return true, fmt.Errorf("%s's channel closed", c.name)
+			}
+			backlog = append(backlog, c.received(d, &first))
+		case <-done:
+			c.finish(busy, set)
+			busy, done = nil, nil
+		case <-c.wake:
+			c.mu.Lock()
+			want, now, again := c.want, c.set, c.restarts != restarts
+			c.mu.Unlock()
+			switch {
+			case want == wantCrashed:
+				// Mid-processing: the socket goes, nothing is acked.
+				conn.Drop()
+				c.closed(busy, backlog, set, "lost in the crash: auto-acked, never processed")
+				return true, nil
+			case want == wantStopped || again || now.manual != set.manual || now.durable != set.durable || now.prefetch != set.prefetch:
+				c.leave(conn, ch, deliveries, &backlog, &first)
+				c.closed(busy, backlog, set, "lost when the consumer stopped: auto-acked, never processed")
+				return true, nil
+			}
+			set.processing = now.processing
+			c.mu.Lock()
+			c.active = set
+			c.mu.Unlock()
+		}
+		c.mu.Lock()
+		c.held = len(backlog)
+		if busy != nil {
+			c.held++
+		}
+		c.mu.Unlock()
+	}
+}
+
+// subscribe declares everything this consumer relies on, as a service must
+// after every reconnect, and starts consuming.
+func (c *consumer) subscribe(conn *rabbit.Conn, set consumerSettings) (ch *amqp.Channel, queue string, deliveries <-chan amqp.Delivery, err error) {
+	if ch, err = conn.Channel(); err != nil {
+		return nil, "", nil, err
+	}
+	if queue, err = c.declareQueue(ch, set); err != nil {
+		return nil, "", nil, err
+	}
+	if set.manual {
+		if err := ch.Qos(set.prefetch, 0, false); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	if deliveries, err = ch.Consume(queue, c.name, !set.manual, false, false, false, nil); err != nil {
+		return nil, "", nil, err
+	}
+	return ch, queue, deliveries, nil
+}
+
+// declareQueue declares the exchange, the dead-letter exchange and DLQ, and
+// the consumer's own queue bound to the exchange, and returns its name.
+func (c *consumer) declareQueue(ch *amqp.Channel, set consumerSettings) (string, error) {
+	if err := declareExchange(ch, c.s.exchange); err != nil {
+		return "", err
+	}
+	if err := c.s.declareDeadLetters(ch); err != nil {
+		return "", err
+	}
+	// Every queue names the dead-letter exchange, so that switching poison
+	// handling never needs a queue declared with other arguments.
+	args := amqp.Table{"x-dead-letter-exchange": c.s.dlx}
+	var q amqp.Queue
+	var err error
+	if set.durable {
+		q, err = ch.QueueDeclare(c.durableQueue, true, false, false, false, args)
+	} else {
+		if err := c.deleteDurableQueue(ch); err != nil {
+			return "", err
+		}
+		// From here on a publish may reach the new queue: its copies are in
+		// flight until the first delivery shows which ones made it.
+		c.s.ledger.setPresent(c.index, true)
+		q, err = ch.QueueDeclare("", false, false, true, false, args)
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := ch.QueueBind(q.Name, "", c.s.exchange, false, nil); err != nil {
+		return "", err
+	}
+	if set.durable {
+		c.s.ledger.setPresent(c.index, true)
+		c.mu.Lock()
+		c.durableExists = true
+		c.mu.Unlock()
+	}
+	return q.Name, nil
+}
+
+// deleteDurableQueue removes the durable queue left from when this consumer
+// used one, so that it does not fill up unread for ever; what it held is lost.
+func (c *consumer) deleteDurableQueue(ch *amqp.Channel) error {
+	c.mu.Lock()
+	exists := c.durableExists
+	c.mu.Unlock()
+	if !exists {
+		return nil
+	}
+	if _, err := ch.QueueDelete(c.durableQueue, false, false, false); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.durableExists = false
+	c.mu.Unlock()
+	lost := c.s.ledger.queueGone(c.index, "deleted with the durable queue when the queue kind changed")
+	c.s.noteLost(nodeExchange, queueNode(c.name), lost, "deleted with the durable queue")
+	return nil
+}
+
+// received records a delivery and shows it. An outside message gets its id
+// here, at first sight.
+func (c *consumer) received(d amqp.Delivery, first *bool) delivery {
+	dl := delivery{Delivery: d, id: d.MessageId, poison: !wellFormed(d.Body)}
+	known, attempt := false, 1
+	if d.MessageId != "" {
+		known, attempt = c.s.ledger.deliver(c.index, d.MessageId)
+	}
+	if known && *first && !d.Redelivered {
+		*first = false
+		lost := c.s.ledger.sweepBefore(c.index, d.MessageId)
+		c.s.noteLost(nodeExchange, queueNode(c.name), lost, "published before the new queue was bound")
+	}
+	detail := flow.Detail{Queue: c.name, Redeliver: d.Redelivered}
+	if !known {
+		dl.external = true
+		id, firstSight := c.s.externals.name(c.index, d.MessageId, d.Body)
+		dl.id = id
+		detail.External = true
+		detail.Payload = shorten(d.Body)
+		detail.Raw = !json.Valid(d.Body)
+		if firstSight {
+			c.s.ledger.countExternal()
+			published := detail
+			published.Queue = ""
+			c.s.emit.Emit(flow.Event{Kind: flow.KindPublish, From: nodeOutside, To: nodeExchange, MsgID: id, Detail: published})
+		}
+		c.s.emit.Emit(flow.Event{Kind: flow.KindRoute, From: nodeExchange, To: queueNode(c.name), MsgID: id, Detail: detail})
+	}
+	c.s.emit.Emit(flow.Event{Kind: flow.KindDeliver, From: queueNode(c.name), To: c.name, MsgID: dl.id, Attempt: attempt, Detail: detail})
+	return dl
+}
+
+// wellFormed reports whether body is an event the consumer can process:
+// {"type": "order_placed", "data": {"order_id": …}}. Anything else, JSON or
+// not, is poison; it never crashes the consumer.
+func wellFormed(body []byte) bool {
+	var e struct {
+		Type string `json:"type"`
+		Data struct {
+			OrderID json.RawMessage `json:"order_id"`
+		} `json:"data"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.Type == "order_placed" && len(e.Data.OrderID) > 0 && string(e.Data.OrderID) != "null"
+}
+
+func (c *consumer) processingTime(d delivery, set consumerSettings) time.Duration {
+	if d.poison && set.manual && !c.s.deadLetteringPoison() {
+		return max(set.processing, failurePause)
+	}
+	return set.processing
+}
+
+// finish ends the processing of d: ack it, or reject a poison message with
+// requeue or to the dead-letter exchange. With auto-ack the broker forgot d at
+// delivery, so a poison message is simply lost.
+func (c *consumer) finish(d *delivery, set consumerSettings) {
+	ev := flow.Event{From: c.name, To: queueNode(c.name), MsgID: d.id, Detail: flow.Detail{Queue: c.name, External: d.external}}
+	switch {
+	case !set.manual && !d.poison:
+		c.s.ledger.settle(c.index, d.id, acked, "")
+		ev.Kind, ev.Detail.Outcome = flow.KindAck, "processed (auto-acked at delivery)"
+	case !set.manual:
+		c.s.ledger.settle(c.index, d.id, dropped, "poison: could not be processed, and auto-ack had already removed it")
+		ev.Kind, ev.From, ev.To = flow.KindDrop, queueNode(c.name), c.name
+		ev.Detail.Outcome = "poison, auto-acked: lost"
+	case !d.poison:
+		if err := d.Ack(false); err != nil {
+			return // the connection is gone: the broker will deliver it again
+		}
+		c.s.ledger.settle(c.index, d.id, acked, "")
+		ev.Kind, ev.Detail.Outcome = flow.KindAck, "acked after processing"
+	case c.s.deadLetteringPoison():
+		if err := d.Nack(false, false); err != nil {
+			return
+		}
+		c.s.ledger.settle(c.index, d.id, deadLettered, "")
+		ev.Kind, ev.To, ev.Detail.Outcome = flow.KindDeadLetter, nodeDLQ, "poison: rejected to the dead-letter exchange"
+	default:
+		if err := d.Nack(false, true); err != nil {
+			return
+		}
+		c.s.ledger.settle(c.index, d.id, pending, "")
+		ev.Kind, ev.Detail.Outcome = flow.KindRequeue, "poison: rejected with requeue, it will come back"
+	}
+	c.s.emit.Emit(ev)
+}
+
+// leave stops consuming politely: cancel, take in what the broker had already
+// sent, then close. Unacked messages go back to the queue.
+func (c *consumer) leave(conn *rabbit.Conn, ch *amqp.Channel, deliveries <-chan amqp.Delivery, backlog *[]delivery, first *bool) {
+	ch.Cancel(c.name, false)    // on failure the connection is gone, which ends deliveries too
+	for d := range deliveries { // closed after cancel-ok, once what was sent is handed over
+		*backlog = append(*backlog, c.received(d, first))
+	}
+	conn.Close()
+}
+
+// closed settles what the consumer held when its connection ended: with
+// manual ack the broker delivers it again; with auto-ack it was lost, why. An
+// exclusive queue dies with its connection, and everything still in it too.
+func (c *consumer) closed(busy *delivery, backlog []delivery, set consumerSettings, why string) {
+	held := backlog
+	if busy != nil {
+		held = append([]delivery{*busy}, backlog...)
+	}
+	for _, d := range held {
+		if d.external {
+			continue
+		}
+		if set.manual {
+			c.s.ledger.release(c.index, d.id)
+			continue
+		}
+		c.s.ledger.settle(c.index, d.id, dropped, why)
+		c.s.emit.Emit(flow.Event{Kind: flow.KindDrop, From: queueNode(c.name), To: c.name, MsgID: d.id, Detail: flow.Detail{Queue: c.name, Outcome: why}})
+	}
+	if !set.durable {
+		lost := c.s.ledger.queueGone(c.index, "deleted with the exclusive queue when its connection closed")
+		c.s.noteLost(nodeExchange, queueNode(c.name), lost, "deleted with the exclusive queue")
+	}
+	c.mu.Lock()
+	c.queue, c.held = "", 0
+	if !set.durable {
+		c.ready, c.onQueue = 0, 0
+	}
+	c.mu.Unlock()
+}
+
+// watchOwnQueue reads the depth of the consumer's exclusive queue once a
+// second, over a channel of its own.
+func (c *consumer) watchOwnQueue(ctx context.Context, conn *rabbit.Conn, queue string) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		q, err := ch.QueueDeclarePassive(queue, false, false, true, false, nil)
+		if err != nil {
+			return // the connection is going; the session handles that
+		}
+		c.setDepth(q.Messages, q.Consumers)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// queueNote names the queue the consumer uses now, or will use.
+func (c *consumer) queueNote() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.queue != "" && !c.active.durable:
+		return c.queue + " (exclusive, server-named)"
+	case c.queue != "" || c.set.durable:
+		return c.durableQueue + " (durable)"
+	}
+	return "exclusive, server-named, exists while " + c.name + " is connected"
+}
+
+func (c *consumer) setDepth(ready, consumers int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ready, c.onQueue = ready, consumers
+}
+
+// states is what the diagram shows on the consumer's queue and on itself:
+// the settings a running consumer really uses, which lag the learner's by
+// the moment it takes to resubscribe. Ready and consumers come from the
+// broker; unacked is the consumer's own count, since a passive declare does
+// not report it.
+func (c *consumer) states(t copyTotals) (queue, self flow.NodeState) {
+	st, errText := c.status.Get()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	set := c.set
+	if c.queue != "" {
+		set = c.active
+	}
+	exists := c.queue != "" || c.durableExists
+	queue.State = "absent"
+	if exists {
+		queue.State = "up"
+		queue.Badges = []string{fmt.Sprintf("ready %d", c.ready), fmt.Sprintf("consumers %d", c.onQueue)}
+		if set.manual {
+			queue.Badges = append(queue.Badges, fmt.Sprintf("unacked %d", c.held))
+		}
+	}
+	if set.durable || (c.queue == "" && c.durableExists) {
+		queue.Badges = append(queue.Badges, "durable")
+	} else {
+		queue.Badges = append(queue.Badges, "exclusive temporary")
+	}
+
+	self.State = st
+	if set.manual {
+		self.Badges = append(self.Badges, fmt.Sprintf("manual ack, prefetch %d", set.prefetch))
+	} else {
+		self.Badges = append(self.Badges, "auto-ack", fmt.Sprintf("in memory %d", c.held))
+	}
+	self.Badges = append(self.Badges, fmt.Sprintf("processing %d ms", set.processing.Milliseconds()))
+	if t.dropped > 0 {
+		self.Badges = append(self.Badges, fmt.Sprintf("lost %d", t.dropped))
+	}
+	if t.redelivered > 0 {
+		self.Badges = append(self.Badges, fmt.Sprintf("redelivered %d", t.redelivered))
+	}
+	if errText != "" {
+		self.Badges = append(self.Badges, "broker "+c.s.broker.Name, errText)
+	}
+	return queue, self
+}

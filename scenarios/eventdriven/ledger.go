@@ -1,0 +1,392 @@
+package eventdriven
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+)
+
+// The ledger counts copies, not messages. A fanout exchange gives every bound
+// queue its own copy, and each consumer owes the learner an account of its
+// copy: so every message order-service publishes adds one copy per consumer
+// (three), whether or not that consumer's queue existed then. Each copy is, at
+// any moment, exactly one of:
+//
+//   - in flight: routed or on its way, in a queue, or delivered and not yet
+//     settled (unacked, or in a consumer's memory);
+//   - acked: processed by the consumer (after its ack, or auto-acked and
+//     processed);
+//   - dead-lettered: rejected without requeue, now in the DLQ;
+//   - dropped: lost for real: no queue to route it to (an exclusive queue whose
+//     consumer was down, or a mandatory return), gone with a deleted exclusive
+//     queue, or auto-acked and never processed (crash, stop, poison).
+//
+// so published × 3 = acked + in flight + dead-lettered + dropped always holds.
+// Redeliveries are counted apart as duplicates. Messages from outside clients
+// are counted apart too: flowlab did not publish them, so they owe nothing.
+//
+// Where flowlab cannot know, it says in flight rather than guess: a publish
+// whose connection died before its confirm (or, without confirms, right after
+// it was written) may or may not have reached the broker, and a poison message
+// requeued for ever never settles. A copy counted dropped that turns up after
+// all (published in the instant its exclusive queue was being bound) goes back
+// in flight.
+type ledger struct {
+	consumers []string // the copies of a message, in this order
+	idPrefix  string
+
+	mu        sync.Mutex
+	seq       uint64
+	open      map[string]*record // messages with a copy still in flight
+	recent    []*record          // settled messages, a ring kept for look-ups
+	recentIdx map[string]*record
+	next      int
+	present   []bool // whether consumer i's queue exists now
+	totals    copyTotals
+	per       []copyTotals
+	published int64
+	confirmed int64
+	returned  int64
+	external  int64
+}
+
+// recentMessages bounds how many settled messages stay available to Message.
+const recentMessages = 4096
+
+type copyTotals struct {
+	acked, inFlight, dead, dropped, redelivered, rejected int64
+}
+
+type copyState int
+
+const (
+	pending   copyState = iota // published, not (or no longer) in a consumer's hands
+	delivered                  // in the consumer's hands, not settled
+	acked
+	deadLettered
+	dropped
+)
+
+type record struct {
+	id        string
+	seq       uint64
+	confirmed bool
+	returned  bool
+	copies    []copyRecord
+}
+
+type copyRecord struct {
+	state      copyState
+	deliveries int
+	rejections int
+	why        string // why it was dropped
+}
+
+// newLedger starts a ledger whose message ids are ord-<run>-<n>. The run part
+// differs each time flowlab starts, so that messages a durable queue kept
+// from an earlier run are never taken for this run's.
+func newLedger(consumers []string) *ledger {
+	return &ledger{
+		consumers: consumers,
+		idPrefix:  fmt.Sprintf("ord-%04x-", rand.N(0x10000)),
+		open:      make(map[string]*record),
+		recentIdx: make(map[string]*record),
+		present:   make([]bool, len(consumers)),
+		per:       make([]copyTotals, len(consumers)),
+	}
+}
+
+// publish opens the record of a new message and says, per consumer, whether
+// its copy was routed (its queue exists) or dropped at once.
+func (l *ledger) publish() (id string, seq uint64, routed []bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	r := &record{id: l.idPrefix + strconv.FormatUint(l.seq, 10), seq: l.seq, copies: make([]copyRecord, len(l.consumers))}
+	routed = make([]bool, len(l.consumers))
+	l.published++
+	for i := range r.copies {
+		l.totals.inFlight++
+		l.per[i].inFlight++
+		routed[i] = l.present[i]
+		if !routed[i] {
+			l.move(r, i, dropped, "no queue bound: the consumer's exclusive queue is gone")
+		}
+	}
+	l.open[r.id] = r
+	l.settleIfDone(r)
+	return r.id, r.seq, routed
+}
+
+// unpublish forgets a message whose publish failed before it left flowlab.
+func (l *ledger) unpublish(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.find(id)
+	if !ok {
+		return
+	}
+	for i := range r.copies {
+		l.count(i, r.copies[i].state, -1)
+	}
+	l.published--
+	delete(l.open, id)
+	delete(l.recentIdx, id)
+}
+
+// confirm records the broker's confirm of a publish.
+func (l *ledger) confirm(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r, ok := l.find(id); ok {
+		r.confirmed = true
+		l.confirmed++
+	}
+}
+
+// returnMessage records a mandatory publish the broker sent back: no queue
+// took it, so every copy still thought in flight is dropped. It returns the
+// consumers whose copy was thought routed until now.
+func (l *ledger) returnMessage(id string) (lost []int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.find(id)
+	if !ok || r.returned {
+		return nil
+	}
+	r.returned = true
+	l.returned++
+	for i := range r.copies {
+		if r.copies[i].state == pending {
+			l.move(r, i, dropped, "returned unroutable")
+			lost = append(lost, i)
+		}
+	}
+	l.settleIfDone(r)
+	return lost
+}
+
+// setPresent records whether consumer c's queue exists.
+func (l *ledger) setPresent(c int, present bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.present[c] = present
+}
+
+// queueGone marks every unsettled copy of consumer c dropped: its queue was
+// deleted (an exclusive queue dies with its connection), taking them along.
+// It returns the ids, so that each loss is shown.
+func (l *ledger) queueGone(c int, why string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.present[c] = false
+	var ids []string
+	for _, r := range l.open {
+		if s := r.copies[c].state; s == pending || s == delivered {
+			l.move(r, c, dropped, why)
+			ids = append(ids, r.id)
+		}
+	}
+	for _, id := range ids {
+		l.settleIfDone(l.open[id])
+	}
+	return ids
+}
+
+// sweepBefore drops consumer c's pending copies published before message id.
+// A fresh exclusive queue receives messages in publish order, so when its first
+// message is id, the older ones never reached it: they were published while it
+// was being declared and bound.
+func (l *ledger) sweepBefore(c int, id string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first, ok := l.find(id)
+	if !ok {
+		return nil
+	}
+	var ids []string
+	for _, r := range l.open {
+		if r.seq < first.seq && r.copies[c].state == pending {
+			l.move(r, c, dropped, "published before the new queue was bound")
+			ids = append(ids, r.id)
+		}
+	}
+	for _, id := range ids {
+		l.settleIfDone(l.open[id])
+	}
+	return ids
+}
+
+// deliver records that consumer c received message id, for the attempt-th
+// time. known is false for a message flowlab did not publish.
+func (l *ledger) deliver(c int, id string) (known bool, attempt int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.find(id)
+	if !ok {
+		return false, 1
+	}
+	cp := &r.copies[c]
+	if cp.state == dropped {
+		// It was counted lost too early (published in the instant its queue
+		// was bound): it arrived after all, so it is in flight again.
+		l.open[r.id] = r
+	}
+	cp.deliveries++
+	if cp.deliveries > 1 {
+		l.totals.redelivered++
+		l.per[c].redelivered++
+	}
+	l.move(r, c, delivered, "")
+	return true, cp.deliveries
+}
+
+// settle ends consumer c's copy of id: acked, dead-lettered or dropped; or
+// back to pending when the broker will deliver it again (requeued, or unacked
+// when the connection closed).
+func (l *ledger) settle(c int, id string, to copyState, why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.find(id)
+	if !ok || r.copies[c].state != delivered {
+		return
+	}
+	if to == pending || to == deadLettered {
+		r.copies[c].rejections++
+		l.totals.rejected++
+		l.per[c].rejected++
+	}
+	l.move(r, c, to, why)
+	l.settleIfDone(r)
+}
+
+// release puts consumer c's copy of id back in flight without a rejection:
+// its connection closed unacked, so the broker will deliver it again.
+func (l *ledger) release(c int, id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r, ok := l.find(id); ok && r.copies[c].state == delivered {
+		l.move(r, c, pending, "")
+	}
+}
+
+func (l *ledger) countExternal() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.external++
+}
+
+// move changes one copy's state and keeps the totals in step.
+func (l *ledger) move(r *record, c int, to copyState, why string) {
+	l.count(c, r.copies[c].state, -1)
+	r.copies[c].state = to
+	r.copies[c].why = why
+	l.count(c, to, +1)
+}
+
+func (l *ledger) count(c int, s copyState, d int64) {
+	for _, t := range []*copyTotals{&l.totals, &l.per[c]} {
+		switch s {
+		case pending, delivered:
+			t.inFlight += d
+		case acked:
+			t.acked += d
+		case deadLettered:
+			t.dead += d
+		case dropped:
+			t.dropped += d
+		}
+	}
+}
+
+// settleIfDone moves a message whose copies are all settled out of the open
+// set into the ring of recent ones.
+func (l *ledger) settleIfDone(r *record) {
+	if r == nil {
+		return
+	}
+	for _, cp := range r.copies {
+		if cp.state == pending || cp.state == delivered {
+			return
+		}
+	}
+	delete(l.open, r.id)
+	if _, ok := l.recentIdx[r.id]; ok {
+		return
+	}
+	if len(l.recent) < recentMessages {
+		l.recent = append(l.recent, r)
+	} else {
+		delete(l.recentIdx, l.recent[l.next].id)
+		l.recent[l.next] = r
+		l.next = (l.next + 1) % recentMessages
+	}
+	l.recentIdx[r.id] = r
+}
+
+func (l *ledger) find(id string) (*record, bool) {
+	if r, ok := l.open[id]; ok {
+		return r, true
+	}
+	r, ok := l.recentIdx[id]
+	return r, ok
+}
+
+// Message is the ledger's account of one message order-service published.
+type Message struct {
+	ID        string
+	Confirmed bool // the broker confirmed it (publisher confirms on)
+	Returned  bool // the broker returned it unroutable (mandatory on)
+	Copies    map[string]Copy
+}
+
+// Copy is one consumer's copy of a message.
+type Copy struct {
+	State      string // in-flight, acked, dead-lettered or dropped
+	Deliveries int    // how often the broker delivered it; above 1 are redeliveries
+	Rejections int    // how often the consumer rejected it
+	Why        string // for a dropped copy, how it was lost
+}
+
+func (l *ledger) message(id string) (Message, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.find(id)
+	if !ok {
+		return Message{}, false
+	}
+	m := Message{ID: r.id, Confirmed: r.confirmed, Returned: r.returned, Copies: make(map[string]Copy)}
+	for i, cp := range r.copies {
+		m.Copies[l.consumers[i]] = Copy{State: cp.state.String(), Deliveries: cp.deliveries, Rejections: cp.rejections, Why: cp.why}
+	}
+	return m, true
+}
+
+func (s copyState) String() string {
+	switch s {
+	case acked:
+		return "acked"
+	case deadLettered:
+		return "dead-lettered"
+	case dropped:
+		return "dropped"
+	}
+	return "in-flight"
+}
+
+// ledgerSnapshot is a consistent copy of the counts.
+type ledgerSnapshot struct {
+	published, confirmed, returned, external int64
+	totals                                   copyTotals
+	per                                      []copyTotals
+}
+
+func (l *ledger) snapshot() ledgerSnapshot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return ledgerSnapshot{
+		published: l.published, confirmed: l.confirmed, returned: l.returned, external: l.external,
+		totals: l.totals, per: append([]copyTotals(nil), l.per...),
+	}
+}

@@ -1,0 +1,421 @@
+package eventdriven
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"flowlab/flow"
+	"flowlab/scenarios/internal/rabbit"
+)
+
+// publisher is order-service: it publishes order_placed events at the
+// learner's rate, either over one long-lived connection or, as the article's
+// publish_event does, over a new connection per event.
+type publisher struct {
+	s      *Scenario
+	status *rabbit.Status
+	wake   chan struct{} // a setting changed
+
+	mu    sync.Mutex // guards the fields below
+	set   publisherSettings
+	burst int       // events still to send at once, beside the rate
+	costs []float64 // milliseconds per publish since the chart last looked
+	p50   float64
+}
+
+type publisherSettings struct {
+	rate       int // events per second; 0 pauses
+	perPublish bool
+	confirms   bool
+	mandatory  bool
+	poison     int // percent of events that are malformed
+}
+
+// articlePublisher is what the article's publish_event does.
+var articlePublisher = publisherSettings{rate: 2, perPublish: true}
+
+func newPublisher(s *Scenario) *publisher {
+	return &publisher{s: s, status: s.broker.NewStatus(nodeOrderService, "starting"), wake: make(chan struct{}, 1), set: articlePublisher}
+}
+
+// errSettingsChanged ends a connection whose settings no longer hold.
+var errSettingsChanged = errors.New("settings changed")
+
+// run publishes until ctx ends, reconnecting with backoff after a failure.
+func (p *publisher) run(ctx context.Context) {
+	next := time.Now()
+	rabbit.Retry(ctx, p.status, p.wake, func() (bool, error) {
+		set := p.settings()
+		if set.rate == 0 && p.burstLeft() == 0 {
+			p.status.Set("paused", nil)
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			}
+			return false, nil
+		}
+		var err error
+		if set.perPublish {
+			err = p.publishEach(ctx, set, &next)
+		} else {
+			err = p.longLived(ctx, set, &next)
+		}
+		if err == nil || errors.Is(err, errSettingsChanged) {
+			return true, nil // only a session that ended well starts the backoff afresh
+		}
+		return false, err
+	})
+}
+
+// longLived publishes over one connection and one channel until the
+// connection fails or a setting that shapes the channel changes.
+func (p *publisher) longLived(ctx context.Context, set publisherSettings, next *time.Time) error {
+	p.status.Set("connecting", nil)
+	conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, returns, err := p.openChannel(conn, set)
+	if err != nil {
+		return err
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	p.status.Set("up", nil)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-closed:
+			return rabbit.ConnectionLost(err)
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil // the channel closed; closed says why
+				continue
+			}
+			p.returned(r)
+		case <-p.wake:
+			now := p.settings()
+			if now.perPublish != set.perPublish || now.confirms != set.confirms {
+				return errSettingsChanged
+			}
+			set = now
+		case <-p.due(set, next):
+			p.sending(set, next)
+			if err := p.publish(ctx, ch, set, time.Now()); err != nil {
+				return err
+			}
+			drainReturns(returns, p.returned)
+		}
+	}
+}
+
+// publishEach does what the article does for every event: connect, open a
+// channel, declare the exchange, publish, close. The cost of that shows in
+// the publish latency.
+func (p *publisher) publishEach(ctx context.Context, set publisherSettings, next *time.Time) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+			if now := p.settings(); !now.perPublish {
+				return errSettingsChanged
+			}
+			set = p.settings()
+			continue
+		case <-p.due(set, next):
+		}
+		p.sending(set, next)
+		start := time.Now()
+		conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
+		if err != nil {
+			return err
+		}
+		ch, returns, err := p.openChannel(conn, set)
+		if err == nil {
+			err = p.publish(ctx, ch, set, start)
+		}
+		conn.Close() // the broker routed the event before it answers the close
+		drainReturns(returns, p.returned)
+		if err != nil {
+			return err
+		}
+		p.status.Set("up", nil)
+	}
+}
+
+// openChannel opens the publishing channel and declares the exchange as the
+// article does (fanout, not durable), so that the article's own clients can
+// declare it too without a conflict.
+func (p *publisher) openChannel(conn *rabbit.Conn, set publisherSettings) (*amqp.Channel, chan amqp.Return, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := declareExchange(ch, p.s.exchange); err != nil {
+		return nil, nil, err
+	}
+	if set.confirms {
+		if err := ch.Confirm(false); err != nil {
+			return nil, nil, err
+		}
+	}
+	// At most one publish is outstanding, so this buffer never fills and the
+	// library's reader never blocks on it.
+	returns := ch.NotifyReturn(make(chan amqp.Return, 16))
+	return ch, returns, nil
+}
+
+func declareExchange(ch *amqp.Channel, name string) error {
+	return ch.ExchangeDeclare(name, amqp.ExchangeFanout, false, false, false, false, nil)
+}
+
+// publish sends one order_placed event and, with confirms on, waits for the
+// broker's confirm. The publish event goes out before the broker can act on
+// the message, so that no trace shows a delivery before its publish; in the
+// article's mode it carries what opening a connection cost before the event
+// could even be sent. The whole cost, from start to the confirm or the end of
+// the publish, goes to the chart.
+func (p *publisher) publish(ctx context.Context, ch *amqp.Channel, set publisherSettings, start time.Time) error {
+	id, seq, routed := p.s.ledger.publish()
+	body, poison := orderEvent(seq, set.poison)
+	p.s.emit.Emit(flow.Event{Kind: flow.KindPublish, From: nodeOrderService, To: nodeExchange, MsgID: id,
+		Detail: flow.Detail{LatencyMS: millis(time.Since(start)), Payload: shorten(body), Raw: poison}})
+	msg := amqp.Publishing{
+		ContentType: "application/json",
+		MessageId:   id,
+		AppId:       "flowlab",
+		Timestamp:   time.Now(),
+		Body:        body,
+	}
+	var confirm *amqp.DeferredConfirmation
+	var err error
+	if set.confirms {
+		confirm, err = ch.PublishWithDeferredConfirmWithContext(ctx, p.s.exchange, "", set.mandatory, false, msg)
+	} else {
+		err = ch.PublishWithContext(ctx, p.s.exchange, "", set.mandatory, false, msg)
+	}
+	if err != nil {
+		p.s.ledger.unpublish(id)
+		p.s.emit.Emit(flow.Event{Kind: flow.KindError, From: nodeOrderService, To: nodeExchange, MsgID: id,
+			Detail: flow.Detail{Outcome: "not published", Error: rabbit.ErrorText(err)}})
+		return err
+	}
+	for i, name := range consumerNames {
+		if routed[i] {
+			p.s.emit.Emit(flow.Event{Kind: flow.KindRoute, From: nodeExchange, To: queueNode(name), MsgID: id,
+				Detail: flow.Detail{Queue: name}})
+		} else {
+			p.s.emit.Emit(flow.Event{Kind: flow.KindDrop, From: nodeExchange, To: queueNode(name), MsgID: id,
+				Detail: flow.Detail{Queue: name, Outcome: "no queue bound: " + name + "'s exclusive queue is gone"}})
+		}
+	}
+	if confirm != nil {
+		// A confirm is the broker's ack to the publisher: drawn as one.
+		ok, err := confirm.WaitContext(ctx)
+		ev := flow.Event{Kind: flow.KindAck, From: nodeExchange, To: nodeOrderService, MsgID: id,
+			Detail: flow.Detail{LatencyMS: millis(time.Since(start)), Outcome: "confirmed by the broker"}}
+		switch {
+		case err != nil:
+			ev.Kind, ev.Detail.Outcome = flow.KindNack, "unconfirmed: order-service stopped waiting"
+		case ok:
+			p.s.ledger.confirm(id)
+		default:
+			ev.Kind, ev.Detail.Outcome = flow.KindNack, "not confirmed: the broker refused it or the connection closed; its fate is unknown"
+		}
+		p.s.emit.Emit(ev)
+	}
+	p.mu.Lock()
+	p.costs = append(p.costs, millis(time.Since(start)))
+	p.mu.Unlock()
+	return nil
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// returned handles an event the broker sent back because no queue was bound.
+func (p *publisher) returned(r amqp.Return) {
+	lost := p.s.ledger.returnMessage(r.MessageId)
+	p.s.emit.Emit(flow.Event{Kind: flow.KindReturn, From: nodeExchange, To: nodeOrderService, MsgID: r.MessageId,
+		Detail: flow.Detail{Outcome: fmt.Sprintf("returned: %d %s", r.ReplyCode, r.ReplyText)}})
+	for _, c := range lost {
+		p.s.emit.Emit(flow.Event{Kind: flow.KindDrop, From: nodeExchange, To: queueNode(consumerNames[c]), MsgID: r.MessageId,
+			Detail: flow.Detail{Outcome: "returned unroutable"}})
+	}
+}
+
+// drainReturns handles the returns already there; the library closes the
+// channel when the AMQP channel closes.
+func drainReturns(returns chan amqp.Return, handle func(amqp.Return)) {
+	for {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				return
+			}
+			handle(r)
+		default:
+			return
+		}
+	}
+}
+
+// due fires when the next event is due: at once while a burst lasts, else at
+// the rate, never while paused.
+func (p *publisher) due(set publisherSettings, next *time.Time) <-chan time.Time {
+	switch {
+	case p.burstLeft() > 0:
+		return immediately
+	case set.rate == 0:
+		return nil
+	}
+	return time.After(time.Until(*next))
+}
+
+// immediately is a channel that is always ready.
+var immediately = func() chan time.Time {
+	ch := make(chan time.Time)
+	close(ch)
+	return ch
+}()
+
+// sending takes the event about to be sent off the burst, or else moves the
+// next due time on by one interval. Timers fire late by a millisecond or so,
+// which at 500/s is half the rate, so a publisher a little behind catches up;
+// one that fell far behind (a pause, an outage) does not rush.
+func (p *publisher) sending(set publisherSettings, next *time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.burst > 0 {
+		p.burst--
+		return
+	}
+	if now := time.Now(); now.Sub(*next) > maxBehind {
+		*next = now
+	}
+	*next = next.Add(time.Second / time.Duration(set.rate))
+}
+
+// maxBehind is how far behind its rate a publisher may catch up.
+const maxBehind = 100 * time.Millisecond
+
+func (p *publisher) burstLeft() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.burst
+}
+
+// orderEvent is the article's event: {"type": ..., "data": ...}. A poison
+// event is cut off mid-way, as a buggy producer might send it.
+func orderEvent(seq uint64, poisonPercent int) (body []byte, poison bool) {
+	skus := []string{"mug", "t-shirt", "sticker", "notebook", "hoodie"}
+	var items []item
+	var total float64
+	for range 1 + rand.N(3) {
+		it := item{SKU: skus[rand.N(len(skus))], Qty: 1 + rand.N(3)}
+		items = append(items, it)
+		total += float64(it.Qty) * 9.5
+	}
+	body, _ = json.Marshal(event{Type: "order_placed", Data: order{OrderID: seq, Items: items, Total: total}})
+	if poisonPercent > 0 && rand.N(100) < poisonPercent {
+		return body[:len(body)/2], true
+	}
+	return body, false
+}
+
+type event struct {
+	Type string `json:"type"`
+	Data order  `json:"data"`
+}
+
+type order struct {
+	OrderID uint64  `json:"order_id"`
+	Items   []item  `json:"items"`
+	Total   float64 `json:"total"`
+}
+
+type item struct {
+	SKU string `json:"sku"`
+	Qty int    `json:"qty"`
+}
+
+// shorten keeps a payload small enough for an event. Bytes that are not
+// UTF-8 would not survive the trip to the browser, so such a payload is shown
+// escaped, as Go quotes it.
+func shorten(body []byte) string {
+	const most = 512
+	cut := ""
+	if len(body) > most {
+		body, cut = body[:most], "…"
+	}
+	if !utf8.Valid(body) {
+		return strconv.Quote(string(body)) + cut
+	}
+	return string(body) + cut
+}
+
+func (p *publisher) settings() publisherSettings {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.set
+}
+
+// takeCosts returns the median and 99th percentile publish cost since the last
+// call, for the chart.
+func (p *publisher) takeCosts() (p50, p99 float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.costs) == 0 {
+		return 0, 0
+	}
+	slices.Sort(p.costs)
+	p50 = p.costs[len(p.costs)/2]
+	p99 = p.costs[min(len(p.costs)-1, len(p.costs)*99/100)]
+	p.p50 = p50
+	p.costs = p.costs[:0]
+	return p50, p99
+}
+
+func (p *publisher) state() flow.NodeState {
+	st, errText := p.status.Get()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ns := flow.NodeState{State: st}
+	if p.set.rate == 0 {
+		ns.Badges = append(ns.Badges, "paused")
+	} else {
+		ns.Badges = append(ns.Badges, fmt.Sprintf("%d events/s", p.set.rate))
+	}
+	if p.set.perPublish {
+		ns.Badges = append(ns.Badges, "new connection per publish")
+	} else {
+		ns.Badges = append(ns.Badges, "long-lived connection")
+	}
+	if p.set.confirms {
+		ns.Badges = append(ns.Badges, "confirms on")
+	}
+	if p.set.mandatory {
+		ns.Badges = append(ns.Badges, "mandatory")
+	}
+	if p.set.poison > 0 {
+		ns.Badges = append(ns.Badges, fmt.Sprintf("poison %d%%", p.set.poison))
+	}
+	if p.p50 > 0 {
+		ns.Badges = append(ns.Badges, fmt.Sprintf("publish cost %.2f ms (p50)", p.p50))
+	}
+	if errText != "" {
+		ns.Badges = append(ns.Badges, "broker "+p.s.broker.Name, errText)
+	}
+	return ns
+}

@@ -1,0 +1,77 @@
+package eventdriven
+
+import (
+	"fmt"
+	"sync"
+
+	"flowlab/flow"
+	"flowlab/scenarios/internal/rabbit"
+)
+
+// watcher is flowlab's own eye on the broker (a rabbit.Watcher, connected
+// directly, not through the cuttable path). Once a second it reads the depth
+// and consumer count of every durable queue and the DLQ. Exclusive queues are
+// visible only to their own connection, so their consumers report them.
+type watcher struct {
+	*rabbit.Watcher
+	s *Scenario
+
+	mu       sync.Mutex // guards the fields below
+	dlqReady int
+	dlqKnown bool
+}
+
+func newWatcher(s *Scenario) *watcher {
+	w := &watcher{s: s}
+	w.Watcher = s.broker.NewWatcher(w.look)
+	return w
+}
+
+// look reads every queue it can see.
+func (w *watcher) look(queues *rabbit.Queues) {
+	for _, c := range w.s.consumers {
+		c.mu.Lock()
+		durable := c.set.durable || c.durableExists
+		c.mu.Unlock()
+		if !durable {
+			continue
+		}
+		if q, ok := queues.Peek(c.durableQueue); ok {
+			c.setDepth(q.Messages, q.Consumers)
+		}
+	}
+	q, ok := queues.Peek(w.s.dlq)
+	w.mu.Lock()
+	w.dlqReady, w.dlqKnown = q.Messages, ok
+	w.mu.Unlock()
+}
+
+// brokerState is the exchange node's state: whether the broker answers at all.
+func (w *watcher) brokerState() flow.NodeState {
+	st, err := w.State()
+	ns := flow.NodeState{State: st}
+	if st == "unreachable" {
+		ns.Badges = w.s.broker.NoBroker(err)
+	}
+	return ns
+}
+
+func (w *watcher) dlqState() flow.NodeState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.dlqKnown {
+		return flow.NodeState{State: "absent"}
+	}
+	return flow.NodeState{State: "up", Badges: []string{fmt.Sprintf("ready %d", w.dlqReady)}}
+}
+
+// totalDepth is the number of messages ready in the consumers' queues.
+func (w *watcher) totalDepth() int {
+	n := 0
+	for _, c := range w.s.consumers {
+		c.mu.Lock()
+		n += c.ready
+		c.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,113 @@
+package workqueue
+
+import (
+	"strings"
+	"time"
+
+	"flowlab/flow"
+	"flowlab/scenarios/internal/rabbit"
+)
+
+// Knobs lists order-service's knobs, the email service's (shared by every
+// worker), each worker's, then the network path's.
+func (s *Scenario) Knobs() []flow.Knob {
+	s.producer.mu.Lock()
+	rate := s.producer.rate
+	s.producer.mu.Unlock()
+	set := s.settings()
+	ks := []flow.Knob{
+		{Name: "order-service.rate", Group: nodeOrderService, Label: "Orders per second", Type: flow.IntKnob,
+			Min: 1, Max: 200, Unit: "/s", Off: "paused", Value: rate},
+		{Name: "order-service.send-100", Group: nodeOrderService, Label: "Send 100 orders", Type: flow.ActionKnob},
+		{Name: "emails.failure", Group: nodeEmails, Label: "Sending fails", Type: flow.IntKnob,
+			Help: "Share of attempts whose email cannot be sent.", Min: 1, Max: 100, Unit: "%", Off: "never", Value: set.failure},
+		{Name: "emails.processing", Group: nodeEmails, Label: "Time to send", Type: flow.IntKnob,
+			Min: 1, Max: 5000, Unit: "ms", Off: "instant", Value: int(set.processing.Milliseconds())},
+		{Name: "emails.max-attempts", Group: nodeEmails, Label: "Attempts before the DLQ", Type: flow.IntKnob,
+			Help: "After a failed attempt a job waits 250 ms, then 500 ms, 1 s, … and comes back, until this many attempts failed.",
+			Min:  1, Max: maxAttempts, Value: set.maxAttempts},
+		{Name: "emails.prefetch", Group: nodeEmails, Label: "Prefetch per worker", Type: flow.IntKnob,
+			Help: "Unacked jobs the broker may hand each worker at once.", Min: 1, Max: 100, Value: set.prefetch},
+	}
+	for _, w := range s.workers {
+		ks = append(ks,
+			flow.Knob{Name: w.name + ".stop", Group: w.name, Label: "Stop", Type: flow.ActionKnob},
+			flow.Knob{Name: w.name + ".crash", Group: w.name, Label: "Crash", Type: flow.ActionKnob, Help: "Drop its connection mid-job, nothing acked."},
+			flow.Knob{Name: w.name + ".restart", Group: w.name, Label: "Restart", Type: flow.ActionKnob},
+		)
+	}
+	return append(ks, s.broker.Knobs()...)
+}
+
+// Presets: a flaky mail server, and a healthy one.
+func (s *Scenario) Presets() []flow.Preset {
+	return []flow.Preset{
+		{Name: "flaky", Label: "Flaky mail server", Help: "A third of the sends fail; four attempts before the DLQ.",
+			Values: map[string]any{"emails.failure": 33, "emails.max-attempts": 4}},
+		{Name: "healthy", Label: "Healthy mail server", Values: map[string]any{"emails.failure": 0}},
+	}
+}
+
+// Set changes one knob; a knob that does not apply now is refused and
+// changes nothing.
+func (s *Scenario) Set(knob string, value any) error {
+	group, name, _ := strings.Cut(knob, ".")
+	switch group {
+	case nodeOrderService:
+		return s.producer.setKnob(name, value)
+	case nodeEmails:
+		return s.setWork(name, value)
+	case "broker":
+		return s.broker.Set(name, value)
+	}
+	for _, w := range s.workers {
+		if w.name == group {
+			return w.setKnob(name)
+		}
+	}
+	return flow.Errorf(flow.NotFound, "%s has no knob %q", s.Title(), knob)
+}
+
+func (s *Scenario) setWork(name string, value any) error {
+	v, ok := value.(int)
+	if !ok {
+		return flow.Errorf(flow.Invalid, "%s takes a whole number, not %v", name, value)
+	}
+	s.mu.Lock()
+	set := s.work
+	s.mu.Unlock()
+	switch name {
+	case "failure":
+		if v < 0 || v > 100 {
+			return flow.Errorf(flow.Invalid, "the failure share must be from 0 to 100 %%, not %d", v)
+		}
+		set.failure = v
+	case "processing":
+		if v < 0 || v > 5000 {
+			return flow.Errorf(flow.Invalid, "time to send must be from 0 to 5000 ms, not %d", v)
+		}
+		set.processing = time.Duration(v) * time.Millisecond
+	case "max-attempts":
+		if v < 1 || v > maxAttempts {
+			return flow.Errorf(flow.Invalid, "attempts must be from 1 to %d, not %d", maxAttempts, v)
+		}
+		set.maxAttempts = v
+	case "prefetch":
+		if v < 1 || v > 100 {
+			return flow.Errorf(flow.Invalid, "prefetch must be from 1 to 100, not %d", v)
+		}
+		set.prefetch = v
+	default:
+		return flow.Errorf(flow.NotFound, "%s has no knob %q", s.Title(), "emails."+name)
+	}
+	s.mu.Lock()
+	s.work = set
+	s.mu.Unlock()
+	if name == "prefetch" {
+		// A new prefetch takes a new subscription: each worker starts afresh.
+		for _, w := range s.workers {
+			rabbit.Signal(w.wake)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package workqueue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"flowlab/flow"
+	"flowlab/scenarios/internal/rabbit"
+)
+
+// producer is order-service: for every order it queues one send_email job,
+// over one long-lived connection, persistent and confirmed, since a job lost
+// on the way would be an email never sent with nobody knowing.
+type producer struct {
+	s      *Scenario
+	status *rabbit.Status
+	wake   chan struct{}
+
+	mu    sync.Mutex // guards the fields below
+	rate  int        // jobs per second; 0 pauses
+	burst int        // jobs still to send at once, beside the rate
+}
+
+func newProducer(s *Scenario) *producer {
+	return &producer{s: s, status: s.broker.NewStatus(nodeOrderService, "starting"), wake: make(chan struct{}, 1), rate: 2}
+}
+
+func (p *producer) run(ctx context.Context) {
+	rabbit.Retry(ctx, p.status, p.wake, func() (bool, error) { return p.session(ctx) })
+}
+
+// session publishes over one connection until it fails or ctx ends.
+func (p *producer) session(ctx context.Context) (up bool, err error) {
+	p.status.Set("connecting", nil)
+	conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, err
+	}
+	if err := p.s.declareTopology(ch); err != nil {
+		return false, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return false, err
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	p.status.Set("up", nil)
+	next := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case err := <-closed:
+			return true, rabbit.ConnectionLost(err)
+		case <-p.wake:
+		case <-p.due(next):
+			next = p.sending(next)
+			if err := p.publish(ctx, ch); err != nil {
+				return true, err
+			}
+		}
+	}
+}
+
+// due fires when the next job is due: at once while a burst lasts, at the
+// rate otherwise, never while paused.
+func (p *producer) due(next time.Time) <-chan time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.burst > 0:
+		return immediately
+	case p.rate == 0:
+		return nil
+	}
+	return time.After(time.Until(next))
+}
+
+var immediately = func() chan time.Time {
+	ch := make(chan time.Time)
+	close(ch)
+	return ch
+}()
+
+// sending takes the job about to go off the burst, or returns when the one
+// after it is due at the rate. Timers fire a little late, so a producer a
+// little behind catches up; one far behind (a pause, an outage) does not rush.
+func (p *producer) sending(next time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.burst > 0 {
+		p.burst--
+		return next
+	}
+	if now := time.Now(); now.Sub(next) > maxBehind {
+		next = now
+	}
+	return next.Add(time.Second / time.Duration(p.rate))
+}
+
+// maxBehind is how far behind its rate a producer may catch up.
+const maxBehind = 100 * time.Millisecond
+
+// publish queues one job and waits for the broker's confirm.
+func (p *producer) publish(ctx context.Context, ch *amqp.Channel) error {
+	id := p.s.ledger.publish()
+	body, _ := json.Marshal(emailJob{Type: "send_email", Data: emailData{OrderID: id, To: "customer@example.com", Template: "order_confirmation"}})
+	p.s.emit.Emit(flow.Event{Kind: flow.KindPublish, From: nodeOrderService, To: nodeEmails, MsgID: id, Attempt: 1,
+		Detail: flow.Detail{Queue: p.s.queue, Payload: string(body)}})
+	start := time.Now()
+	confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", p.s.queue, false, false, amqp.Publishing{
+		ContentType:  "application/json",
+		DeliveryMode: amqp.Persistent,
+		MessageId:    id,
+		AppId:        "flowlab",
+		Timestamp:    start,
+		Headers:      amqp.Table{headerFirstSent: start.UnixMilli()},
+		Body:         body,
+	})
+	if err != nil {
+		p.s.ledger.unpublish(id)
+		p.s.emit.Emit(flow.Event{Kind: flow.KindError, From: nodeOrderService, To: nodeEmails, MsgID: id,
+			Detail: flow.Detail{Outcome: "not published", Error: rabbit.ErrorText(err)}})
+		return err
+	}
+	ok, err := confirm.WaitContext(ctx)
+	ev := flow.Event{Kind: flow.KindAck, From: nodeEmails, To: nodeOrderService, MsgID: id,
+		Detail: flow.Detail{LatencyMS: millis(time.Since(start)), Outcome: "confirmed by the broker"}}
+	switch {
+	case err != nil:
+		ev.Kind, ev.Detail.Outcome = flow.KindNack, "unconfirmed: order-service stopped waiting"
+	case !ok && !ch.IsClosed():
+		// The broker said no while the channel lived: the job is lost.
+		p.s.ledger.lose(id)
+		ev.Kind, ev.Detail.Outcome = flow.KindNack, "refused by the broker: the job is lost"
+	case !ok:
+		ev.Kind, ev.Detail.Outcome = flow.KindNack, "unconfirmed: the connection closed; the job may or may not be queued"
+	}
+	p.s.emit.Emit(ev)
+	return nil
+}
+
+type emailJob struct {
+	Type string    `json:"type"`
+	Data emailData `json:"data"`
+}
+
+type emailData struct {
+	OrderID  string `json:"order_id"`
+	To       string `json:"to"`
+	Template string `json:"template"`
+}
+
+func (p *producer) setKnob(name string, value any) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch name {
+	case "rate":
+		v, ok := value.(int)
+		if !ok || v < 0 || v > 200 {
+			return flow.Errorf(flow.Invalid, "orders per second must be from 0 to 200, not %v", value)
+		}
+		p.rate = v
+	case "send-100":
+		p.burst += 100
+	default:
+		return flow.Errorf(flow.NotFound, "order-service has no knob %q", name)
+	}
+	rabbit.Signal(p.wake)
+	return nil
+}
+
+func (p *producer) state() flow.NodeState {
+	st, errText := p.status.Get()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ns := flow.NodeState{State: st, Badges: []string{"paused"}}
+	if p.rate > 0 {
+		ns.Badges = []string{fmt.Sprintf("%d orders/s", p.rate)}
+	}
+	if errText != "" {
+		ns.Badges = append(ns.Badges, "broker "+p.s.broker.Name, errText)
+	}
+	return ns
+}
+
+// percentiles returns the median and 99th percentile of ds in milliseconds.
+func percentiles(ds []time.Duration) (p50, p99 float64) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ds)
+	return millis(ds[len(ds)/2]), millis(ds[min(len(ds)-1, len(ds)*99/100)])
+}
