@@ -116,21 +116,25 @@ func TestPresetsAreAllOrNothing(t *testing.T) {
 	}
 }
 
-func TestTracesKeepRecentMessagesInOrder(t *testing.T) {
-	tr := flow.NewTraces(2)
-	for _, id := range []string{"a", "b", "a", "c"} {
-		tr.Add(flow.Event{MsgID: id, Kind: flow.KindRequest})
-	}
-	if _, ok := tr.Get("a"); ok {
-		t.Error("oldest message a kept beyond the bound")
-	}
-	if h, ok := tr.Get("c"); !ok || len(h) != 1 {
-		t.Errorf("c = %v %v", h, ok)
-	}
-	if h, _ := tr.Get("b"); len(h) != 1 {
-		t.Errorf("b = %v", h)
+func TestTracesKeepRecentHopsInOrder(t *testing.T) {
+	tr := flow.NewTraces(3)
+	for i, id := range []string{"a", "b", "a", "c"} {
+		tr.Add(flow.Event{MsgID: id, Seq: uint64(i)})
 	}
 	tr.Add(flow.Event{Kind: flow.KindState}) // no id: not traced
+	if h, ok := tr.Get("a"); !ok || len(h) != 1 || h[0].Seq != 2 {
+		t.Errorf("a = %v %v; want only its newer hop, the older one overwritten", h, ok)
+	}
+	if h, ok := tr.Get("b"); !ok || len(h) != 1 {
+		t.Errorf("b = %v %v", h, ok)
+	}
+	tr.Add(flow.Event{MsgID: "c", Seq: 9})
+	if h, _ := tr.Get("c"); len(h) != 2 || h[0].Seq != 3 || h[1].Seq != 9 {
+		t.Errorf("c = %v; want two hops oldest first", h)
+	}
+	if _, ok := tr.Get("zzz"); ok {
+		t.Error("found a message never added")
+	}
 }
 
 func TestEmitterStampsEvents(t *testing.T) {

@@ -21,13 +21,17 @@ type Lab struct {
 	Traces *Traces
 }
 
+// traceHops is how many recent hops a lab keeps for traces: minutes of a
+// calm scenario, seconds of one at full load.
+const traceHops = 1 << 15
+
 // NewLab returns a lab, or an Invalid error for an id that is not a short
 // lower-case name.
 func NewLab(id string) (*Lab, error) {
 	if !labID.MatchString(id) {
 		return nil, Errorf(Invalid, "lab id %q must be 1–32 lower-case letters, digits or dashes", id)
 	}
-	return &Lab{ID: id, Traces: NewTraces(4096)}, nil
+	return &Lab{ID: id, Traces: NewTraces(traceHops)}, nil
 }
 
 // Name derives a broker name from the article's base name: the default lab
@@ -64,52 +68,51 @@ func (em *Emitter) Emit(e Event) {
 	em.sink.Emit(e)
 }
 
-// Traces keeps the hops of the most recent messages so that a click in the
-// view can show every hop of one, even those the view did not animate.
+// Traces keeps the most recent hops so that a click in the view can show
+// every hop of one message, even those the view did not animate. Adding is
+// on every scenario's hot path and looking up happens on a click, so hops go
+// into a fixed ring at the cost of one copy, and a look-up scans the ring.
 type Traces struct {
-	mu    sync.Mutex
-	max   int
-	order []string // message ids, oldest first, as a ring
-	next  int
-	hops  map[string][]Event
+	mu   sync.Mutex
+	ring []Event
+	next int
+	full bool
 }
 
-// maxHops bounds one message's trace: a poison message requeued forever must
-// not grow without end.
-const maxHops = 200
-
-// NewTraces keeps the traces of the last max messages.
-func NewTraces(max int) *Traces {
-	return &Traces{max: max, order: make([]string, 0, max), hops: make(map[string][]Event, max)}
+// NewTraces keeps the last size hops.
+func NewTraces(size int) *Traces {
+	return &Traces{ring: make([]Event, size)}
 }
 
-// Add records e under its message id; events without one are not traced.
+// Add records e; events without a message id are not traced.
 func (t *Traces) Add(e Event) {
 	if e.MsgID == "" {
 		return
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if h, ok := t.hops[e.MsgID]; ok {
-		if len(h) < maxHops {
-			t.hops[e.MsgID] = append(h, e)
-		}
-		return
+	t.ring[t.next] = e
+	t.next++
+	if t.next == len(t.ring) {
+		t.next, t.full = 0, true
 	}
-	if len(t.order) < t.max {
-		t.order = append(t.order, e.MsgID)
-	} else {
-		delete(t.hops, t.order[t.next])
-		t.order[t.next] = e.MsgID
-		t.next = (t.next + 1) % t.max
-	}
-	t.hops[e.MsgID] = []Event{e}
+	t.mu.Unlock()
 }
 
-// Get returns a copy of the hops of message id, oldest first.
+// Get returns the hops of message id still in the ring, oldest first.
 func (t *Traces) Get(id string) ([]Event, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	h, ok := t.hops[id]
-	return append([]Event(nil), h...), ok
+	var hops []Event
+	collect := func(events []Event) {
+		for _, e := range events {
+			if e.MsgID == id {
+				hops = append(hops, e)
+			}
+		}
+	}
+	if t.full {
+		collect(t.ring[t.next:])
+	}
+	collect(t.ring[:t.next])
+	return hops, len(hops) > 0
 }
