@@ -1,0 +1,239 @@
+// Package asyncmsg is the article's asynchronous-messaging example run for
+// real on Kafka: order-service produces order events keyed by order id to the
+// topic orders, and the consumer group the article leaves out (inventory)
+// processes them. Learners add, remove and crash members, slow them down,
+// change how they commit, replay the log and cut the network path, and every
+// hop becomes a flow event.
+//
+// The scenario speaks Kafka and nothing else: it is handed broker addresses
+// and never knows whether they belong to the embedded broker or to a real
+// cluster.
+package asyncmsg
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"flowlab/flow"
+)
+
+// Name is the scenario's stable id.
+const Name = "async-messaging"
+
+// Config is what the server hands the scenario.
+type Config struct {
+	Brokers []string      // Kafka bootstrap addresses, host:port
+	Lab     *flow.Lab     // names the topic and the group
+	Emit    *flow.Emitter // where every hop goes
+}
+
+// Scenario runs order-service, the orders topic and the inventory group in
+// one lab.
+type Scenario struct {
+	cfg   Config
+	topic string
+	group string
+	// runID tells this run's records from those an earlier run left in the
+	// topic: message ids are runID-n.
+	runID string
+
+	ledger     *ledger
+	window     *window
+	rebalances *rebalances
+	outside    *outsideIDs
+
+	// ops serialises Set and shutdown: some knobs stop and start members or
+	// recreate the topic, and two of those must not interleave.
+	ops sync.Mutex
+
+	mu       sync.Mutex
+	set      settings
+	rt       *runtime            // nil unless Run is running
+	members  [maxMembers]*member // nil: never started or removed
+	producer *orderService
+	parts    []partitionRead // last broker read, index = partition
+	readErr  string          // why the last broker read failed, if it did
+	point    flow.Point      // the newest chart point
+	sendRate float64         // records order-service sent in the last second
+	burst    int             // order events still to send at once, beside the rate
+	// wake starts order-service's next round at once rather than at its
+	// next tick: a burst was asked for, or is not finished.
+	wake chan struct{}
+}
+
+var _ flow.Scenario = (*Scenario)(nil)
+
+// runtime is what exists only while Run runs.
+type runtime struct {
+	ctx   context.Context
+	wg    sync.WaitGroup
+	admin *kadm.Client
+	paths *brokerPaths
+}
+
+// Open checks cfg and returns a scenario ready to Run. It dials nothing.
+func Open(cfg Config) (*Scenario, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, flow.Errorf(flow.Invalid, "asynchronous messaging needs at least one Kafka broker address")
+	}
+	if cfg.Lab == nil || cfg.Emit == nil {
+		return nil, flow.Errorf(flow.Internal, "asynchronous messaging needs a lab and an emitter")
+	}
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, flow.Errorf(flow.Internal, "run id: %v", err)
+	}
+	s := &Scenario{
+		cfg:     cfg,
+		topic:   cfg.Lab.Name("orders"),
+		group:   cfg.Lab.Name("inventory"),
+		runID:   hex.EncodeToString(b[:]),
+		ledger:  newLedger(),
+		window:  newWindow(),
+		outside: newOutsideIDs(),
+		set:     defaultSettings(),
+		wake:    make(chan struct{}, 1),
+	}
+	s.rebalances = newRebalances(s)
+	return s, nil
+}
+
+func (s *Scenario) Name() string  { return Name }
+func (s *Scenario) Title() string { return "Asynchronous messaging (Kafka)" }
+func (s *Scenario) Summary() string {
+	return "order-service writes order events to the Kafka topic orders, keyed by order id so " +
+		"each order's events stay in one partition and in order; the consumer group inventory " +
+		"shares the partitions among its members. Crash a member before it commits and watch the " +
+		"rebalance and the duplicates; cut the path to the broker and watch the producer buffer."
+}
+
+// Run creates the topic if needed, starts order-service and the first
+// members, and runs until ctx ends. It then closes every client and returns
+// nil once every goroutine it started has ended.
+func (s *Scenario) Run(ctx context.Context) error {
+	admin, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...))
+	if err != nil {
+		return flow.Errorf(flow.Invalid, "Kafka brokers %v: %v", s.cfg.Brokers, err)
+	}
+	rt := &runtime{ctx: ctx, admin: kadm.NewClient(admin), paths: newBrokerPaths()}
+	defer admin.Close()
+	defer rt.paths.Close()
+	s.mu.Lock()
+	latency := s.set.latencyMS
+	s.mu.Unlock()
+	rt.paths.SetLatency(latency) // no path exists yet: this cannot fail
+
+	if !s.waitForTopic(ctx, rt.admin) {
+		return nil // ctx ended before the broker answered
+	}
+
+	s.ops.Lock()
+	s.mu.Lock()
+	s.rt = rt
+	set := s.set
+	s.mu.Unlock()
+	err = s.startProducer(rt, set)
+	for i := range defaultMembers {
+		if err == nil {
+			err = s.startMember(rt, i)
+		}
+	}
+	s.ops.Unlock()
+	if err != nil {
+		s.shutdown(rt)
+		return err
+	}
+
+	rt.wg.Add(3)
+	go func() { defer rt.wg.Done(); s.sendOrders(ctx) }()
+	go func() { defer rt.wg.Done(); s.watch(ctx) }()
+	go func() { defer rt.wg.Done(); s.readBroker(ctx, rt.admin) }()
+
+	<-ctx.Done()
+	s.shutdown(rt)
+	return nil
+}
+
+// shutdown stops every member and the producer and waits for all goroutines.
+func (s *Scenario) shutdown(rt *runtime) {
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	s.mu.Lock()
+	s.rt = nil
+	s.burst = 0 // never handed to the producer: nothing to account for
+	s.mu.Unlock()
+	for i := range maxMembers {
+		s.stopMember(i)
+	}
+	s.stopProducer()
+	rt.wg.Wait()
+}
+
+// waitForTopic creates the topic with the partitions knob's count, or takes
+// the count of the one already there, retrying every second while the broker
+// does not answer. It reports false when ctx ended first.
+func (s *Scenario) waitForTopic(ctx context.Context, admin *kadm.Client) bool {
+	for {
+		err := s.ensureTopic(ctx, admin)
+		if err == nil {
+			return true
+		}
+		s.mu.Lock()
+		s.readErr = "waiting for the broker: " + err.Error()
+		s.mu.Unlock()
+		s.state("orders", "unreachable", err.Error())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Scenario) ensureTopic(ctx context.Context, admin *kadm.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	topics, err := admin.ListTopics(ctx, s.topic)
+	if err != nil {
+		return err
+	}
+	if t, ok := topics[s.topic]; ok && t.Err == nil {
+		s.mu.Lock()
+		s.set.partitions = len(t.Partitions)
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Lock()
+	n := s.set.partitions
+	s.mu.Unlock()
+	_, err = admin.CreateTopic(ctx, int32(n), -1, nil, s.topic)
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return s.ensureTopic(ctx, admin)
+	}
+	return err
+}
+
+// state emits a state change of one node.
+func (s *Scenario) state(node, state, note string) {
+	s.cfg.Emit.Emit(flow.Event{Kind: flow.KindState, From: node,
+		Detail: flow.Detail{Node: node, State: state, Payload: note}})
+}
+
+// running returns the runtime, or an Unavailable error while Run is not
+// running: buttons need live clients.
+func (s *Scenario) running() (*runtime, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rt == nil {
+		return nil, flow.Errorf(flow.Unavailable, "asynchronous messaging is not running")
+	}
+	return s.rt, nil
+}

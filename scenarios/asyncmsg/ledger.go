@@ -1,0 +1,263 @@
+package asyncmsg
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"flowlab/flow"
+)
+
+// recordState is where one order event of order-service is now. Every event
+// is in exactly one state, so the ledger's parts always add up to the total.
+type recordState uint8
+
+const (
+	waiting   recordState = iota // handed to the producer, no answer from the broker yet
+	refused                      // the producer's buffer was full: never sent
+	failed                       // the producer gave up on it
+	inLog                        // the broker has it; no member processed it yet
+	processed                    // a member processed it at least once
+	deleted                      // in the log when the topic was recreated
+	numStates
+)
+
+var stateParts = [numStates]flow.Counter{
+	waiting:   {Name: "waiting", Label: "waiting for the broker"},
+	refused:   {Name: "refused", Label: "refused: producer buffer full"},
+	failed:    {Name: "failed", Label: "failed to produce"},
+	inLog:     {Name: "in-log", Label: "in the log, not yet processed"},
+	processed: {Name: "processed", Label: "processed"},
+	deleted:   {Name: "deleted", Label: "deleted with the topic"},
+}
+
+// ledger accounts for every order event order-service produced, by its
+// number n (1, 2, …): one byte each, so a lab at 2,000 events/s grows by
+// about 7 MB an hour, a price paid for exact accounting and for an idempotent
+// consumer that never forgets.
+type ledger struct {
+	mu     sync.Mutex
+	states []recordState // index n-1
+	counts [numStates]int64
+
+	acked       int64 // confirmed by the broker (acks all or leader)
+	redelivered int64 // deliveries of a record some member processed before
+	duplicates  int64 // side effects done again: stock reserved twice
+	skipped     int64 // deliveries the idempotent consumer recognised
+	reserved    int64 // side effects done: stock reservations
+	external    int64 // records from outside clients or an earlier run, processed once
+	// seenOutside counts how often each record from outside (or from an
+	// earlier run) was processed, by message id: their dedupe table.
+	seenOutside map[string]int
+}
+
+func newLedger() *ledger { return &ledger{seenOutside: make(map[string]int)} }
+
+// maxOutsideSeen bounds the outside records remembered for dedupe; past it
+// the table starts again, so a replay of more outside records than this
+// counts them once more. order-service's own events are never forgotten.
+const maxOutsideSeen = 100_000
+
+// add records a new event handed to the producer and returns its number.
+func (l *ledger) add(st recordState) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.states = append(l.states, st)
+	l.counts[st]++
+	return uint64(len(l.states))
+}
+
+// produced records the producer's answer for event n; confirmed is false
+// with acks none, where success only means the bytes were written.
+func (l *ledger) produced(n uint64, err error, confirmed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && confirmed {
+		l.acked++
+	}
+	if l.states[n-1] != waiting {
+		return // a member processed it before the answer arrived
+	}
+	if err != nil {
+		l.move(n, failed)
+	} else {
+		l.move(n, inLog)
+	}
+}
+
+// process records that a member finished processing event n and reports
+// whether it was processed before, and whether the side effect is done now.
+func (l *ledger) process(n uint64, idempotent bool) (again, sideEffect bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n == 0 || n > uint64(len(l.states)) {
+		return false, true
+	}
+	again = l.states[n-1] == processed
+	l.move(n, processed)
+	return again, l.sideEffect(again, idempotent)
+}
+
+// processOutside is process for a record order-service did not produce in
+// this run, deduped by its message id.
+func (l *ledger) processOutside(id string, idempotent bool) (again, sideEffect bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.seenOutside) >= maxOutsideSeen {
+		clear(l.seenOutside)
+	}
+	again = l.seenOutside[id] > 0
+	l.seenOutside[id]++
+	if !again {
+		l.external++
+	}
+	return again, l.sideEffect(again, idempotent)
+}
+
+func (l *ledger) sideEffect(again, idempotent bool) bool {
+	switch {
+	case again && idempotent:
+		l.redelivered++
+		l.skipped++
+		return false
+	case again:
+		l.redelivered++
+		l.duplicates++
+	}
+	l.reserved++
+	return true
+}
+
+// refuse records that the producer's buffer was full for event n.
+func (l *ledger) refuse(n uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.move(n, refused)
+}
+
+// wasProcessed peeks whether event n was processed already.
+func (l *ledger) wasProcessed(n uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return n <= uint64(len(l.states)) && l.states[n-1] == processed
+}
+
+func (l *ledger) wasProcessedOutside(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seenOutside[id] > 0
+}
+
+// topicDeleted moves every event still in the log to deleted.
+func (l *ledger) topicDeleted() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, st := range l.states {
+		if st == inLog {
+			l.move(uint64(i+1), deleted)
+		}
+	}
+}
+
+func (l *ledger) move(n uint64, to recordState) {
+	l.counts[l.states[n-1]]--
+	l.states[n-1] = to
+	l.counts[to]++
+}
+
+// snapshot returns the ledger and the counters in the flow shapes.
+func (l *ledger) snapshot() (flow.Ledger, []flow.Counter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	parts := make([]flow.Counter, 0, numStates)
+	for st, c := range stateParts {
+		c.Value = l.counts[st]
+		parts = append(parts, c)
+	}
+	dup := flow.Counter{Name: "duplicates", Label: "processed again: stock reserved twice", Value: l.duplicates}
+	led := flow.Ledger{
+		Total:      flow.Counter{Name: "produced", Label: "produced by order-service", Value: int64(len(l.states))},
+		Parts:      parts,
+		Duplicates: &dup,
+	}
+	counters := []flow.Counter{
+		{Name: "produced", Label: "produced by order-service", Value: int64(len(l.states))},
+		{Name: "acked", Label: "acknowledged by the broker", Value: l.acked},
+		{Name: "failed", Label: "failed to produce", Value: l.counts[failed]},
+		{Name: "refused", Label: "refused: producer buffer full", Value: l.counts[refused]},
+		{Name: "consumed", Label: "processed at least once", Value: l.counts[processed]},
+		{Name: "redelivered", Label: "delivered again after processing", Value: l.redelivered},
+		{Name: "duplicates", Label: "processed again: stock reserved twice", Value: l.duplicates},
+		{Name: "skipped", Label: "skipped by the idempotent consumer", Value: l.skipped},
+		{Name: "reserved", Label: "stock reservations made", Value: l.reserved},
+		{Name: "external", Label: "records from outside clients or earlier runs", Value: l.external},
+	}
+	return led, counters
+}
+
+// window gathers what happened in the current second for the chart:
+// throughput is records processed, success the share of the producer's
+// answers that were acknowledgements (kept from the second before when there
+// were none), the percentiles are produce → processed for order-service's
+// records, and depth is the group's total lag.
+type window struct {
+	mu        sync.Mutex
+	consumed  int
+	ok, bad   int       // producer outcomes
+	latencies []float64 // produce → processed, ms
+	success   float64   // carried over a second with no outcomes
+}
+
+func newWindow() *window { return &window{success: 100} }
+
+// maxLatencies bounds one second's samples; at 2,000 events/s it keeps all.
+const maxLatencies = 10_000
+
+func (w *window) producedOK(ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ok {
+		w.ok++
+	} else {
+		w.bad++
+	}
+}
+
+// consumedAfter counts one processed record; latency < 0 means unknown, as
+// for an outside client's record whose clock is not ours.
+func (w *window) consumedAfter(latency time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.consumed++
+	if latency >= 0 && len(w.latencies) < maxLatencies {
+		w.latencies = append(w.latencies, float64(latency.Microseconds())/1000)
+	}
+}
+
+// point closes the second that lasted elapsed and returns its chart point.
+func (w *window) point(now time.Time, elapsed time.Duration, depth int64) flow.Point {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ok+w.bad > 0 {
+		w.success = 100 * float64(w.ok) / float64(w.ok+w.bad)
+	}
+	slices.Sort(w.latencies)
+	p := flow.Point{
+		Time:       now,
+		Throughput: float64(w.consumed) / elapsed.Seconds(),
+		Success:    w.success,
+		P50MS:      percentile(w.latencies, 0.50),
+		P99MS:      percentile(w.latencies, 0.99),
+		Depth:      float64(depth),
+	}
+	w.consumed, w.ok, w.bad = 0, 0, 0
+	w.latencies = w.latencies[:0]
+	return p
+}
+
+func percentile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(q*float64(len(sorted)-1))]
+}

@@ -1,0 +1,518 @@
+package asyncmsg
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"flowlab/flow"
+)
+
+// member is one instance of inventory-service in the consumer group: its own
+// kgo client, polling, processing each record (reserving stock) and
+// committing.
+type member struct {
+	i     int
+	id    string
+	s     *Scenario
+	cl    *kgo.Client
+	net   *netWatch
+	after bool // commit after processing rather than auto-commit
+
+	stopPolling context.CancelFunc // the batch in hand is still finished
+	crash       chan struct{}      // closed: die at once
+	crashed     atomic.Bool
+	done        chan struct{} // closed when the client is closed
+	sockets     *sockets
+
+	mu sync.Mutex
+	// owned is every partition the member holds now: kgo's
+	// OnPartitionsAssigned reports only those added in a round.
+	owned map[int32]bool
+	// next is, per partition, the offset after the newest processed record:
+	// what a commit now would store. committed is what was stored.
+	next, committed map[int32]int64
+	processed       int64
+	errText         string
+	errAt           time.Time
+	crashedAt       time.Time
+	lostWork        int64 // processed but not committed when it crashed
+}
+
+func (s *Scenario) startMember(rt *runtime, i int) error {
+	s.mu.Lock()
+	set := s.set
+	s.mu.Unlock()
+	m := &member{
+		i:         i,
+		id:        memberID(i),
+		s:         s,
+		net:       &netWatch{},
+		after:     set.commitMode == commitAfter,
+		crash:     make(chan struct{}),
+		done:      make(chan struct{}),
+		owned:     make(map[int32]bool),
+		next:      make(map[int32]int64),
+		committed: make(map[int32]int64),
+		sockets:   &sockets{dial: rt.paths.Dial, open: make(map[*socket]bool)},
+	}
+	session := time.Duration(set.sessionTimeout) * time.Second
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(s.cfg.Brokers...),
+		kgo.Dialer(m.sockets.Dial),
+		kgo.ClientID("inventory-" + m.id),
+		kgo.ConsumerGroup(s.group),
+		kgo.ConsumeTopics(s.topic),
+		// A new group starts at the beginning of the log, so orders sent
+		// before the first member joined are not skipped.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(session),
+		kgo.HeartbeatInterval(min(3*time.Second, session/3)),
+		// No rebalance while a batch is processed: what was processed is
+		// committed before the partitions move, which keeps a clean
+		// rebalance free of duplicates. Batches are kept to about a second.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(m.assigned),
+		kgo.OnPartitionsRevoked(m.revoked),
+		kgo.OnPartitionsLost(m.lost),
+		kgo.MetadataMaxAge(time.Second),
+		kgo.MetadataMinAge(500 * time.Millisecond),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.WithHooks(m.net),
+	}
+	if m.after {
+		opts = append(opts, kgo.DisableAutoCommit())
+	} else {
+		// Only records marked after processing are auto-committed, not
+		// every record polled.
+		opts = append(opts, kgo.AutoCommitMarks(), kgo.AutoCommitInterval(autoCommitEvery), kgo.AutoCommitCallback(m.commitDone))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return flow.Errorf(flow.Internal, "inventory member %s: %v", m.id, err)
+	}
+	m.cl = cl
+	ctx, cancel := context.WithCancel(rt.ctx)
+	m.stopPolling = cancel
+	s.mu.Lock()
+	s.members[i] = m
+	s.mu.Unlock()
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		m.run(ctx, rt.ctx)
+	}()
+	return nil
+}
+
+// stopMember stops member i cleanly, if it runs, and forgets it: it finishes
+// its batch, commits and leaves the group.
+func (s *Scenario) stopMember(i int) {
+	s.mu.Lock()
+	m := s.members[i]
+	s.members[i] = nil
+	s.mu.Unlock()
+	if m == nil {
+		return
+	}
+	m.stopPolling()
+	<-m.done
+}
+
+// crashMember kills member i at once: the record in hand is not finished,
+// nothing is committed and no LeaveGroup is sent.
+func (s *Scenario) crashMember(i int) {
+	s.mu.Lock()
+	m := s.members[i]
+	s.mu.Unlock()
+	m.crashed.Store(true)
+	m.sockets.die()
+	close(m.crash)
+	m.stopPolling()
+	<-m.done
+	m.mu.Lock()
+	lost := m.lostWork
+	m.mu.Unlock()
+	s.cfg.Emit.Emit(flow.Event{Kind: flow.KindState, From: m.id, Detail: flow.Detail{
+		Node: m.id, State: "crashed", Value: lost,
+		Payload: fmt.Sprintf("crashed with %d processed records not committed: whoever gets its partitions processes them again", lost),
+	}})
+}
+
+// run is the member's poll, process, commit loop.
+func (m *member) run(ctx, runCtx context.Context) {
+	defer close(m.done)
+	defer m.close(runCtx)
+	for {
+		fs := m.cl.PollRecords(ctx, m.batchSize())
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			return
+		}
+		fs.EachError(func(_ string, _ int32, err error) { m.noteErr(err) })
+		for _, r := range fs.Records() {
+			if !m.process(r, runCtx) {
+				return // crashed, or the scenario is stopping
+			}
+		}
+		if m.after {
+			m.commit()
+		}
+		m.cl.AllowRebalance()
+	}
+}
+
+// batchSize keeps one batch to about a second of processing, so a
+// rebalance waits for at most that long.
+func (m *member) batchSize() int {
+	ms := m.processingMS()
+	if ms == 0 {
+		return 500
+	}
+	return max(1, min(500, 1000/ms))
+}
+
+func (m *member) processingMS() int {
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	return m.s.set.processingMS[m.i]
+}
+
+// process delivers one record, spends the processing time on it and does the
+// side effect: reserving stock for the order. It reports false when the
+// member crashed or the scenario stops before the record was done.
+func (m *member) process(r *kgo.Record, runCtx context.Context) bool {
+	s := m.s
+	now := time.Now()
+	msg := s.identify(r)
+	s.mu.Lock()
+	idempotent, processingMS := s.set.idempotent, s.set.processingMS[m.i]
+	s.mu.Unlock()
+	again := msg.processedBefore(s)
+	d := flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key),
+		Payload: msg.payload, Raw: msg.raw, External: msg.external, Duplicate: again}
+	switch {
+	case again && idempotent:
+		d.Outcome = "duplicate: skipped by the idempotent consumer"
+	case again:
+		d.Outcome = "duplicate: stock reserved again"
+	}
+	s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindDeliver, From: partitionID(r.Partition), To: m.id, MsgID: msg.id, Detail: d})
+
+	if processingMS > 0 {
+		t := time.NewTimer(time.Duration(processingMS) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-m.crash:
+			return false
+		case <-runCtx.Done():
+			return false
+		}
+		now = time.Now()
+	}
+	select {
+	case <-m.crash:
+		return false
+	default:
+	}
+	if msg.n > 0 {
+		s.ledger.process(msg.n, idempotent)
+		s.window.consumedAfter(now.Sub(r.Timestamp))
+	} else {
+		s.ledger.processOutside(msg.id, idempotent)
+		s.window.consumedAfter(-1)
+	}
+	m.cl.MarkCommitRecords(r) // for auto-commit; after processing, commit uses next
+	m.mu.Lock()
+	if _, ok := m.committed[r.Partition]; !ok {
+		m.committed[r.Partition] = r.Offset // it started here, at the group's committed offset
+	}
+	m.next[r.Partition] = r.Offset + 1
+	m.processed++
+	m.mu.Unlock()
+	return true
+}
+
+// commit stores the offsets after every processed record and waits for the
+// broker's answer.
+func (m *member) commit() {
+	m.mu.Lock()
+	offsets := make(map[int32]kgo.EpochOffset, len(m.next))
+	for p, o := range m.next {
+		if o > m.committed[p] {
+			offsets[p] = kgo.EpochOffset{Epoch: -1, Offset: o}
+		}
+	}
+	m.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.s.topic: offsets}, m.commitDone)
+}
+
+// commitDone draws each committed partition and remembers its offset; kgo
+// calls it for auto-commits too.
+func (m *member) commitDone(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err != nil {
+		m.noteErr(fmt.Errorf("commit failed: %w", err))
+		return
+	}
+	asked := make(map[int32]int64)
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			asked[p.Partition] = p.Offset
+		}
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				m.noteErr(fmt.Errorf("commit of %s failed: %w", partitionID(p.Partition), err))
+				continue
+			}
+			o := asked[p.Partition]
+			m.mu.Lock()
+			m.committed[p.Partition] = max(m.committed[p.Partition], o)
+			m.mu.Unlock()
+			m.s.cfg.Emit.Emit(flow.Event{Kind: flow.KindCommit, From: m.id, To: partitionID(p.Partition),
+				Detail: flow.Detail{Partition: p.Partition, Offset: o}})
+		}
+	}
+}
+
+func (m *member) assigned(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range ps[m.s.topic] {
+		m.owned[p] = true
+	}
+}
+
+// revoked commits what was processed before the partitions go, unless the
+// member crashed: a dead process commits nothing.
+func (m *member) revoked(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+	if !m.crashed.Load() {
+		m.commit()
+	}
+	m.lost(nil, nil, ps)
+}
+
+// lost forgets partitions the group took away without a chance to commit.
+// A crashed member keeps them: its client's own close reports them lost at
+// once, but the broker goes on assigning them to the dead member until its
+// session times out, and that is what the view must show.
+func (m *member) lost(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+	if m.crashed.Load() {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range ps[m.s.topic] {
+		delete(m.owned, p)
+		delete(m.next, p)
+		delete(m.committed, p)
+	}
+}
+
+// close closes the client. A crashed member's sockets are already closed and
+// it cannot dial, so its LeaveGroup never reaches the broker and the group
+// finds out only when the session times out, as with a real crash; it
+// leaves with a context already cancelled so that Close does not retry. A
+// clean member leaves within a bounded time even when the path is cut.
+func (m *member) close(runCtx context.Context) {
+	if m.crashed.Load() {
+		// Counted before the client's leave forgets the partitions.
+		m.mu.Lock()
+		m.crashedAt, m.lostWork = time.Now(), m.uncommittedLocked()
+		m.mu.Unlock()
+	}
+	m.cl.AllowRebalance()
+	if m.crashed.Load() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		m.cl.LeaveGroupContext(ctx)
+	} else {
+		if runCtx.Err() != nil && m.after {
+			m.commit() // the scenario is stopping mid-batch: keep what was done
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		m.cl.LeaveGroupContext(ctx)
+		cancel()
+	}
+	m.cl.Close()
+}
+
+func (m *member) noteErr(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.errText, m.errAt = err.Error(), time.Now()
+}
+
+func (m *member) isCrashed() bool { return m.crashed.Load() }
+
+// uncommittedLocked counts records processed but not committed.
+func (m *member) uncommittedLocked() int64 {
+	var n int64
+	for p, o := range m.next {
+		n += max(0, o-m.committed[p])
+	}
+	return n
+}
+
+// ownedList is the member's partitions, sorted.
+// holdsAfterCrash says whether the group still counts a crashed member's
+// partitions as its own: until its session times out.
+func (m *member) holdsAfterCrash(now time.Time, session time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.crashedAt.IsZero() && now.Sub(m.crashedAt) < session
+}
+
+func (m *member) ownedList() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps := make([]int32, 0, len(m.owned))
+	for p := range m.owned {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// sockets are a member's connections to the broker, so that a crash can
+// drop them all at once the way a dying process does. kgo sends LeaveGroup
+// while closing even with a cancelled context; only a dead socket keeps it
+// from the broker.
+type sockets struct {
+	dial func(ctx context.Context, network, host string) (net.Conn, error)
+	mu   sync.Mutex
+	open map[*socket]bool
+	dead bool
+}
+
+func (ss *sockets) Dial(ctx context.Context, network, host string) (net.Conn, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.dead {
+		return nil, errors.New("the member's process is dead")
+	}
+	c, err := ss.dial(ctx, network, host)
+	if err != nil {
+		return nil, err
+	}
+	s := &socket{Conn: c, of: ss}
+	ss.open[s] = true
+	return s, nil
+}
+
+// die closes every socket and refuses new ones.
+func (ss *sockets) die() {
+	ss.mu.Lock()
+	ss.dead = true
+	open := ss.open
+	ss.open = nil
+	ss.mu.Unlock()
+	for s := range open {
+		s.Conn.Close()
+	}
+}
+
+type socket struct {
+	net.Conn
+	of *sockets
+}
+
+func (s *socket) Close() error {
+	s.of.mu.Lock()
+	delete(s.of.open, s)
+	s.of.mu.Unlock()
+	return s.Conn.Close()
+}
+
+// message is what flowlab knows of a record it consumed.
+type message struct {
+	id       string
+	n        uint64 // order-service's event number in this run, 0 for others
+	external bool   // no flowlab header: an outside client wrote it
+	payload  string
+	raw      bool
+}
+
+// maxPayload is how much of a payload an event carries.
+const maxPayload = 300
+
+// identify names a consumed record: order-service's own by the header it
+// wrote, an outside client's by an id given at first sight. Any bytes are
+// accepted; what is not JSON is shown quoted, as raw bytes. This run's own
+// records are JSON that sendOrder wrote, so only other records are checked.
+func (s *Scenario) identify(r *kgo.Record) message {
+	msg := message{payload: string(r.Value[:min(len(r.Value), maxPayload)])}
+	id := header(r, msgHeader)
+	switch run, num, _ := strings.Cut(id, "-"); {
+	case id == "":
+		msg.id, msg.external = s.outside.id(r.Partition, r.Offset), true
+	case run == s.runID:
+		msg.id = id
+		msg.n, _ = strconv.ParseUint(num, 10, 64)
+	default:
+		msg.id = id
+	}
+	if msg.n == 0 && !json.Valid(r.Value) {
+		msg.payload, msg.raw = strconv.QuoteToASCII(msg.payload), true
+	}
+	return msg
+}
+
+// processedBefore peeks whether the record was processed already.
+func (msg message) processedBefore(s *Scenario) bool {
+	if msg.n > 0 {
+		return s.ledger.wasProcessed(msg.n)
+	}
+	return s.ledger.wasProcessedOutside(msg.id)
+}
+
+// outsideIDs gives records from outside clients ids of their own, the same
+// one each time the same record is consumed again.
+type outsideIDs struct {
+	mu   sync.Mutex
+	ids  map[[2]int64]string // partition, offset
+	next int
+}
+
+func newOutsideIDs() *outsideIDs { return &outsideIDs{ids: make(map[[2]int64]string)} }
+
+func (o *outsideIDs) id(p int32, offset int64) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := [2]int64{int64(p), offset}
+	if id, ok := o.ids[k]; ok {
+		return id
+	}
+	if len(o.ids) >= maxOutsideSeen {
+		clear(o.ids)
+	}
+	o.next++
+	id := "ext-" + strconv.Itoa(o.next)
+	o.ids[k] = id
+	return id
+}
+
+// reset forgets every id: the topic was recreated and offsets start again.
+func (o *outsideIDs) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	clear(o.ids)
+}

@@ -1,0 +1,341 @@
+package asyncmsg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"flowlab/flow"
+)
+
+// addMember starts the lowest free member slot.
+func (s *Scenario) addMember() error {
+	rt, err := s.running()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	free := -1
+	for i, m := range s.members {
+		if m == nil {
+			free = i
+			break
+		}
+	}
+	s.mu.Unlock()
+	if free < 0 {
+		return flow.Errorf(flow.Invalid, "the group already has %d members (crashed ones included: restart those)", maxMembers)
+	}
+	s.rebalances.begin(memberID(free)+" joined", true)
+	return s.startMember(rt, free)
+}
+
+// removeMember stops the newest running member cleanly.
+func (s *Scenario) removeMember() error {
+	if _, err := s.running(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	last, running := -1, 0
+	for i, m := range s.members {
+		if m != nil && !m.isCrashed() {
+			last = i
+			running++
+		}
+	}
+	s.mu.Unlock()
+	if running <= 1 {
+		return flow.Errorf(flow.Invalid, "the group keeps at least one member; crash it to see what happens with none")
+	}
+	s.rebalances.begin(memberID(last)+" left", true)
+	s.stopMember(last)
+	return nil
+}
+
+// restartMembers stops every running member cleanly, does between, and
+// starts them again: how client options change, and how Kafka wants a group
+// to be empty while its offsets are reset.
+func (s *Scenario) restartMembers(rt *runtime, reason string, between func() error) error {
+	release := s.rebalances.hold()
+	defer release()
+	s.rebalances.begin(reason, false)
+	s.mu.Lock()
+	var live []int
+	for i, m := range s.members {
+		if m != nil && !m.isCrashed() {
+			live = append(live, i)
+		}
+	}
+	s.mu.Unlock()
+	for _, i := range live {
+		s.stopMember(i)
+	}
+	err := between()
+	for _, i := range live {
+		if e := s.startMember(rt, i); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// setPartitions grows the topic in place or, since Kafka cannot remove
+// partitions, deletes and recreates it.
+func (s *Scenario) setPartitions(n int) error {
+	s.mu.Lock()
+	cur, rt := s.set.partitions, s.rt
+	s.mu.Unlock()
+	if n == cur {
+		return nil
+	}
+	if rt == nil {
+		return setValue(s, "partitions", n, func(set *settings, n int) { set.partitions = n })
+	}
+	ctx, cancel := context.WithTimeout(rt.ctx, 15*time.Second)
+	defer cancel()
+	if n > cur {
+		resp, err := rt.admin.UpdatePartitions(ctx, n, s.topic)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return flow.Errorf(flow.Unavailable, "could not add partitions: %v", err)
+		}
+		s.mu.Lock()
+		s.set.partitions = n
+		s.mu.Unlock()
+		s.rebalances.begin(fmt.Sprintf("the topic grew to %d partitions", n), true)
+		s.knobChanged("partitions", n)
+		s.state("orders", "up", fmt.Sprintf("grew from %d to %d partitions; keys now hash to other partitions", cur, n))
+		return nil
+	}
+	if rt.paths.IsCut() {
+		return flow.Errorf(flow.Invalid, "restore the path to the broker first: recreating the topic stops and starts every client")
+	}
+	err := s.restartMembers(rt, fmt.Sprintf("the topic was recreated with %d partitions", n), func() error {
+		s.stopProducer()
+		err := s.recreateTopic(ctx, rt.admin, n)
+		s.mu.Lock()
+		set := s.set
+		s.mu.Unlock()
+		if e := s.startProducer(rt, set); err == nil {
+			err = e
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.knobChanged("partitions", n)
+	s.state("orders", "up", fmt.Sprintf("deleted and created again with %d partitions: its records and the group's offsets are gone", n))
+	return nil
+}
+
+// recreateTopic deletes the topic and creates it with n partitions; the
+// group's offsets go too, since they point into the deleted log.
+func (s *Scenario) recreateTopic(ctx context.Context, admin *kadm.Client, n int) error {
+	if _, err := admin.DeleteTopic(ctx, s.topic); err != nil {
+		return flow.Errorf(flow.Unavailable, "could not delete the topic: %v", err)
+	}
+	s.ledger.topicDeleted()
+	s.outside.reset()
+	s.mu.Lock()
+	s.parts = nil
+	s.mu.Unlock()
+	// A broker may take a moment to forget the old topic.
+	for {
+		_, err := admin.CreateTopic(ctx, int32(n), -1, nil, s.topic)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.TopicAlreadyExists) || ctx.Err() != nil {
+			return flow.Errorf(flow.Unavailable, "the topic was deleted but could not be created again (%v): set the partitions again to retry", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.mu.Lock()
+	s.set.partitions = n
+	s.mu.Unlock()
+	// Only a crashed member can still be in the group here; its offsets
+	// then stay and point past the new logs' ends, where kgo starts over.
+	admin.DeleteGroup(ctx, s.group)
+	return nil
+}
+
+// replayTarget computes the offset to resume each partition from.
+type replayTarget func(ctx context.Context, admin *kadm.Client, s *Scenario, parts []int32, starts, ends kadm.ListedOffsets) (map[int32]int64, error)
+
+func replayEarliest(_ context.Context, _ *kadm.Client, s *Scenario, parts []int32, starts, _ kadm.ListedOffsets) (map[int32]int64, error) {
+	to := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		o, _ := starts.Lookup(s.topic, p)
+		to[p] = o.Offset
+	}
+	return to, nil
+}
+
+func replayOffset(offset int64) replayTarget {
+	return func(_ context.Context, _ *kadm.Client, s *Scenario, parts []int32, starts, ends kadm.ListedOffsets) (map[int32]int64, error) {
+		to := make(map[int32]int64, len(parts))
+		for _, p := range parts {
+			st, _ := starts.Lookup(s.topic, p)
+			end, _ := ends.Lookup(s.topic, p)
+			switch {
+			case offset > end.Offset:
+				return nil, flow.Errorf(flow.Invalid, "offset %d is in the future for partition %d: its next record gets offset %d", offset, p, end.Offset)
+			case offset < st.Offset:
+				return nil, flow.Errorf(flow.Invalid, "offset %d is before the start of partition %d, which begins at %d", offset, p, st.Offset)
+			}
+			to[p] = offset
+		}
+		return to, nil
+	}
+}
+
+func replayTime(t time.Time) replayTarget {
+	return func(ctx context.Context, admin *kadm.Client, s *Scenario, parts []int32, _, ends kadm.ListedOffsets) (map[int32]int64, error) {
+		after, err := admin.ListOffsetsAfterMilli(ctx, t.UnixMilli(), s.topic)
+		if err == nil {
+			err = after.Error()
+		}
+		if err != nil {
+			return nil, flow.Errorf(flow.Unavailable, "could not look up offsets by time: %v", err)
+		}
+		to := make(map[int32]int64, len(parts))
+		for _, p := range parts {
+			o, _ := after.Lookup(s.topic, p)
+			if o.Offset < 0 { // nothing written since then
+				o, _ = ends.Lookup(s.topic, p)
+			}
+			to[p] = o.Offset
+		}
+		return to, nil
+	}
+}
+
+// replay resets the group's committed offsets in the chosen partitions and
+// lets the members process from there again. Everything is checked before
+// anything changes.
+func (s *Scenario) replay(knob string, value any, target replayTarget) error {
+	rt, err := s.running()
+	if err != nil {
+		return err
+	}
+	if rt.paths.IsCut() {
+		return flow.Errorf(flow.Invalid, "restore the path to the broker first: a replay stops and starts the members")
+	}
+	s.mu.Lock()
+	set := s.set
+	var waitFor time.Duration
+	for _, m := range s.members {
+		if m != nil && m.isCrashed() {
+			m.mu.Lock()
+			waitFor = max(waitFor, time.Duration(set.sessionTimeout)*time.Second-time.Since(m.crashedAt))
+			m.mu.Unlock()
+		}
+	}
+	s.mu.Unlock()
+	if waitFor > 0 {
+		return flow.Errorf(flow.Unavailable, "a crashed member is still in the group for %.0f s (until its session times out); Kafka resets offsets only in a group with no live members", waitFor.Seconds())
+	}
+	parts, err := replayPartitions(set.replayPart, set.partitions)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(rt.ctx, 10*time.Second)
+	defer cancel()
+	starts, err := rt.admin.ListStartOffsets(ctx, s.topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return flow.Errorf(flow.Unavailable, "could not read the partitions' offsets: %v", err)
+	}
+	ends, err := rt.admin.ListEndOffsets(ctx, s.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return flow.Errorf(flow.Unavailable, "could not read the partitions' offsets: %v", err)
+	}
+	to, err := target(ctx, rt.admin, s, parts, starts, ends)
+	if err != nil {
+		return err
+	}
+
+	err = s.restartMembers(rt, "replay", func() error {
+		os := make(kadm.Offsets)
+		for p, o := range to {
+			os.Add(kadm.Offset{Topic: s.topic, Partition: p, At: o, LeaderEpoch: -1})
+		}
+		resp, err := rt.admin.CommitOffsets(ctx, s.group, os)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return flow.Errorf(flow.Unavailable, "the broker refused the new offsets: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	switch v := value.(type) {
+	case int:
+		apply := map[string]func(*settings){
+			"replay-offset":      func(set *settings) { set.replayOffset = v },
+			"replay-minutes-ago": func(set *settings) { set.replayMinutes = v },
+		}[knob]
+		s.mu.Lock()
+		apply(&s.set)
+		s.mu.Unlock()
+		s.knobChanged(knob, v)
+	}
+	var where []string
+	for _, p := range parts {
+		where = append(where, fmt.Sprintf("%s from %d", partitionID(p), to[p]))
+	}
+	s.state("inventory", "replaying", strings.Join(where, ", "))
+	return nil
+}
+
+// replayPartitions turns the replay-partition knob into partition numbers.
+func replayPartitions(choice string, partitions int) ([]int32, error) {
+	if choice == "all" {
+		ps := make([]int32, partitions)
+		for p := range ps {
+			ps[p] = int32(p)
+		}
+		return ps, nil
+	}
+	p, err := strconv.Atoi(strings.TrimPrefix(choice, "p"))
+	if err != nil || p < 0 || p >= partitions {
+		return nil, flow.Errorf(flow.Invalid, "partition %s does not exist: the topic has %d partitions, p0 to p%d", choice, partitions, partitions-1)
+	}
+	return []int32{int32(p)}, nil
+}
+
+func (s *Scenario) liveMemberList() string    { return s.memberList(false) }
+func (s *Scenario) crashedMemberList() string { return s.memberList(true) }
+
+func (s *Scenario) memberList(crashed bool) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, m := range s.members {
+		if m != nil && m.isCrashed() == crashed {
+			ids = append(ids, m.id)
+		}
+	}
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}

@@ -1,0 +1,237 @@
+package asyncmsg
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"flowlab/flow"
+)
+
+// rebalances notices when the group's assignment moves and draws each
+// rebalance once it is over: the assignment before and after, and how long
+// it took, from the moment something happened (a member joined, left or
+// crashed) to the moment every partition has one live owner again.
+type rebalances struct {
+	s *Scenario
+
+	mu     sync.Mutex
+	active bool
+	reason string
+	since  time.Time
+	before assignment
+	// needGen, when not -1, is a generation every member must pass before
+	// the rebalance counts as over: right after a member crashes the old
+	// assignment still covers every partition, yet the group has not moved.
+	needGen int32
+	holds   int        // operations that stop and start members in progress
+	stable  assignment // the assignment after the last rebalance
+	count   int
+	took    time.Duration
+}
+
+// assignment is which partitions each live member holds.
+type assignment map[string][]int32
+
+func newRebalances(s *Scenario) *rebalances {
+	return &rebalances{s: s, needGen: -1, stable: assignment{}}
+}
+
+// begin starts (or extends) a rebalance caused by what the learner did.
+func (r *rebalances) begin(reason string, needNewGen bool) {
+	_, gen, _ := r.s.assignment()
+	r.mu.Lock()
+	if !r.active {
+		r.active, r.since, r.before, r.reason, r.needGen = true, time.Now(), r.stable, reason, -1
+	} else {
+		r.reason += "; " + reason
+	}
+	if needNewGen {
+		r.needGen = max(r.needGen, gen)
+	}
+	why := r.reason
+	r.mu.Unlock()
+	r.s.state("inventory", "rebalancing", why)
+}
+
+// hold keeps a rebalance open while an operation stops and starts members,
+// so the moment with no members is not taken for its end.
+func (r *rebalances) hold() (release func()) {
+	r.mu.Lock()
+	r.holds++
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		r.holds--
+		r.mu.Unlock()
+	}
+}
+
+// check ends the rebalance in progress when the group is whole again, and
+// starts one when the assignment moved without the learner doing anything.
+func (r *rebalances) check(now time.Time) {
+	asg, gen, settled := r.s.assignment()
+	partitions := r.s.partitionCount()
+	r.mu.Lock()
+	if r.holds > 0 {
+		r.mu.Unlock()
+		return
+	}
+	if !r.active {
+		if asg.equal(r.stable) {
+			r.mu.Unlock()
+			return
+		}
+		r.active, r.since, r.before, r.reason, r.needGen = true, now, r.stable, "the assignment moved", -1
+		if len(r.stable) == 0 {
+			r.reason = "the group formed"
+		}
+	}
+	if len(asg) > 0 && (!settled || gen <= r.needGen || !asg.covers(partitions)) {
+		r.mu.Unlock()
+		return
+	}
+	r.active, r.needGen, r.stable = false, -1, asg
+	r.count++
+	r.took = now.Sub(r.since)
+	took := r.took
+	done := flow.Event{Kind: flow.KindRebalance, From: "inventory", Detail: flow.Detail{
+		Outcome:   r.reason,
+		Payload:   "before: " + r.before.String() + " → after: " + asg.String(),
+		LatencyMS: ms(took),
+	}}
+	r.mu.Unlock()
+	r.s.cfg.Emit.Emit(done)
+	r.s.state("inventory", "stable", fmt.Sprintf("rebalanced in %.1f s", took.Seconds()))
+}
+
+// done is how many rebalances ended.
+func (r *rebalances) done() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
+}
+
+// status is what the inventory node shows.
+func (r *rebalances) status(now time.Time) (string, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	badges := []string{fmt.Sprintf("rebalances %d", r.count)}
+	if r.count > 0 {
+		badges = append(badges, fmt.Sprintf("last took %.1f s", r.took.Seconds()))
+	}
+	if r.active {
+		return "rebalancing", append(badges, fmt.Sprintf("%s, %.0f s so far", r.reason, now.Sub(r.since).Seconds()))
+	}
+	return "stable", badges
+}
+
+// assignment returns the live members' partitions, their newest generation,
+// and whether the group has settled: every live member joined and all are in
+// the same generation.
+func (s *Scenario) assignment() (asg assignment, gen int32, settled bool) {
+	s.mu.Lock()
+	live := make([]*member, 0, maxMembers)
+	for _, m := range s.members {
+		if m != nil && !m.isCrashed() {
+			live = append(live, m)
+		}
+	}
+	s.mu.Unlock()
+	asg, gen, settled = assignment{}, -1, true
+	for i, m := range live {
+		id, g := m.cl.GroupMetadata()
+		if id == "" || (i > 0 && g != gen) {
+			settled = false
+		}
+		gen = max(gen, g)
+		asg[m.id] = m.ownedList()
+	}
+	return asg, gen, settled
+}
+
+func (s *Scenario) partitionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.set.partitions
+}
+
+// covers reports whether every partition has exactly one owner.
+func (a assignment) covers(partitions int) bool {
+	seen := make([]int, partitions)
+	for _, ps := range a {
+		for _, p := range ps {
+			if int(p) >= partitions {
+				return false
+			}
+			seen[p]++
+		}
+	}
+	return !slices.ContainsFunc(seen, func(n int) bool { return n != 1 })
+}
+
+func (a assignment) equal(b assignment) bool {
+	return maps.EqualFunc(a, b, slices.Equal)
+}
+
+// String reads "m1 p0 p1 · m2 p2 · m3 —" with members in order.
+func (a assignment) String() string {
+	if len(a) == 0 {
+		return "no members"
+	}
+	var parts []string
+	for _, id := range slices.SortedFunc(maps.Keys(a), byMember) {
+		ps := []string{id}
+		for _, p := range a[id] {
+			ps = append(ps, partitionID(p))
+		}
+		if len(a[id]) == 0 {
+			ps = append(ps, "idle")
+		}
+		parts = append(parts, strings.Join(ps, " "))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// byMember orders m2 before m10.
+func byMember(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// watch checks the group and order-service every 50 ms and tells the view
+// when a rebalance ends or a node's state word changes.
+func (s *Scenario) watch(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last := make(map[string]string)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s.rebalances.check(now)
+			for node, st := range s.nodeStates(now) {
+				// The group's, the topic's and a crash's changes are told
+				// where they happen, with more to say; partitions flip
+				// between caught up and behind every second under load,
+				// which their badges show without filling the event log.
+				if node == "inventory" || node == "orders" || st.State == "crashed" ||
+					strings.HasPrefix(node, "p") || last[node] == st.State {
+					last[node] = st.State
+					continue
+				}
+				if _, seen := last[node]; seen {
+					s.state(node, st.State, strings.Join(st.Badges, ", "))
+				}
+				last[node] = st.State
+			}
+		}
+	}
+}

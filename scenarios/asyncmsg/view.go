@@ -1,0 +1,61 @@
+package asyncmsg
+
+import (
+	"strings"
+
+	"flowlab/flow"
+)
+
+// View draws order-service on the left, the topic's partitions as lanes in
+// the middle and the group's running members on the right; a member with no
+// partition to hold is drawn idle. Edges from partitions to members follow
+// the current assignment.
+func (s *Scenario) View() flow.View {
+	s.mu.Lock()
+	n := s.set.partitions
+	brokers := strings.Join(s.cfg.Brokers, ", ")
+	members := s.members
+	s.mu.Unlock()
+
+	// Partitions stand in lanes 66 apart and running members in cards 96
+	// apart; slots not started are left out. The canvas grows with the
+	// longer of the two stacks.
+	running := 0
+	for _, m := range members {
+		if m != nil {
+			running++
+		}
+	}
+	top := 230.0
+	height := max(600, top+max(66*float64(n), 96*float64(running)))
+	v := flow.View{Width: 1280, Height: height, Nodes: []flow.Node{
+		{ID: "order-service", Label: "order-service", Kind: "service", X: 140, Y: top + 33*float64(n) - 60, Note: "producer"},
+		{ID: "outside-clients", Label: "outside clients", Kind: "client", X: 140, Y: height - 90, Note: "kcat, confluent_kafka… on " + brokers},
+		{ID: "orders", Label: s.topic, Kind: "topic", X: 560, Y: 80, Note: "topic on " + brokers},
+		{ID: "inventory", Label: s.group, Kind: "service", X: 1060, Y: 100, Note: "consumer group"},
+	}}
+	for p := range int32(n) {
+		id := partitionID(p)
+		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 440, Y: top + 66*float64(p)})
+		v.Edges = append(v.Edges, flow.Edge{From: "order-service", To: id})
+	}
+	v.Edges = append(v.Edges, flow.Edge{From: "outside-clients", To: "orders", Label: "any Kafka client"})
+	k := 0
+	for i, m := range members {
+		if m == nil {
+			continue
+		}
+		id := memberID(i)
+		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "member", X: 1060, Y: top + 12 + 96*float64(k)})
+		k++
+		if m.isCrashed() {
+			continue
+		}
+		for _, p := range m.ownedList() {
+			if int(p) < n {
+				v.Edges = append(v.Edges, flow.Edge{From: partitionID(p), To: id})
+			}
+		}
+	}
+	return v
+}
