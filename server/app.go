@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"flowlab/flow"
+	"flowlab/scenarios/asyncmsg"
+	"flowlab/scenarios/eventdriven"
 	"flowlab/scenarios/reqresp"
+	"flowlab/scenarios/workqueue"
 )
 
 // shutdownWait bounds a graceful stop: SIGINT or SIGTERM leaves nothing
@@ -52,7 +55,7 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	}
 	a.brokers = newBrokerWatch(brokers, a.kafka != nil, cfg.AMQPURL)
 
-	lab, err := a.openLab(flow.DefaultLab)
+	lab, err := a.openLab(cfg.Lab)
 	if err != nil {
 		return nil, err
 	}
@@ -67,15 +70,32 @@ func (a *App) openLab(id string) (*labRun, error) {
 		return nil, err
 	}
 	l := &labRun{lab: lab}
-	err = l.add("request-response", a, func(em *flow.Emitter) (flow.Scenario, error) {
-		s, err := reqresp.Open(reqresp.Config{ProductAddr: a.cfg.ProductAddr, Emit: em})
-		if err != nil {
-			return nil, listenError(err, a.cfg.ProductAddr, "-product-addr", "PRODUCT_ADDR")
+	openers := []struct {
+		name, broker string // broker: the one the scenario cannot work without
+		open         func(*flow.Emitter) (flow.Scenario, error)
+	}{
+		{"request-response", "", func(em *flow.Emitter) (flow.Scenario, error) {
+			s, err := reqresp.Open(reqresp.Config{ProductAddr: a.cfg.ProductAddr, Emit: em})
+			if err != nil {
+				return nil, listenError(err, a.cfg.ProductAddr, "-product-addr", "PRODUCT_ADDR")
+			}
+			return s, nil
+		}},
+		{"event-driven", "RabbitMQ", func(em *flow.Emitter) (flow.Scenario, error) {
+			return eventdriven.Open(eventdriven.Config{AMQPURL: a.cfg.AMQPURL, Lab: lab, Emit: em})
+		}},
+		{"work-queue", "RabbitMQ", func(em *flow.Emitter) (flow.Scenario, error) {
+			return workqueue.Open(workqueue.Config{AMQPURL: a.cfg.AMQPURL, Lab: lab, Emit: em})
+		}},
+		{"async-messaging", "Kafka", func(em *flow.Emitter) (flow.Scenario, error) {
+			return asyncmsg.Open(asyncmsg.Config{Brokers: a.brokers.kafkaAddrs, Lab: lab, Emit: em})
+		}},
+	}
+	for _, o := range openers {
+		if err := l.add(o.name, o.broker, a, o.open); err != nil {
+			l.close()
+			return nil, err
 		}
-		return s, nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	return l, nil
 }

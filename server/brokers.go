@@ -25,6 +25,9 @@ func startKafka(addr string) (*kafkaBroker, error) {
 		kfake.NumBrokers(1),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
 		kfake.AllowAutoTopicCreation(),
+		// Real Kafka refuses session timeouts under 6 s; the embedded broker
+		// takes 1 s, so a crashed member's rebalance can be watched quickly.
+		kfake.GroupMinSessionTimeout(time.Second),
 	)
 	if err != nil {
 		return nil, err
@@ -126,7 +129,8 @@ func (w *brokerWatch) probeRabbit() brokerState {
 	s := brokerState{Name: "RabbitMQ", Where: redactURL(w.amqpURL)}
 	conn, err := amqp.DialConfig(w.amqpURL, amqp.Config{Dial: amqp.DefaultDial(probeTimeout)})
 	if err != nil {
-		s.Status = "not answering (" + err.Error() + "). Start one with `sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached`, or set AMQP_URL; flowlab keeps trying."
+		s.Status = "not answering (" + err.Error() + "). Get one with `sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached`, " +
+			"or `docker compose up -d rabbitmq`, or point AMQP_URL at yours. flowlab keeps trying every few seconds."
 		return s
 	}
 	conn.Close()

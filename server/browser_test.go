@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,6 +68,11 @@ func waitJS(t *testing.T, ctx context.Context, what, cond string) time.Duration 
 			return time.Since(start)
 		}
 		if time.Since(start) > 15*time.Second {
+			var png []byte
+			shot := filepath.Join(os.TempDir(), "flowlab-"+t.Name()+".png")
+			if chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)) == nil && os.WriteFile(shot, png, 0o644) == nil {
+				t.Logf("the page as it was: %s", shot)
+			}
 			t.Fatalf("%s: not seen within 15 s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -127,4 +133,124 @@ func TestBrowserShowsTrafficAndProductServiceGoingDown(t *testing.T) {
 	if err := os.WriteFile(out, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// With no RabbitMQ at AMQP_URL the RabbitMQ patterns say how to get one, and
+// the other patterns carry on.
+func TestBrowserSaysHowToGetAMissingRabbitMQ(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nothing := l.Addr().String()
+	l.Close() // a port where nothing answers
+	s := MustStart(t, "-amqp-url", "amqp://guest:guest@"+nothing+"/")
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/event-driven")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "how to get RabbitMQ", `(() => { const n = document.querySelector('[data-testid="broker-note"]'); return !n.hidden && n.textContent.includes('apt-get install rabbitmq-server') && n.textContent.includes('`+nothing+`'); })()`)
+	waitJS(t, ctx, "order-service shown unreachable", `document.querySelector('#diagram [data-node="order-service"].state-unreachable') !== null`)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/request-response")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "request-response still live", `document.querySelectorAll('#diagram .marks .m').length > 0 && document.querySelector('[data-testid="broker-note"]').hidden`)
+}
+
+// setKnob moves a knob's control in the page the way a learner does.
+func setKnob(t *testing.T, ctx context.Context, name string, value any) {
+	t.Helper()
+	js := `(() => { const i = document.querySelector('[data-knob="` + name + `"] input, [data-knob="` + name + `"] select');
+		if (i.type === 'checkbox') i.checked = ` + strconv.Quote(fmtValue(value)) + ` === 'true'; else i.value = ` + strconv.Quote(fmtValue(value)) + `;
+		i.dispatchEvent(new Event('change')); })()`
+	if err := chromedp.Run(ctx, chromedp.Evaluate(js, nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func press(t *testing.T, ctx context.Context, selector string) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.Click(selector, chromedp.ByQuery)); err != nil {
+		t.Fatalf("click %s: %v", selector, err)
+	}
+}
+
+func fmtValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int:
+		return strconv.Itoa(x)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return ""
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "docs", name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// badgeNumber is the JS for the number after word in a node's badges, -1 if absent.
+func badgeNumber(node, word string) string {
+	return `(() => { const b = document.querySelector('#diagram [data-node="` + node + `"] .badges');
+		const m = b && b.textContent.match(/` + word + ` (\d+)/); return m ? Number(m[1]) : -1; })()`
+}
+
+// Stopping a consumer of a durable queue lets its queue fill on the broker;
+// restarting it drains the queue.
+func TestBrowserStoppedConsumerQueueGrowsThenDrains(t *testing.T) {
+	s := MustStart(t)
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/event-driven")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "live", `document.querySelector('#conn.ok') !== null`)
+	press(t, ctx, `[data-testid="preset-reliable"]`)
+	waitJS(t, ctx, "durable queue", `document.querySelector('[data-knob="inventory.queue"] select').value === 'durable'`)
+	setKnob(t, ctx, "order-service.rate", 20)
+	waitJS(t, ctx, "inventory consuming", `document.querySelector('#diagram [data-node="inventory"].state-up') !== null`)
+	press(t, ctx, `[data-knob="inventory.stop"] button`)
+	waitJS(t, ctx, "inventory stopped", `document.querySelector('#diagram [data-node="inventory"].state-stopped') !== null`)
+	waitJS(t, ctx, "queue depth growing", badgeNumber("queue-inventory", "ready")+` >= 30`)
+	screenshot(t, ctx, "event-driven.png")
+	setKnob(t, ctx, "order-service.rate", 2) // below what inventory can take, so its backlog drains
+	press(t, ctx, `[data-knob="inventory.restart"] button`)
+	waitJS(t, ctx, "queue drained", badgeNumber("queue-inventory", "ready")+` === 0`)
+	waitJS(t, ctx, "ledger balanced", `!document.querySelector('#ledger .unbalanced')`)
+}
+
+// Crashing a group member orphans its partitions until the session timeout;
+// the rebalance is drawn with the assignment before and after, and lag rises
+// then falls.
+func TestBrowserCrashedMemberRebalances(t *testing.T) {
+	s := MustStart(t)
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/async-messaging")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "live", `document.querySelector('#conn.ok') !== null`)
+	setKnob(t, ctx, "rate", 200)
+	setKnob(t, ctx, "session-timeout", 4) // restarts the members: a rebalance
+	waitJS(t, ctx, "session timeout set", `document.querySelector('[data-knob="session-timeout"] output').value.startsWith('4')`)
+	settled := `document.querySelector('#diagram [data-node="inventory"].state-stable') !== null
+		&& document.querySelectorAll('#diagram .node.kind-member.state-consuming').length === 3
+		&& document.querySelector('#diagram .node.kind-partition:not(.state-behind):not(.state-caught-up)') === null`
+	waitJS(t, ctx, "group settled", settled)
+	time.Sleep(time.Second) // settled twice, a second apart: the restart's rebalance is over
+	waitJS(t, ctx, "group still settled", settled)
+	press(t, ctx, `[data-knob="m1-crash"] button`)
+	waitJS(t, ctx, "m1 crashed", `document.querySelector('#diagram [data-node="m1"].state-crashed') !== null`)
+	waitJS(t, ctx, "lag rising on an orphaned partition", `[...document.querySelectorAll('#diagram .node.kind-partition.state-orphaned .badges')].some((b) => Number((b.textContent.match(/lag (\d+)/) || [0, 0])[1]) > 0)`)
+	screenshot(t, ctx, "async-messaging.png")
+	screenshot(t, ctx, "async-messaging.png")
+	waitJS(t, ctx, "rebalance drawn", `(() => { const c = document.querySelector('[data-testid="callout"]'); return !c.hidden && c.textContent.includes('m1') && c.textContent.includes('after'); })()`)
+	waitJS(t, ctx, "lag falling again", `document.querySelector('#diagram .node.kind-partition.state-orphaned') === null`)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"flowlab/flow"
 )
 
 // Config is every address flowlab uses; each comes from a flag or, failing
@@ -19,6 +21,7 @@ type Config struct {
 	KafkaBrokers []string // an external Kafka cluster; empty means the embedded broker
 	KafkaAddr    string   // where the embedded broker listens
 	AMQPURL      string   // RabbitMQ
+	Lab          string   // the lab's id, which names every broker object it uses
 }
 
 // setting is one configurable value: its flag, its environment variable, its
@@ -36,6 +39,7 @@ func (c *Config) settings(kafka *string) []setting {
 		{"kafka-brokers", "KAFKA_BROKERS", "", "comma-separated external Kafka brokers; empty starts the embedded broker", kafka},
 		{"kafka-addr", "KAFKA_ADDR", "127.0.0.1:9092", "address of the embedded Kafka broker", &c.KafkaAddr},
 		{"amqp-url", "AMQP_URL", "amqp://guest:guest@localhost:5672/", "RabbitMQ URL", &c.AMQPURL},
+		{"lab", "FLOWLAB_LAB", flow.DefaultLab, "lab id: names its exchanges, queues, topics and groups; the default lab uses the article's names", &c.Lab},
 	}
 }
 
@@ -83,6 +87,10 @@ func check(name, v string) error {
 			if err := checkAddr(b); err != nil {
 				return err
 			}
+		}
+	case "lab":
+		if _, err := flow.NewLab(v); err != nil {
+			return err
 		}
 	case "amqp-url":
 		if _, err := amqp.ParseURI(v); err != nil {

@@ -21,7 +21,7 @@ var statusOf = map[flow.ErrorKind]int{
 }
 
 func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, "/labs/"+flow.DefaultLab+"/request-response", http.StatusFound)
+	http.Redirect(w, r, "/labs/"+a.cfg.Lab+"/request-response", http.StatusFound)
 }
 
 func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +33,7 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	page := web.Page{
 		Lab:      l.lab.ID,
 		Scenario: s.Name(),
+		Broker:   s.broker,
 		Title:    s.Title(),
 		Summary:  s.Summary(),
 		Knobs:    s.Knobs(),
@@ -40,7 +41,9 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 		Brokers:  brokerViews(a.brokers.States()),
 	}
 	for _, o := range l.scenarios {
-		page.Tabs = append(page.Tabs, web.Tab{Title: o.Title(), Href: "/labs/" + l.lab.ID + "/" + o.Name(), Current: o == s})
+		// A tab names the pattern; the page's heading also names the broker.
+		short, _, _ := strings.Cut(o.Title(), " (")
+		page.Tabs = append(page.Tabs, web.Tab{Title: short, Href: "/labs/" + l.lab.ID + "/" + o.Name(), Current: o == s})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := web.ScenarioPage(page).Render(r.Context(), w); err != nil {
@@ -82,7 +85,7 @@ func (a *App) handleTrace(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	hops, ok := l.lab.Traces.Get(id)
 	if !ok {
-		a.jsonError(w, flow.Errorf(flow.NotFound, "no recent message %q: only the last few thousand messages are kept", id))
+		a.jsonError(w, flow.Errorf(flow.NotFound, "no recent message %q: only the most recent hops are kept", id))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "hops": hops})
@@ -100,7 +103,7 @@ func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusServiceUnavailable
 		}
 	}
-	if l, ok := a.labs[flow.DefaultLab]; ok {
+	if l, ok := a.labs[a.cfg.Lab]; ok {
 		if s, ok := l.scenario("request-response"); ok {
 			st := s.Stats().Nodes["product-service"]
 			parts["product-service"] = map[string]any{"ok": st.State != "down", "status": st.State}

@@ -25,9 +25,12 @@ type scenarioRun struct {
 	lab     *flow.Lab
 	hub     *hub.Hub
 	brokers *brokerWatch
+	broker  string // the broker it needs, named as in brokerState; "" for none
 
 	mu      sync.Mutex
 	history []flow.Point
+
+	lastView []byte // the topology the last frame's clients have
 }
 
 // historyLen is how many one-second chart points a snapshot carries.
@@ -35,8 +38,8 @@ const historyLen = 180
 
 // add opens scenario name with an emitter into a new hub of its own. The hub
 // exists first because a scenario may emit from its first moment.
-func (l *labRun) add(name string, a *App, open func(*flow.Emitter) (flow.Scenario, error)) error {
-	sr := &scenarioRun{lab: l.lab, brokers: a.brokers}
+func (l *labRun) add(name, broker string, a *App, open func(*flow.Emitter) (flow.Scenario, error)) error {
+	sr := &scenarioRun{lab: l.lab, brokers: a.brokers, broker: broker}
 	sr.hub = hub.New(hub.Config{Snapshot: sr.snapshot, Stats: sr.frameStats, Log: a.log})
 	s, err := open(flow.NewEmitter(l.lab, name, sr.hub))
 	if err != nil {
@@ -45,6 +48,16 @@ func (l *labRun) add(name string, a *App, open func(*flow.Emitter) (flow.Scenari
 	sr.Scenario = s
 	l.scenarios = append(l.scenarios, sr)
 	return nil
+}
+
+// close frees the scenarios of a lab that will never run: Run with an ended
+// context releases what Open took.
+func (l *labRun) close() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, s := range l.scenarios {
+		s.Scenario.Run(ctx)
+	}
 }
 
 func (l *labRun) scenario(name string) (*scenarioRun, bool) {
@@ -114,14 +127,27 @@ func (s *scenarioRun) snapshot() any {
 	}
 }
 
-// frameStats is what every frame carries besides events.
+// frameStatsMsg is what every frame carries besides events: the stats, the
+// brokers, and the topology when it has changed (a consumer group's
+// assignment, a topic's partitions).
 type frameStatsMsg struct {
 	flow.Stats
 	Brokers []brokerState `json:"brokers"`
+	View    *flow.View    `json:"view,omitempty"`
 }
 
+// frameStats runs only on the hub's flush, one frame at a time, so lastView
+// needs no lock.
 func (s *scenarioRun) frameStats() any {
-	return frameStatsMsg{Stats: s.Stats(), Brokers: s.brokers.States()}
+	msg := frameStatsMsg{Stats: s.Stats(), Brokers: s.brokers.States()}
+	v := s.View()
+	if b, err := json.Marshal(v); err == nil && !bytes.Equal(b, s.lastView) {
+		if s.lastView != nil {
+			msg.View = &v
+		}
+		s.lastView = b
+	}
+	return msg
 }
 
 // command is what a browser sends to change the lab.

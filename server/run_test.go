@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,9 +22,12 @@ import (
 	"flowlab/flow"
 )
 
+var labSeq atomic.Int64
+
 // server is flowlab started by run on :0 ports, as a newcomer would start it.
 type server struct {
 	URL    string // http://127.0.0.1:port
+	base   string // /labs/<its lab>
 	cancel context.CancelFunc
 	done   chan error
 	stderr *lockedBuffer
@@ -32,9 +38,12 @@ type server struct {
 func MustStart(tb testing.TB, extra ...string) *server {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0"}, extra...)
+	// A lab of its own, so that its exchanges, queues, topics and groups
+	// never meet another test's on the shared RabbitMQ.
+	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
+	args := append([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab}, extra...)
 	pr, pw := io.Pipe()
-	s := &server{cancel: cancel, done: make(chan error, 1), stderr: &lockedBuffer{}}
+	s := &server{cancel: cancel, done: make(chan error, 1), stderr: &lockedBuffer{}, base: "/labs/" + lab}
 	go func() {
 		err := run(ctx, args, func(string) string { return "" }, pw, s.stderr)
 		pw.Close()
@@ -150,7 +159,7 @@ func TestServerRunsAndReportsEachPart(t *testing.T) {
 			t.Errorf("GET %s: %v %v", asset, err, r.Status)
 		}
 	}
-	if r, _ := http.Get(s.URL + "/labs/default/no-such-pattern"); r.StatusCode != http.StatusNotFound {
+	if r, _ := http.Get(s.URL + s.base + "/no-such-pattern"); r.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown scenario answered %d, want 404", r.StatusCode)
 	}
 }
@@ -168,7 +177,7 @@ func get(t *testing.T, url string) string {
 
 func TestSocketSendsSnapshotThenLiveTrafficAndRefusesBadCommands(t *testing.T) {
 	s := MustStart(t)
-	conn, _, err := s.ws(t, "/labs/default/request-response/ws", s.URL)
+	conn, _, err := s.ws(t, s.base+"/request-response/ws", s.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +270,7 @@ func knobValues(ks []flow.Knob) map[string]any {
 
 func TestForeignOriginIsRefused(t *testing.T) {
 	s := MustStart(t)
-	_, resp, err := s.ws(t, "/labs/default/request-response/ws", "http://evil.example")
+	_, resp, err := s.ws(t, s.base+"/request-response/ws", "http://evil.example")
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("foreign origin: err %v, response %v; want 403", err, resp)
 	}
@@ -286,7 +295,7 @@ func TestPortInUseNamesTheFlag(t *testing.T) {
 func TestStopLeavesNothingListening(t *testing.T) {
 	s := MustStart(t)
 	var snap snapshotMsg
-	conn, _, err := s.ws(t, "/labs/default/request-response/ws", s.URL)
+	conn, _, err := s.ws(t, s.base+"/request-response/ws", s.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,17 +44,29 @@ function frame(f) {
     f.events = f.events.filter((e) => e.seq > seenUpTo);
     seenUpTo = 0;
   }
+  if (f.stats && f.stats.view) diagram.setView(f.stats.view);
   if (f.events.length) {
     diagram.animate(f.events);
     log.add(f.events);
     for (const e of f.events) {
       if (e.kind === 'state' && e.detail && e.detail.knob) controls.knobChanged(e.detail.knob, e.detail.value);
+      if (e.kind === 'rebalance') callout(e);
     }
   }
   if (f.stats) {
     stats(f.stats);
     brokers(f.stats.brokers);
   }
+}
+
+// callout keeps the last rebalance in view beside the diagram: why, the
+// assignment before and after, and how long the group took.
+function callout(e) {
+  const box = document.getElementById('callout');
+  const d = e.detail || {};
+  const took = d.latencyMs ? ` — took ${(d.latencyMs / 1000).toFixed(1)} s` : '';
+  box.textContent = `Rebalance${d.outcome ? ': ' + d.outcome : ''}${took}. ${d.payload || ''}`;
+  box.hidden = false;
 }
 
 function stats(s) {
@@ -96,13 +108,22 @@ function counters(list) {
   }
 }
 
+// brokers updates the header pills, and says plainly how to get the broker
+// this pattern needs when it does not answer.
 function brokers(list) {
+  const note = document.getElementById('broker-note');
+  let missing = '';
   for (const b of list || []) {
+    if (b.name === app.dataset.broker && !b.ok) missing = `${b.name} at ${b.where} is ${b.status}`;
     const pill = document.querySelector(`[data-broker="${CSS.escape(b.name)}"]`);
     if (!pill) continue;
     pill.className = `pill ${b.ok ? 'ok' : 'bad'}`;
     pill.title = `${b.where}: ${b.status}`;
     pill.lastChild.textContent = `${b.name} ${b.ok ? 'up' : 'not answering'}`;
+  }
+  if (list) {
+    note.hidden = missing === '';
+    note.textContent = missing;
   }
 }
 

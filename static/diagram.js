@@ -7,8 +7,16 @@ const NS = 'http://www.w3.org/2000/svg';
 // Smallest box per kind; a box widens to fit its label and grows to fit its badges.
 const SIZE = {
   service: [220, 100], gate: [210, 84], client: [220, 80], exchange: [180, 86],
-  queue: [190, 86], consumer: [190, 86], partition: [280, 52], dlq: [190, 86],
+  queue: [190, 86], consumer: [190, 86], dlq: [190, 86], topic: [200, 60],
+  partition: [260, 52], member: [240, 84],
 };
+// Compact kinds stand in long stacks (a topic's partitions, a group's
+// members). A lane is one line: label, badges joined, state at the end. A card
+// has label and state, then its first badge, then the others joined. Both
+// grow to the right only, so a stack stays aligned.
+const COMPACT = { partition: 'lane', member: 'card' };
+const BADGE_PX = 9.6; // average glyph width of a badge
+const COMPACT_BADGE_PX = 8.6;
 const LABEL_PX = { service: 15, client: 15, gate: 12 }; // average glyph width of the label font
 const SMALL_LABEL_PX = 12.5;
 const BADGE_LINE = 24;
@@ -71,7 +79,8 @@ export class Diagram {
         note.textContent = shorten(n.note, Math.floor((w + 140) / 11)); // may overhang its box a little
         el('title', {}, note).textContent = n.note;
       }
-      const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h };
+      const labelW = n.label.length * (LABEL_PX[n.kind] || SMALL_LABEL_PX) + 24;
+      const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h, baseW: w, labelW };
       this.nodes.set(n.id, entry);
       this.place(entry);
     }
@@ -96,15 +105,33 @@ export class Diagram {
     this.layoutEdges();
   }
 
-  // place positions a node's box and texts for its current height.
+  // place positions a node's box and texts for its current size.
   place(n) {
     const { node, w, h } = n;
-    n.g.setAttribute('transform', `translate(${node.x - w / 2},${node.y - h / 2})`);
+    const left = COMPACT[node.kind] ? node.x - n.baseW / 2 : node.x - w / 2;
+    n.g.setAttribute('transform', `translate(${left},${node.y - h / 2})`);
     n.box.setAttribute('height', h);
-    n.label.setAttribute('y', node.kind === 'gate' ? h + 28 : 32);
-    n.badges.setAttribute('y', node.kind === 'gate' ? h + 54 : 58);
-    for (const t of n.badges.children) t.setAttribute('x', w / 2);
-    if (n.note) n.note.setAttribute('y', h + 24);
+    n.box.setAttribute('width', w);
+    const compact = COMPACT[node.kind];
+    if (compact) {
+      n.label.setAttribute('x', 14);
+      n.label.setAttribute('y', compact === 'lane' ? h / 2 + 8 : 26);
+      n.stateTag.setAttribute('x', w - 12);
+      n.stateTag.setAttribute('y', compact === 'lane' ? h / 2 + 7 : 24);
+      n.badges.setAttribute('x', compact === 'lane' ? n.labelW + 10 : 14);
+      n.badges.setAttribute('y', compact === 'lane' ? h / 2 + 7 : 50);
+      for (const t of n.badges.children) t.setAttribute('x', 14);
+    } else {
+      n.label.setAttribute('y', node.kind === 'gate' ? h + 28 : 32);
+      n.badges.setAttribute('y', node.kind === 'gate' ? h + 54 : 58);
+      for (const t of n.badges.children) t.setAttribute('x', w / 2);
+      n.label.setAttribute('x', w / 2);
+      n.stateTag.setAttribute('x', w / 2);
+    }
+    if (n.note) {
+      n.note.setAttribute('x', w / 2);
+      n.note.setAttribute('y', h + 24);
+    }
   }
 
   layoutEdges() {
@@ -131,17 +158,36 @@ export class Diagram {
     for (const [id, s] of Object.entries(states)) {
       const n = this.nodes.get(id);
       if (!n) continue;
-      n.g.setAttribute('class', `node kind-${n.node.kind} state-${s.state}`);
+      n.g.setAttribute('class', `node kind-${n.node.kind} state-${(s.state || '').replace(/\s+/g, '-')}`);
       n.stateTag.textContent = s.state ? s.state.toUpperCase() : '';
       const list = s.badges || [];
       n.badges.replaceChildren();
-      list.forEach((b, i) => {
-        const line = el('tspan', { x: n.w / 2, dy: i === 0 ? 0 : BADGE_LINE }, n.badges);
-        line.textContent = b;
-      });
-      const h = n.node.kind === 'gate' ? n.base : Math.max(n.base, 52 + BADGE_LINE * list.length);
-      if (h !== n.h) {
+      let w = n.baseW, h = n.base;
+      if (COMPACT[n.node.kind] === 'lane') {
+        const text = list.join(' · ');
+        n.badges.textContent = text;
+        const stateW = (s.state || '').length * 12 + 24;
+        w = Math.max(n.baseW, n.labelW + 10 + text.length * COMPACT_BADGE_PX + stateW);
+      } else if (COMPACT[n.node.kind] === 'card') {
+        const lines = [list[0] || '', list.slice(1).join(' · ')];
+        lines.forEach((text, i) => {
+          el('tspan', { x: 14, dy: i === 0 ? 0 : 22 }, n.badges).textContent = text;
+        });
+        const stateW = (s.state || '').length * 12 + 24;
+        w = Math.max(n.baseW, 28 + Math.max(...lines.map((l) => l.length)) * COMPACT_BADGE_PX, n.labelW + stateW + 10);
+      } else {
+        list.forEach((b, i) => {
+          const line = el('tspan', { x: n.w / 2, dy: i === 0 ? 0 : BADGE_LINE }, n.badges);
+          line.textContent = b;
+        });
+        if (n.node.kind !== 'gate') {
+          h = Math.max(n.base, 52 + BADGE_LINE * list.length);
+          w = Math.max(n.baseW, 28 + Math.max(0, ...list.map((b) => b.length)) * BADGE_PX);
+        }
+      }
+      if (h !== n.h || w !== n.w) {
         n.h = h;
+        n.w = w;
         this.place(n);
         grown = true;
       }
@@ -217,7 +263,12 @@ export class Diagram {
     else this.running = false;
   }
 
-  center(n) { return [n.node.x, n.node.y]; }
+  // center is the middle of a node's box: a compact box grows to the right
+  // of where its view put it.
+  center(n) {
+    const shift = COMPACT[n.node.kind] ? (n.w - n.baseW) / 2 : 0;
+    return [n.node.x + shift, n.node.y];
+  }
 
   // ends clips the line between two node centres to their boxes.
   ends(a, b) {

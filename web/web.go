@@ -15,6 +15,7 @@ import (
 type Page struct {
 	Lab      string
 	Scenario string
+	Broker   string // the broker this pattern needs: its state is shown as a banner when it does not answer
 	Title    string
 	Summary  string
 	Tabs     []Tab
