@@ -71,17 +71,38 @@ func (em *Emitter) Emit(e Event) {
 // Traces keeps the most recent hops so that a click in the view can show
 // every hop of one message, even those the view did not animate. Adding is
 // on every scenario's hot path and looking up happens on a click, so hops go
-// into a fixed ring at the cost of one copy, and a look-up scans the ring.
+// into fixed rings at the cost of one copy, and a look-up scans a ring. The
+// rings are shards picked by message id: the producer and every consumer
+// add at once without queueing on one lock, and all hops of a message land
+// in the same ring, in order.
 type Traces struct {
+	shards [traceShards]traceRing
+}
+
+const traceShards = 8
+
+type traceRing struct {
 	mu   sync.Mutex
 	ring []Event
 	next int
 	full bool
 }
 
-// NewTraces keeps the last size hops.
+// NewTraces keeps about the last size hops.
 func NewTraces(size int) *Traces {
-	return &Traces{ring: make([]Event, size)}
+	t := &Traces{}
+	for i := range t.shards {
+		t.shards[i].ring = make([]Event, max(1, size/traceShards))
+	}
+	return t
+}
+
+func (t *Traces) shard(id string) *traceRing {
+	h := uint32(2166136261) // FNV-1a, inline: a hash.Hash per hop would allocate
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return &t.shards[h%traceShards]
 }
 
 // Add records e; events without a message id are not traced.
@@ -89,19 +110,21 @@ func (t *Traces) Add(e Event) {
 	if e.MsgID == "" {
 		return
 	}
-	t.mu.Lock()
-	t.ring[t.next] = e
-	t.next++
-	if t.next == len(t.ring) {
-		t.next, t.full = 0, true
+	r := t.shard(e.MsgID)
+	r.mu.Lock()
+	r.ring[r.next] = e
+	r.next++
+	if r.next == len(r.ring) {
+		r.next, r.full = 0, true
 	}
-	t.mu.Unlock()
+	r.mu.Unlock()
 }
 
 // Get returns the hops of message id still in the ring, oldest first.
 func (t *Traces) Get(id string) ([]Event, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	r := t.shard(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var hops []Event
 	collect := func(events []Event) {
 		for _, e := range events {
@@ -110,9 +133,9 @@ func (t *Traces) Get(id string) ([]Event, bool) {
 			}
 		}
 	}
-	if t.full {
-		collect(t.ring[t.next:])
+	if r.full {
+		collect(r.ring[r.next:])
 	}
-	collect(t.ring[:t.next])
+	collect(r.ring[:r.next])
 	return hops, len(hops) > 0
 }
