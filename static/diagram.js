@@ -15,16 +15,19 @@ const SIZE = {
 // has label and state, then its first badge, then the others joined. Both
 // grow to the right only, so a stack stays aligned.
 const COMPACT = { partition: 'lane', member: 'card' };
-const BADGE_PX = 9.6; // average glyph width of a badge
-const COMPACT_BADGE_PX = 8.6;
-const LABEL_PX = { service: 15, client: 15, gate: 12 }; // average glyph width of the label font
-const SMALL_LABEL_PX = 12.5;
 const BADGE_LINE = 24;
 const MAX_MARKS = 140;   // beyond this the view samples; counters stay exact
 const TRAVEL_MS = 700;
 const MIN_LABELLED_EDGE = 200; // shorter edges carry no label: it would cover the nodes
 
 const reduced = window.matchMedia('(prefers-reduced-motion: reduce)');
+
+// textWidth is how wide a text is drawn, in canvas units; 12 a character
+// while the diagram is not laid out (hidden), which is about right.
+function textWidth(t) {
+  const w = t.getComputedTextLength();
+  return w > 0 ? w : t.textContent.length * 12;
+}
 
 function el(name, attrs = {}, parent) {
   const n = document.createElementNS(NS, name);
@@ -65,12 +68,13 @@ export class Diagram {
 
     for (const n of view.nodes) {
       const [minW, h] = SIZE[n.kind] || [200, 86];
-      const w = Math.max(minW, n.label.length * (LABEL_PX[n.kind] || SMALL_LABEL_PX) + 36);
       const g = el('g', { class: `node kind-${n.kind}`, 'data-node': n.id }, this.nodeLayer);
-      const box = el('rect', { width: w, height: h, rx: n.kind === 'gate' ? 40 : 12, class: 'box' }, g);
+      const box = el('rect', { height: h, rx: n.kind === 'gate' ? 40 : 12, class: 'box' }, g);
       // A gate stands on an edge: its label goes below it, clear of the marks passing through.
-      const label = el('text', { x: w / 2, class: 'label' }, g);
+      const label = el('text', { class: 'label' }, g);
       label.textContent = n.label;
+      const labelW = textWidth(label) + 24;
+      const w = Math.max(minW, labelW + 12);
       const stateTag = el('text', { x: w / 2, y: -10, class: 'state-tag' }, g);
       const badges = el('text', { x: w / 2, class: 'badges' }, g);
       let note = null;
@@ -79,7 +83,6 @@ export class Diagram {
         note.textContent = shorten(n.note, Math.floor((w + 140) / 11)); // may overhang its box a little
         el('title', {}, note).textContent = n.note;
       }
-      const labelW = n.label.length * (LABEL_PX[n.kind] || SMALL_LABEL_PX) + 24;
       const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h, baseW: w, labelW };
       this.nodes.set(n.id, entry);
       this.place(entry);
@@ -164,25 +167,24 @@ export class Diagram {
       n.badges.replaceChildren();
       let w = n.baseW, h = n.base;
       if (COMPACT[n.node.kind] === 'lane') {
-        const text = list.join(' · ');
-        n.badges.textContent = text;
-        const stateW = (s.state || '').length * 12 + 24;
-        w = Math.max(n.baseW, n.labelW + 10 + text.length * COMPACT_BADGE_PX + stateW);
+        n.badges.textContent = list.join(' · ');
+        w = Math.max(n.baseW, n.labelW + 10 + textWidth(n.badges) + textWidth(n.stateTag) + 24);
       } else if (COMPACT[n.node.kind] === 'card') {
-        const lines = [list[0] || '', list.slice(1).join(' · ')];
-        lines.forEach((text, i) => {
-          el('tspan', { x: 14, dy: i === 0 ? 0 : 22 }, n.badges).textContent = text;
+        const lines = [list[0] || '', list.slice(1).join(' · ')].map((text, i) => {
+          const t = el('tspan', { x: 14, dy: i === 0 ? 0 : 22 }, n.badges);
+          t.textContent = text;
+          return t;
         });
-        const stateW = (s.state || '').length * 12 + 24;
-        w = Math.max(n.baseW, 28 + Math.max(...lines.map((l) => l.length)) * COMPACT_BADGE_PX, n.labelW + stateW + 10);
+        w = Math.max(n.baseW, 28 + Math.max(...lines.map((t) => t.getComputedTextLength())), n.labelW + textWidth(n.stateTag) + 34);
       } else {
-        list.forEach((b, i) => {
-          const line = el('tspan', { x: n.w / 2, dy: i === 0 ? 0 : BADGE_LINE }, n.badges);
-          line.textContent = b;
+        const lines = list.map((b, i) => {
+          const t = el('tspan', { x: n.w / 2, dy: i === 0 ? 0 : BADGE_LINE }, n.badges);
+          t.textContent = b;
+          return t;
         });
         if (n.node.kind !== 'gate') {
           h = Math.max(n.base, 52 + BADGE_LINE * list.length);
-          w = Math.max(n.baseW, 28 + Math.max(0, ...list.map((b) => b.length)) * BADGE_PX);
+          w = Math.max(n.baseW, 28 + Math.max(0, ...lines.map((t) => t.getComputedTextLength())));
         }
       }
       if (h !== n.h || w !== n.w) {

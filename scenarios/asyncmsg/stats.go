@@ -211,7 +211,7 @@ func partitionState(p int32, parts []partitionRead, owners []string, orphan stri
 	case len(owners) > 0: // the edges to the owners show who holds it
 	case orphan != "":
 		st.State = "orphaned"
-		st.Badges = append(st.Badges, "held by crashed "+orphan)
+		// The edge to the crashed member shows who holds it.
 	default:
 		st.State = "unassigned"
 	}

@@ -2,6 +2,7 @@ package asyncmsg
 
 import (
 	"strings"
+	"time"
 
 	"flowlab/flow"
 )
@@ -9,10 +10,12 @@ import (
 // View draws order-service on the left, the topic's partitions as lanes in
 // the middle and the group's running members on the right; a member with no
 // partition to hold is drawn idle. Edges from partitions to members follow
-// the current assignment.
+// the current assignment, a crashed member's included until the group
+// notices.
 func (s *Scenario) View() flow.View {
 	s.mu.Lock()
 	n := s.set.partitions
+	session := time.Duration(s.set.sessionTimeout) * time.Second
 	brokers := strings.Join(s.cfg.Brokers, ", ")
 	members := s.members
 	s.mu.Unlock()
@@ -28,15 +31,15 @@ func (s *Scenario) View() flow.View {
 	}
 	top := 230.0
 	height := max(600, top+max(66*float64(n), 96*float64(running)))
-	v := flow.View{Width: 1280, Height: height, Nodes: []flow.Node{
-		{ID: "order-service", Label: "order-service", Kind: "service", X: 140, Y: top + 33*float64(n) - 60, Note: "producer"},
-		{ID: "outside-clients", Label: "outside clients", Kind: "client", X: 140, Y: height - 90, Note: "kcat, confluent_kafka… on " + brokers},
-		{ID: "orders", Label: s.topic, Kind: "topic", X: 560, Y: 80, Note: "topic on " + brokers},
-		{ID: "inventory", Label: s.group, Kind: "service", X: 1060, Y: 100, Note: "consumer group"},
+	v := flow.View{Width: 1100, Height: height, Nodes: []flow.Node{
+		{ID: "order-service", Label: "order-service", Kind: "service", X: 122, Y: top + 33*float64(n) - 60, Note: "producer"},
+		{ID: "outside-clients", Label: "outside clients", Kind: "client", X: 135, Y: height - 90, Note: "kcat, confluent_kafka… on " + brokers},
+		{ID: "orders", Label: s.topic, Kind: "topic", X: 420, Y: 80, Note: "topic on " + brokers},
+		{ID: "inventory", Label: s.group, Kind: "service", X: 890, Y: 100, Note: "consumer group"},
 	}}
 	for p := range int32(n) {
 		id := partitionID(p)
-		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 440, Y: top + 66*float64(p)})
+		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 385, Y: top + 66*float64(p)})
 		v.Edges = append(v.Edges, flow.Edge{From: "order-service", To: id})
 	}
 	v.Edges = append(v.Edges, flow.Edge{From: "outside-clients", To: "orders", Label: "any Kafka client"})
@@ -46,9 +49,11 @@ func (s *Scenario) View() flow.View {
 			continue
 		}
 		id := memberID(i)
-		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "member", X: 1060, Y: top + 12 + 96*float64(k)})
+		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "member", X: 890, Y: top + 12 + 96*float64(k)})
 		k++
-		if m.isCrashed() {
+		// A crashed member still holds its partitions until its session
+		// times out: the edge stays, and shows who is keeping them idle.
+		if m.isCrashed() && !m.holdsAfterCrash(time.Now(), session) {
 			continue
 		}
 		for _, p := range m.ownedList() {
