@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// TestMain deletes what the tests' labs left on the shared RabbitMQ: every
+// lab's scenarios declare durable queues and exchanges named after the lab,
+// which outlive a test by design.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	deleteLabTopology(fmt.Sprintf(".t%d-", os.Getpid()%100000))
+	os.Exit(code)
+}
+
+// deleteLabTopology deletes queues and exchanges whose names end in a lab id
+// starting with marker. rabbitmqctl lists them, as AMQP cannot; without it,
+// nothing is deleted.
+func deleteLabTopology(marker string) {
+	list := func(what string) []string {
+		out, err := exec.Command("rabbitmqctl", "list_"+what, "-q", "--no-table-headers", "name").Output()
+		if err != nil {
+			return nil
+		}
+		var names []string
+		for _, n := range strings.Fields(string(out)) {
+			if i := strings.LastIndex(n, marker); i >= 0 && !strings.Contains(n[i+1:], ".") {
+				names = append(names, n)
+			}
+		}
+		return names
+	}
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	for _, q := range list("queues") {
+		ch.QueueDelete(q, false, false, false)
+	}
+	for _, x := range list("exchanges") {
+		ch.ExchangeDelete(x, false, false)
+	}
+}
+
+func amqpURL() string {
+	if u := os.Getenv("AMQP_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@localhost:5672/"
+}
