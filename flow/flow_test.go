@@ -119,10 +119,10 @@ func TestPresetsAreAllOrNothing(t *testing.T) {
 func TestTracesKeepRecentHopsInOrder(t *testing.T) {
 	tr := flow.NewTraces(8 * 3) // three hops a shard
 	for i := range 4 {
-		tr.Add(flow.Event{MsgID: "a", Seq: uint64(i)})
+		tr.Add(&flow.Event{MsgID: "a", Seq: uint64(i)})
 	}
-	tr.Add(flow.Event{MsgID: "b", Seq: 9})
-	tr.Add(flow.Event{Kind: flow.KindState}) // no id: not traced
+	tr.Add(&flow.Event{MsgID: "b", Seq: 9})
+	tr.Add(&flow.Event{Kind: flow.KindState}) // no id: not traced
 	h, ok := tr.Get("a")
 	if !ok || len(h) == 0 || len(h) > 3 || h[len(h)-1].Seq != 3 {
 		t.Fatalf("a = %v %v; want its newest hops, at most a shard's three", h, ok)

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"hash/maphash"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -64,7 +65,7 @@ func (em *Emitter) Emit(e Event) {
 	}
 	e.Lab = em.lab.ID
 	e.Scenario = em.scenario
-	em.lab.Traces.Add(e)
+	em.lab.Traces.Add(&e)
 	em.sink.Emit(e)
 }
 
@@ -76,6 +77,7 @@ func (em *Emitter) Emit(e Event) {
 // add at once without queueing on one lock, and all hops of a message land
 // in the same ring, in order.
 type Traces struct {
+	seed   maphash.Seed
 	shards [traceShards]traceRing
 }
 
@@ -90,7 +92,7 @@ type traceRing struct {
 
 // NewTraces keeps about the last size hops.
 func NewTraces(size int) *Traces {
-	t := &Traces{}
+	t := &Traces{seed: maphash.MakeSeed()}
 	for i := range t.shards {
 		t.shards[i].ring = make([]Event, max(1, size/traceShards))
 	}
@@ -98,21 +100,19 @@ func NewTraces(size int) *Traces {
 }
 
 func (t *Traces) shard(id string) *traceRing {
-	h := uint32(2166136261) // FNV-1a, inline: a hash.Hash per hop would allocate
-	for i := 0; i < len(id); i++ {
-		h = (h ^ uint32(id[i])) * 16777619
-	}
-	return &t.shards[h%traceShards]
+	return &t.shards[maphash.String(t.seed, id)%traceShards]
 }
 
-// Add records e; events without a message id are not traced.
-func (t *Traces) Add(e Event) {
+// Add copies *e into its ring, once: an event is a few hundred bytes and
+// every hop of every scenario comes through here. Events without a message
+// id are not traced.
+func (t *Traces) Add(e *Event) {
 	if e.MsgID == "" {
 		return
 	}
 	r := t.shard(e.MsgID)
 	r.mu.Lock()
-	r.ring[r.next] = e
+	r.ring[r.next] = *e
 	r.next++
 	if r.next == len(r.ring) {
 		r.next, r.full = 0, true

@@ -174,6 +174,22 @@ func (e *events) of(kind flow.Kind) []flow.Event {
 	return e.where(func(ev flow.Event) bool { return ev.Kind == kind })
 }
 
+// TestOrderRecordsAreTheArticlesJSON checks order-service's hand-built
+// records against the article's event format: the key is the order id and
+// the value its JSON event, twenty orders open at a time.
+func TestOrderRecordsAreTheArticlesJSON(t *testing.T) {
+	kinds := [3]string{"order_placed", "order_paid", "order_shipped"}
+	for n := uint64(1); n <= 10_000; n++ {
+		i := int(n - 1)
+		order := i/60*20 + i%60%20 + 1
+		want := fmt.Sprintf(`{"order_id":%d,"type":%q,"data":{"qty":%d}}`, order, kinds[i%60/20], 1+order%3)
+		r := asyncmsg.OrderRecord(n)
+		if string(r.Key) != fmt.Sprint(order) || string(r.Value) != want || !json.Valid(r.Value) {
+			t.Fatalf("event %d: key %q value %s, want key %d value %s", n, r.Key, r.Value, order, want)
+		}
+	}
+}
+
 // TestEveryNodeIsInTheView checks that each event names only nodes the view
 // draws, and that the knobs and presets parse.
 func TestEveryNodeIsInTheView(t *testing.T) {

@@ -1,5 +1,11 @@
 package asyncmsg
 
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
 // Progress reads two of the ledger's counts without building the rest of
 // Stats (node states, badges), so that a benchmark can watch the group's
 // progress every few milliseconds without adding that work to what it
@@ -8,4 +14,15 @@ func (s *Scenario) Progress() (acked, done int64) {
 	s.ledger.mu.Lock()
 	defer s.ledger.mu.Unlock()
 	return s.ledger.acked, s.ledger.counts[processed]
+}
+
+// OrderRecord is order-service's event n as a plain kgo record: the same
+// key and value, built the same way into one slice, without flowlab's
+// header. Benchmarks use it so that a loop without flowlab does the same
+// work to build its records.
+func OrderRecord(n uint64) *kgo.Record {
+	var buf [128]byte
+	b, k := appendOrder(buf[:0], n)
+	b = slices.Clone(b)
+	return &kgo.Record{Key: b[:k:k], Value: b[k:]}
 }

@@ -3,7 +3,10 @@ package asyncmsg
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"flowlab/flow"
 )
@@ -85,47 +88,58 @@ func (l *ledger) produced(n uint64, err error, confirmed bool) {
 	}
 }
 
-// process records that a member finished processing event n and reports
-// whether it was processed before, and whether the side effect is done now.
-func (l *ledger) process(n uint64, idempotent bool) (again, sideEffect bool) {
+// processAll records that a member finished processing these records,
+// under one lock. Each is order-service's event n of this run, or deduped
+// by its message id.
+func (l *ledger) processAll(msgs []message, idempotent bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n == 0 || n > uint64(len(l.states)) {
-		return false, true
+	for _, msg := range msgs {
+		if msg.n > 0 {
+			l.processLocked(msg.n, idempotent)
+		} else {
+			l.processOutsideLocked(msg.id, idempotent)
+		}
 	}
-	again = l.states[n-1] == processed
-	l.move(n, processed)
-	return again, l.sideEffect(again, idempotent)
 }
 
-// processOutside is process for a record order-service did not produce in
-// this run, deduped by its message id.
-func (l *ledger) processOutside(id string, idempotent bool) (again, sideEffect bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// processLocked records that a member finished processing event n.
+func (l *ledger) processLocked(n uint64, idempotent bool) {
+	if n > uint64(len(l.states)) {
+		return
+	}
+	again := l.states[n-1] == processed
+	l.move(n, processed)
+	l.sideEffect(again, idempotent)
+}
+
+// processOutsideLocked is processLocked for a record order-service did not
+// produce in this run, deduped by its message id.
+func (l *ledger) processOutsideLocked(id string, idempotent bool) {
 	if len(l.seenOutside) >= maxOutsideSeen {
 		clear(l.seenOutside)
 	}
-	again = l.seenOutside[id] > 0
+	again := l.seenOutside[id] > 0
 	l.seenOutside[id]++
 	if !again {
 		l.external++
 	}
-	return again, l.sideEffect(again, idempotent)
+	l.sideEffect(again, idempotent)
 }
 
-func (l *ledger) sideEffect(again, idempotent bool) bool {
+// sideEffect counts a processed record's side effect: a stock reservation,
+// unless the idempotent consumer skips a record processed before.
+func (l *ledger) sideEffect(again, idempotent bool) {
 	switch {
 	case again && idempotent:
 		l.redelivered++
 		l.skipped++
-		return false
+		return
 	case again:
 		l.redelivered++
 		l.duplicates++
 	}
 	l.reserved++
-	return true
 }
 
 // refuse records that the producer's buffer was full for event n.
@@ -135,17 +149,18 @@ func (l *ledger) refuse(n uint64) {
 	l.move(n, refused)
 }
 
-// wasProcessed peeks whether event n was processed already.
-func (l *ledger) wasProcessed(n uint64) bool {
+// peek marks the messages that were processed already, under one lock.
+func (l *ledger) peek(msgs []message) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return n <= uint64(len(l.states)) && l.states[n-1] == processed
-}
-
-func (l *ledger) wasProcessedOutside(id string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.seenOutside[id] > 0
+	for i := range msgs {
+		msg := &msgs[i]
+		if msg.n > 0 {
+			msg.again = msg.n <= uint64(len(l.states)) && l.states[msg.n-1] == processed
+		} else {
+			msg.again = l.seenOutside[msg.id] > 0
+		}
+	}
 }
 
 // topicDeleted moves every event still in the log to deleted.
@@ -199,11 +214,14 @@ func (l *ledger) snapshot() (flow.Ledger, []flow.Counter) {
 // throughput is records processed, success the share of the producer's
 // answers that were acknowledgements (kept from the second before when there
 // were none), the percentiles are produce → processed for order-service's
-// records, and depth is the group's total lag.
+// records, and depth is the group's total lag. The producer's outcomes are
+// counted without a lock, in its promise goroutine; members add their
+// records a batch at a time.
 type window struct {
+	ok, bad atomic.Int64 // producer outcomes
+
 	mu        sync.Mutex
 	consumed  int
-	ok, bad   int       // producer outcomes
 	latencies []float64 // produce → processed, ms
 	success   float64   // carried over a second with no outcomes
 }
@@ -214,23 +232,24 @@ func newWindow() *window { return &window{success: 100} }
 const maxLatencies = 10_000
 
 func (w *window) producedOK(ok bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if ok {
-		w.ok++
+		w.ok.Add(1)
 	} else {
-		w.bad++
+		w.bad.Add(1)
 	}
 }
 
-// consumedAfter counts one processed record; latency < 0 means unknown, as
-// for an outside client's record whose clock is not ours.
-func (w *window) consumedAfter(latency time.Duration) {
+// consumedAt counts records processed at done. The latency is known for
+// order-service's records of this run; an outside client's clock is not
+// ours.
+func (w *window) consumedAt(rs []*kgo.Record, msgs []message, done time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.consumed++
-	if latency >= 0 && len(w.latencies) < maxLatencies {
-		w.latencies = append(w.latencies, float64(latency.Microseconds())/1000)
+	w.consumed += len(rs)
+	for i, r := range rs {
+		if msgs[i].n > 0 && len(w.latencies) < maxLatencies {
+			w.latencies = append(w.latencies, float64(done.Sub(r.Timestamp).Microseconds())/1000)
+		}
 	}
 }
 
@@ -238,8 +257,8 @@ func (w *window) consumedAfter(latency time.Duration) {
 func (w *window) point(now time.Time, elapsed time.Duration, depth int64) flow.Point {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ok+w.bad > 0 {
-		w.success = 100 * float64(w.ok) / float64(w.ok+w.bad)
+	if ok, bad := w.ok.Swap(0), w.bad.Swap(0); ok+bad > 0 {
+		w.success = 100 * float64(ok) / float64(ok+bad)
 	}
 	slices.Sort(w.latencies)
 	p := flow.Point{
@@ -250,7 +269,7 @@ func (w *window) point(now time.Time, elapsed time.Duration, depth int64) flow.P
 		P99MS:      percentile(w.latencies, 0.99),
 		Depth:      float64(depth),
 	}
-	w.consumed, w.ok, w.bad = 0, 0, 0
+	w.consumed = 0
 	w.latencies = w.latencies[:0]
 	return p
 }

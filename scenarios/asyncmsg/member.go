@@ -37,6 +37,10 @@ type member struct {
 	done        chan struct{} // closed when the client is closed
 	sockets     *sockets
 
+	// Reused by the member's own goroutine from batch to batch.
+	msgs    []message
+	scratch []byte
+
 	mu sync.Mutex
 	// owned is every partition the member holds now: kgo's
 	// OnPartitionsAssigned reports only those added in a round.
@@ -161,10 +165,8 @@ func (m *member) run(ctx, runCtx context.Context) {
 			return
 		}
 		fs.EachError(func(_ string, _ int32, err error) { m.noteErr(err) })
-		for _, r := range fs.Records() {
-			if !m.process(r, runCtx) {
-				return // crashed, or the scenario is stopping
-			}
+		if !m.processBatch(fs.Records(), runCtx) {
+			return // crashed, or the scenario is stopping
 		}
 		if m.after {
 			m.commit()
@@ -176,39 +178,73 @@ func (m *member) run(ctx, runCtx context.Context) {
 // batchSize keeps one batch to about a second of processing, so a
 // rebalance waits for at most that long.
 func (m *member) batchSize() int {
-	ms := m.processingMS()
+	_, ms := m.settings()
 	if ms == 0 {
 		return 500
 	}
 	return max(1, min(500, 1000/ms))
 }
 
-func (m *member) processingMS() int {
+// settings are the knobs a member works with: the idempotent switch and its
+// processing time. A batch is processed with the values it was polled with,
+// so a change reaches the member within about a second.
+func (m *member) settings() (idempotent bool, processingMS int) {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
-	return m.s.set.processingMS[m.i]
+	return m.s.set.idempotent, m.s.set.processingMS[m.i]
 }
 
-// process delivers one record, spends the processing time on it and does the
-// side effect: reserving stock for the order. It reports false when the
-// member crashed or the scenario stops before the record was done.
-func (m *member) process(r *kgo.Record, runCtx context.Context) bool {
+// processBatch processes one polled batch record by record. What takes a
+// lock shared with the producer and the other members (the ledger, the
+// chart's window, the member's offsets) is done once per batch: a look-up
+// of which records were processed before, and the accounting of those done.
+// When records take time the accounting follows every record, so the view
+// counts them as they go. It reports false when the member crashed or the
+// scenario stops before the batch was done; what was done is accounted for.
+func (m *member) processBatch(rs []*kgo.Record, runCtx context.Context) bool {
+	if len(rs) == 0 {
+		return true
+	}
 	s := m.s
-	now := time.Now()
-	msg := s.identify(r)
-	s.mu.Lock()
-	idempotent, processingMS := s.set.idempotent, s.set.processingMS[m.i]
-	s.mu.Unlock()
-	again := msg.processedBefore(s)
-	d := flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key),
-		Payload: msg.payload, Raw: msg.raw, External: msg.external, Duplicate: again}
+	idempotent, processingMS := m.settings()
+	msgs := m.msgs[:0]
+	for _, r := range rs {
+		msgs = append(msgs, m.identify(r))
+	}
+	m.msgs = msgs
+	s.ledger.peek(msgs)
+	now := time.Now() // records of one poll are delivered at once
+	from := 0         // rs[from:i] are done and not yet accounted for
+	for i, r := range rs {
+		done, at := m.process(r, &msgs[i], idempotent, processingMS, now, runCtx)
+		if !done {
+			m.account(rs[from:i], msgs[from:i], idempotent, now)
+			return false
+		}
+		now = at
+		if processingMS > 0 {
+			m.account(rs[from:i+1], msgs[from:i+1], idempotent, now)
+			from = i + 1
+		}
+	}
+	m.account(rs[from:], msgs[from:], idempotent, now)
+	return true
+}
+
+// process delivers one record at now and spends the processing time on it;
+// account then books its side effect, reserving stock for the order. It
+// reports whether the record was done, and when: not when the member crashed
+// or the scenario stopped first.
+func (m *member) process(r *kgo.Record, msg *message, idempotent bool, processingMS int, now time.Time, runCtx context.Context) (bool, time.Time) {
+	d := flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: msg.key,
+		Payload: msg.payload, Raw: msg.raw, External: msg.external, Duplicate: msg.again}
 	switch {
-	case again && idempotent:
+	case msg.again && idempotent:
 		d.Outcome = "duplicate: skipped by the idempotent consumer"
-	case again:
+	case msg.again:
 		d.Outcome = "duplicate: stock reserved again"
 	}
-	s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindDeliver, From: partitionID(r.Partition), To: m.id, MsgID: msg.id, Detail: d})
+	m.s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindDeliver, From: partitionID(r.Partition), To: m.id, MsgID: msg.id, Detail: d})
 
 	if processingMS > 0 {
 		t := time.NewTimer(time.Duration(processingMS) * time.Millisecond)
@@ -216,33 +252,41 @@ func (m *member) process(r *kgo.Record, runCtx context.Context) bool {
 		select {
 		case <-t.C:
 		case <-m.crash:
-			return false
+			return false, now
 		case <-runCtx.Done():
-			return false
+			return false, now
 		}
 		now = time.Now()
 	}
 	select {
 	case <-m.crash:
-		return false
+		return false, now
 	default:
 	}
-	if msg.n > 0 {
-		s.ledger.process(msg.n, idempotent)
-		s.window.consumedAfter(now.Sub(r.Timestamp))
-	} else {
-		s.ledger.processOutside(msg.id, idempotent)
-		s.window.consumedAfter(-1)
+	return true, now
+}
+
+// account books records done at done: in the ledger (the side effect), in
+// the chart's second, in kgo's marks for auto-commit and in the offsets a
+// commit after processing stores.
+func (m *member) account(rs []*kgo.Record, msgs []message, idempotent bool, done time.Time) {
+	if len(rs) == 0 {
+		return
 	}
-	m.cl.MarkCommitRecords(r) // for auto-commit; after processing, commit uses next
+	m.s.ledger.processAll(msgs, idempotent)
+	m.s.window.consumedAt(rs, msgs, done)
+	if !m.after {
+		m.cl.MarkCommitRecords(rs...)
+	}
 	m.mu.Lock()
-	if _, ok := m.committed[r.Partition]; !ok {
-		m.committed[r.Partition] = r.Offset // it started here, at the group's committed offset
+	for _, r := range rs {
+		if _, ok := m.committed[r.Partition]; !ok {
+			m.committed[r.Partition] = r.Offset // it started here, at the group's committed offset
+		}
+		m.next[r.Partition] = r.Offset + 1
 	}
-	m.next[r.Partition] = r.Offset + 1
-	m.processed++
+	m.processed += int64(len(rs))
 	m.mu.Unlock()
-	return true
 }
 
 // commit stores the offsets after every processed record and waits for the
@@ -447,8 +491,10 @@ type message struct {
 	id       string
 	n        uint64 // order-service's event number in this run, 0 for others
 	external bool   // no flowlab header: an outside client wrote it
+	key      string
 	payload  string
 	raw      bool
+	again    bool // processed before it was delivered this time
 }
 
 // maxPayload is how much of a payload an event carries.
@@ -458,9 +504,24 @@ const maxPayload = 300
 // wrote, an outside client's by an id given at first sight. Any bytes are
 // accepted; what is not JSON is shown quoted, as raw bytes. This run's own
 // records are JSON that sendOrder wrote, so only other records are checked.
-func (s *Scenario) identify(r *kgo.Record) message {
-	msg := message{payload: string(r.Value[:min(len(r.Value), maxPayload)])}
-	id := header(r, msgHeader)
+// Key, payload and header are copied into one string, through the member's
+// scratch buffer: one allocation for the three.
+func (m *member) identify(r *kgo.Record) message {
+	s := m.s
+	value := r.Value[:min(len(r.Value), maxPayload)]
+	b := append(m.scratch[:0], r.Key...)
+	b = append(b, value...)
+	for _, h := range r.Headers {
+		if h.Key == msgHeader {
+			b = append(b, h.Value...)
+			break
+		}
+	}
+	m.scratch = b
+	str := string(b)
+	k, v := len(r.Key), len(r.Key)+len(value)
+	msg := message{key: str[:k], payload: str[k:v]}
+	id := str[v:]
 	switch run, num, _ := strings.Cut(id, "-"); {
 	case id == "":
 		msg.id, msg.external = s.outside.id(r.Partition, r.Offset), true
@@ -474,14 +535,6 @@ func (s *Scenario) identify(r *kgo.Record) message {
 		msg.payload, msg.raw = strconv.QuoteToASCII(msg.payload), true
 	}
 	return msg
-}
-
-// processedBefore peeks whether the record was processed already.
-func (msg message) processedBefore(s *Scenario) bool {
-	if msg.n > 0 {
-		return s.ledger.wasProcessed(msg.n)
-	}
-	return s.ledger.wasProcessedOutside(msg.id)
 }
 
 // outsideIDs gives records from outside clients ids of their own, the same

@@ -42,10 +42,16 @@ type orderService struct {
 
 	lastAck atomic.Int64 // unix nanoseconds of the newest broker answer
 	full    atomic.Int64 // unix nanoseconds of the newest refused send
+
+	// promise takes the broker's answer for every record: what differs per
+	// record travels with the record (see sending), so the client gets one
+	// func for all of them.
+	promise func(*kgo.Record, error)
 }
 
 func (s *Scenario) startProducer(rt *runtime, set settings) error {
 	o := &orderService{acks: set.acks, net: &netWatch{}}
+	o.promise = func(r *kgo.Record, err error) { s.produced(o, r, err) }
 	acks := map[string]kgo.Acks{"all": kgo.AllISRAcks(), "leader": kgo.LeaderAck(), "none": kgo.NoAck()}[set.acks]
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(s.cfg.Brokers...),
@@ -119,12 +125,14 @@ func (s *Scenario) sendOrders(ctx context.Context) {
 		// not burst to catch up. Knobs are read again every 100 ms even
 		// when flushing keeps it behind.
 		owed = min(owed+float64(rate)*elapsed.Seconds(), float64(rate))
-		sent := 0
-		for ; sent < burst && ctx.Err() == nil && time.Since(now) < 100*time.Millisecond; sent++ {
-			s.sendOrder(ctx, o, flush)
+		// t is when the last record was handed over (or flushed): the
+		// clock read sendOrder does anyway.
+		sent, t := 0, now
+		for ; sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond; sent++ {
+			t = s.sendOrder(ctx, o, flush)
 		}
-		for ; owed >= 1 && ctx.Err() == nil && time.Since(now) < 100*time.Millisecond; owed-- {
-			s.sendOrder(ctx, o, flush)
+		for ; owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond; owed-- {
+			t = s.sendOrder(ctx, o, flush)
 		}
 		if sent > 0 {
 			s.mu.Lock()
@@ -161,57 +169,109 @@ func (s *Scenario) wakeProducer() {
 }
 
 // sendOrder produces the next order event and, as in the article, flushes
-// after it when asked to.
-func (s *Scenario) sendOrder(ctx context.Context, o *orderService, flush bool) {
+// after it when asked to. It returns when it handed the record over, or when
+// the flush ended.
+func (s *Scenario) sendOrder(ctx context.Context, o *orderService, flush bool) time.Time {
 	n := s.ledger.add(waiting)
-	id := s.msgID(n)
-	order, kind := orderOf(n)
-	key := strconv.Itoa(order)
-	start := time.Now()
-	r := &kgo.Record{
-		Key:     []byte(key),
-		Value:   fmt.Appendf(nil, `{"order_id":%d,"type":%q,"data":{"qty":%d}}`, order, kind, 1+order%3),
-		Headers: []kgo.RecordHeader{{Key: msgHeader, Value: []byte(id)}},
-		// What kgo would stamp itself; the publish hop reuses it rather
-		// than read the clock again.
-		Timestamp: start,
-	}
+	out := s.newSending(ctx, n)
 	o.sent.Add(1)
-	o.cl.TryProduce(ctx, r, func(r *kgo.Record, err error) {
-		s.produced(o, n, id, key, r, err, start)
-	})
-	if flush {
-		fctx, cancel := context.WithTimeout(ctx, deliveryTimeout+time.Second)
-		o.cl.Flush(fctx)
-		cancel()
+	o.cl.TryProduce(ctx, &out.rec, o.promise)
+	if !flush {
+		return out.start
 	}
+	fctx, cancel := context.WithTimeout(ctx, deliveryTimeout+time.Second)
+	o.cl.Flush(fctx)
+	cancel()
+	return time.Now()
 }
 
-// produced is the producer's answer for one record, handed to it at start.
-// It reads the clock once: for the latency, for the view's "retrying" and
-// for the event, which runs hot in the producer's one promise goroutine.
-func (s *Scenario) produced(o *orderService, n uint64, id, key string, r *kgo.Record, err error, start time.Time) {
+// sending is one order event on its way through the producer: the kgo
+// record, its bytes and what its publish and ack hops need, in one
+// allocation. The record's Context is the sending itself (kgo's place for
+// what a record carries to its hooks and its promise), so the hooks find the
+// message id, key and payload without building them again. It is a context
+// derived from the one order-service produces with: kgo still sees that
+// context's cancellation.
+type sending struct {
+	context.Context
+	rec     kgo.Record
+	headers [1]kgo.RecordHeader
+	bytes   [112]byte // key, value and message id; longer ones go elsewhere
+	n       uint64    // the ledger's number for the event
+	// id, key and payload are the header, key and value as strings.
+	id, key, payload string
+	start            time.Time // when order-service handed it over
+}
+
+// newSending builds order-service's event n. Key, value and message id are
+// written into the sending's own bytes for kgo and copied once into one
+// string for the events.
+func (s *Scenario) newSending(ctx context.Context, n uint64) *sending {
+	out := &sending{Context: ctx, n: n}
+	b, k := appendOrder(out.bytes[:0], n)
+	v := len(b)
+	b = append(b, s.runID...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, n, 10)
+	str := string(b)
+	out.id, out.key, out.payload = str[v:], str[:k], str[k:v]
+	out.headers[0] = kgo.RecordHeader{Key: msgHeader, Value: b[v:]}
+	out.start = time.Now()
+	out.rec = kgo.Record{
+		Key:     b[:k:k],
+		Value:   b[k:v:v],
+		Headers: out.headers[:],
+		// What kgo would stamp itself; the publish hop reuses it rather
+		// than read the clock again.
+		Timestamp: out.start,
+		Context:   out,
+	}
+	return out
+}
+
+// appendOrder appends order-service's event n: its key, the order id, and
+// right after it its JSON value, {"order_id":…,"type":…,"data":{"qty":…}}.
+// k is where the value starts.
+func appendOrder(b []byte, n uint64) (_ []byte, k int) {
+	order, kind := orderOf(n)
+	b = strconv.AppendInt(b, int64(order), 10)
+	k = len(b)
+	b = append(b, `{"order_id":`...)
+	b = strconv.AppendInt(b, int64(order), 10)
+	b = append(b, `,"type":"`...) // the kinds are plain words: nothing to escape
+	b = append(b, kind...)
+	b = append(b, `","data":{"qty":`...)
+	b = strconv.AppendInt(b, int64(1+order%3), 10)
+	b = append(b, "}}"...)
+	return b, k
+}
+
+// produced is the producer's answer for one record. It reads the clock
+// once: for the latency, for the view's "retrying" and for the event, which
+// runs hot in the producer's one promise goroutine.
+func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
+	out := r.Context.(*sending) // every record of o.cl is a sending
 	now := time.Now()
-	took := now.Sub(start)
+	took := now.Sub(out.start)
 	confirmed := o.acks != "none"
 	if errors.Is(err, kgo.ErrMaxBuffered) {
 		o.full.Store(now.UnixNano())
-		s.ledger.refuse(n)
+		s.ledger.refuse(out.n)
 	} else {
-		s.ledger.produced(n, err, confirmed)
+		s.ledger.produced(out.n, err, confirmed)
 	}
 	s.window.producedOK(err == nil)
 	if err != nil {
-		s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindError, From: "order-service", To: "orders", MsgID: id,
-			Detail: flow.Detail{Key: key, Error: err.Error(), Outcome: "failed", LatencyMS: ms(took)}})
+		s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindError, From: "order-service", To: "orders", MsgID: out.id,
+			Detail: flow.Detail{Key: out.key, Error: err.Error(), Outcome: "failed", LatencyMS: ms(took)}})
 		return
 	}
 	o.lastAck.Store(now.UnixNano())
 	if !confirmed {
 		return // with acks none the broker never answers: there is no ack to draw
 	}
-	s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindAck, From: partitionID(r.Partition), To: "order-service", MsgID: id,
-		Detail: flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: key, LatencyMS: ms(took), Outcome: "ok"}})
+	s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindAck, From: partitionID(r.Partition), To: "order-service", MsgID: out.id,
+		Detail: flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: out.key, LatencyMS: ms(took), Outcome: "ok"}})
 }
 
 // state is what the diagram says about order-service; burst is how many
@@ -246,8 +306,6 @@ func orderOf(n uint64) (order int, kind string) {
 
 var orderSteps = [3]string{"order_placed", "order_paid", "order_shipped"}
 
-func (s *Scenario) msgID(n uint64) string { return s.runID + "-" + strconv.FormatUint(n, 10) }
-
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // publishHook draws the publish hop when kgo has picked the record's
@@ -256,9 +314,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 type publishHook struct{ s *Scenario }
 
 func (h publishHook) OnProduceRecordPartitioned(r *kgo.Record, _ int32) {
+	out := r.Context.(*sending) // every record of order-service's client is a sending
 	h.s.cfg.Emit.Emit(flow.Event{Time: r.Timestamp, Kind: flow.KindPublish, From: "order-service", To: partitionID(r.Partition),
-		MsgID:  header(r, msgHeader),
-		Detail: flow.Detail{Partition: r.Partition, Key: string(r.Key), Payload: string(r.Value)}})
+		MsgID: out.id, Detail: flow.Detail{Partition: r.Partition, Key: out.key, Payload: out.payload}})
 }
 
 // netWatch remembers a client's newest network failure, so the view can say
@@ -290,14 +348,4 @@ func (w *netWatch) last() (int64, string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.at, w.text
-}
-
-// header returns the value of a record's header key, or "".
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
