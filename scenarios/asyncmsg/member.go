@@ -347,11 +347,11 @@ func (m *member) assigned(_ context.Context, _ *kgo.Client, ps map[string][]int3
 
 // revoked commits what was processed before the partitions go, unless the
 // member crashed: a dead process commits nothing.
-func (m *member) revoked(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+func (m *member) revoked(ctx context.Context, cl *kgo.Client, ps map[string][]int32) {
 	if !m.crashed.Load() {
 		m.commit()
 	}
-	m.lost(nil, nil, ps)
+	m.lost(ctx, cl, ps)
 }
 
 // lost forgets partitions the group took away without a chance to commit.
