@@ -1,8 +1,10 @@
 package flow
 
 import (
+	"cmp"
 	"hash/maphash"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,10 +74,10 @@ func (em *Emitter) Emit(e Event) {
 // Traces keeps the most recent hops so that a click in the view can show
 // every hop of one message, even those the view did not animate. Adding is
 // on every scenario's hot path and looking up happens on a click, so hops go
-// into fixed rings at the cost of one copy, and a look-up scans a ring. The
-// rings are shards picked by message id: the producer and every consumer
-// add at once without queueing on one lock, and all hops of a message land
-// in the same ring, in order.
+// into fixed rings at the cost of one copy, and a look-up scans them all.
+// The rings are shards picked by message and sender together, so that the
+// producer and every consumer, even of one fanned-out message, add at once
+// without queueing on one lock.
 type Traces struct {
 	seed   maphash.Seed
 	shards [traceShards]traceRing
@@ -87,7 +89,6 @@ type traceRing struct {
 	mu   sync.Mutex
 	ring []Event
 	next int
-	full bool
 }
 
 // NewTraces keeps about the last size hops.
@@ -99,8 +100,9 @@ func NewTraces(size int) *Traces {
 	return t
 }
 
-func (t *Traces) shard(id string) *traceRing {
-	return &t.shards[maphash.String(t.seed, id)%traceShards]
+func (t *Traces) shard(e *Event) *traceRing {
+	h := maphash.String(t.seed, e.MsgID) ^ maphash.String(t.seed, e.From)*31
+	return &t.shards[h%traceShards]
 }
 
 // Add copies *e into its ring, once: an event is a few hundred bytes and
@@ -110,32 +112,29 @@ func (t *Traces) Add(e *Event) {
 	if e.MsgID == "" {
 		return
 	}
-	r := t.shard(e.MsgID)
+	r := t.shard(e)
 	r.mu.Lock()
 	r.ring[r.next] = *e
 	r.next++
 	if r.next == len(r.ring) {
-		r.next, r.full = 0, true
+		r.next = 0
 	}
 	r.mu.Unlock()
 }
 
-// Get returns the hops of message id still in the ring, oldest first.
+// Get returns the hops of message id still kept, oldest first.
 func (t *Traces) Get(id string) ([]Event, bool) {
-	r := t.shard(id)
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var hops []Event
-	collect := func(events []Event) {
-		for _, e := range events {
+	for i := range t.shards {
+		r := &t.shards[i]
+		r.mu.Lock()
+		for _, e := range r.ring {
 			if e.MsgID == id {
 				hops = append(hops, e)
 			}
 		}
+		r.mu.Unlock()
 	}
-	if r.full {
-		collect(r.ring[r.next:])
-	}
-	collect(r.ring[:r.next])
+	slices.SortFunc(hops, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	return hops, len(hops) > 0
 }
