@@ -95,7 +95,13 @@ func (a *App) handleTrace(w http.ResponseWriter, r *http.Request) {
 // work does not: the web server itself or Kafka. RabbitMQ is reported but
 // optional, and product-service being down is a lesson, not a fault.
 func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
-	parts := map[string]any{"web": map[string]any{"ok": true, "status": "serving"}}
+	browsers := 0
+	for _, l := range a.labs {
+		for _, s := range l.scenarios {
+			browsers += s.hub.Clients()
+		}
+	}
+	parts := map[string]any{"web": map[string]any{"ok": true, "status": "serving", "browsers": browsers}}
 	status := http.StatusOK
 	for _, b := range a.brokers.States() {
 		parts[strings.ToLower(b.Name)] = b
