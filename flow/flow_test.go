@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"flowlab/flow"
 )
@@ -117,24 +119,22 @@ func TestPresetsAreAllOrNothing(t *testing.T) {
 }
 
 func TestTracesKeepRecentHopsInOrder(t *testing.T) {
-	tr := flow.NewTraces(8 * 3) // three hops a shard
-	for i := range 4 {
+	tr := flow.NewTraces(8) // one hop a shard
+	for i := range 8 {
 		tr.Add(&flow.Event{MsgID: "a", Seq: uint64(i)})
 	}
-	tr.Add(&flow.Event{MsgID: "b", Seq: 9})
+	tr.Add(&flow.Event{MsgID: "b", Seq: 8})   // takes the place of a's oldest hop
 	tr.Add(&flow.Event{Kind: flow.KindState}) // no id: not traced
 	h, ok := tr.Get("a")
-	if !ok || len(h) == 0 || len(h) > 3 || h[len(h)-1].Seq != 3 {
-		t.Fatalf("a = %v %v; want its newest hops, at most a shard's three", h, ok)
+	if !ok || len(h) != 7 {
+		t.Fatalf("a = %v %v; want its 7 newest hops", h, ok)
 	}
-	for i := 1; i < len(h); i++ {
-		if h[i].Seq <= h[i-1].Seq {
-			t.Fatalf("a's hops out of order: %v", h)
+	for i, e := range h {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("a's hops = %v; want seq 1 to 7, oldest first", h)
 		}
 	}
-	// b may share a's shard and push out one of a's hops; being the newest
-	// hop of its shard, it is always kept.
-	if h, ok := tr.Get("b"); !ok || len(h) != 1 || h[0].Seq != 9 {
+	if h, ok := tr.Get("b"); !ok || len(h) != 1 || h[0].Seq != 8 {
 		t.Errorf("b = %v %v", h, ok)
 	}
 	if _, ok := tr.Get("zzz"); ok {
@@ -168,5 +168,29 @@ func TestLedgerBalance(t *testing.T) {
 	l.Parts[0].Value = 1
 	if l.Balanced() {
 		t.Error("1 + 3 = 5 reported balanced")
+	}
+}
+
+// A hop comes back from the traces exactly as it was added, every field of
+// it, and a look-up without an id finds nothing (unused slots have none).
+func TestTracesKeepEveryField(t *testing.T) {
+	tr := flow.NewTraces(1 << 12)
+	now := time.Now()
+	plain := flow.Event{Seq: 1, Time: now, Lab: "l", Scenario: "s", Kind: flow.KindDeliver, From: "p1", To: "m1",
+		MsgID: "a", Attempt: 2, Detail: flow.Detail{Status: 503, LatencyMS: 1.5, DelayMS: 2.5, Outcome: "ok",
+			Queue: "q", Partition: 1, Offset: 7, Key: "k", Payload: `{"x":1}`, Raw: true, External: true,
+			Redeliver: true, Duplicate: true}}
+	full := plain
+	full.Seq = 2
+	full.Scenario = "other"
+	full.Detail.Error, full.Detail.Node, full.Detail.State, full.Detail.Knob, full.Detail.Value = "e", "n", "st", "kn", 3
+	tr.Add(&plain)
+	tr.Add(&full)
+	h, _ := tr.Get("a")
+	if len(h) != 2 || !reflect.DeepEqual(h[0], plain) || !reflect.DeepEqual(h[1], full) {
+		t.Fatalf("got %+v\nwant %+v\nand  %+v", h, plain, full)
+	}
+	if _, ok := tr.Get(""); ok {
+		t.Error("found hops without an id")
 	}
 }

@@ -2,7 +2,6 @@ package flow
 
 import (
 	"cmp"
-	"hash/maphash"
 	"regexp"
 	"slices"
 	"sync"
@@ -75,11 +74,10 @@ func (em *Emitter) Emit(e Event) {
 // every hop of one message, even those the view did not animate. Adding is
 // on every scenario's hot path and looking up happens on a click, so hops go
 // into fixed rings at the cost of one copy, and a look-up scans them all.
-// The rings are shards picked by message and sender together, so that the
+// The rings are shards taken in turn by sequence number, so that the
 // producer and every consumer, even of one fanned-out message, add at once
 // without queueing on one lock.
 type Traces struct {
-	seed   maphash.Seed
 	shards [traceShards]traceRing
 }
 
@@ -89,30 +87,32 @@ type traceRing struct {
 	mu   sync.Mutex
 	ring []Event
 	next int
+	// Each ring's lock and position on cache lines of their own: adjacent
+	// shards written by different goroutines would otherwise keep taking
+	// the line from each other.
+	_ [128 - 40]byte
 }
 
 // NewTraces keeps about the last size hops.
 func NewTraces(size int) *Traces {
-	t := &Traces{seed: maphash.MakeSeed()}
+	t := &Traces{}
 	for i := range t.shards {
 		t.shards[i].ring = make([]Event, max(1, size/traceShards))
 	}
 	return t
 }
 
-func (t *Traces) shard(e *Event) *traceRing {
-	h := maphash.String(t.seed, e.MsgID) ^ maphash.String(t.seed, e.From)*31
-	return &t.shards[h%traceShards]
-}
-
-// Add copies *e into its ring, once: an event is a few hundred bytes and
+// Add copies *e into a ring, once: an event is a few hundred bytes and
 // every hop of every scenario comes through here. Events without a message
 // id are not traced.
 func (t *Traces) Add(e *Event) {
 	if e.MsgID == "" {
 		return
 	}
-	r := t.shard(e)
+	t.shards[e.Seq%traceShards].add(e)
+}
+
+func (r *traceRing) add(e *Event) {
 	r.mu.Lock()
 	r.ring[r.next] = *e
 	r.next++
@@ -124,6 +124,9 @@ func (t *Traces) Add(e *Event) {
 
 // Get returns the hops of message id still kept, oldest first.
 func (t *Traces) Get(id string) ([]Event, bool) {
+	if id == "" {
+		return nil, false // unused slots have no id either
+	}
 	var hops []Event
 	for i := range t.shards {
 		r := &t.shards[i]

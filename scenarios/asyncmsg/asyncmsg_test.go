@@ -799,9 +799,13 @@ func TestLongOutageFailsRecordsWithoutHanging(t *testing.T) {
 	eventually(t, 20*time.Second, "nothing waiting or unprocessed", func() bool {
 		return l.part("waiting") == 0 && l.part("in-log") == 0
 	})
+	// A record the producer gave up on may still have reached the log (its
+	// request went out, the answer was cut off): once a member processes it,
+	// the ledger counts it processed. So every record still counted failed
+	// has its error event, and there may be more error events than that.
 	errs := l.events.of(flow.KindError)
-	if len(errs) == 0 || int64(len(errs)) != l.part("failed") {
-		t.Errorf("%d error events for %d failed records", len(errs), l.part("failed"))
+	if len(errs) == 0 || int64(len(errs)) < l.part("failed") {
+		t.Fatalf("%d error events for %d failed records", len(errs), l.part("failed"))
 	}
-	t.Logf("failed %d: %s", l.part("failed"), errs[0].Detail.Error)
+	t.Logf("%d error events, %d records still failed: %s", len(errs), l.part("failed"), errs[0].Detail.Error)
 }
