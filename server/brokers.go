@@ -53,6 +53,7 @@ type brokerWatch struct {
 	embedded   bool
 	amqpURL    string
 	kafka      *kgo.Client
+	rabbit     *amqp.Connection // only Run's goroutine uses it, then Close
 
 	mu     sync.Mutex
 	states []brokerState
@@ -92,6 +93,9 @@ func (w *brokerWatch) Close() {
 	if w.kafka != nil {
 		w.kafka.Close()
 	}
+	if w.rabbit != nil {
+		w.rabbit.Close()
+	}
 }
 
 // States returns a copy of the latest probe results.
@@ -125,15 +129,23 @@ func (w *brokerWatch) probeKafka(ctx context.Context) brokerState {
 	return s
 }
 
+// probeRabbit keeps one connection open and dials again only once it has
+// closed: a connection per probe would be the article's connection per
+// publish, every two seconds, in the broker's log. A short heartbeat makes a
+// broker that went away show within seconds.
 func (w *brokerWatch) probeRabbit() brokerState {
 	s := brokerState{Name: "RabbitMQ", Where: redactURL(w.amqpURL)}
-	conn, err := amqp.DialConfig(w.amqpURL, amqp.Config{Dial: amqp.DefaultDial(probeTimeout)})
+	if w.rabbit != nil && !w.rabbit.IsClosed() {
+		s.OK, s.Status = true, "answering"
+		return s
+	}
+	conn, err := amqp.DialConfig(w.amqpURL, amqp.Config{Dial: amqp.DefaultDial(probeTimeout), Heartbeat: probeEvery})
 	if err != nil {
 		s.Status = "not answering (" + err.Error() + "). Get one with `sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached`, " +
 			"or `docker compose up -d rabbitmq`, or point AMQP_URL at yours. flowlab keeps trying every few seconds."
 		return s
 	}
-	conn.Close()
+	w.rabbit = conn
 	s.OK, s.Status = true, "answering"
 	return s
 }

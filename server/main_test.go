@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,7 +37,11 @@ func deleteLabTopology(marker string) {
 		}
 		return names
 	}
-	conn, err := amqp.Dial(amqpURL())
+	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard) // the defaults MustStart's servers use
+	if err != nil {
+		return
+	}
+	conn, err := amqp.Dial(cfg.AMQPURL)
 	if err != nil {
 		return
 	}
@@ -51,11 +56,4 @@ func deleteLabTopology(marker string) {
 	for _, x := range list("exchanges") {
 		ch.ExchangeDelete(x, false, false)
 	}
-}
-
-func amqpURL() string {
-	if u := os.Getenv("AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@localhost:5672/"
 }

@@ -48,7 +48,6 @@ export class Diagram {
     this.nodes = new Map(); // id -> {node, g, box, label, stateTag, badges, note, w, h, base}
     this.edges = [];        // {a, b, line, text, both}
     this.marks = [];
-    this.sampled = 0;
     this.tick = this.tick.bind(this);
   }
 
@@ -202,7 +201,7 @@ export class Diagram {
     for (const e of events) {
       const kind = markOf(e);
       if (!kind) continue;
-      if (this.marks.length >= MAX_MARKS) { this.sampled++; continue; }
+      if (this.marks.length >= MAX_MARKS) continue;
       const path = this.pathFor(e);
       if (path) this.addMark(kind, path, e.msg);
     }

@@ -11,7 +11,6 @@ export class EventLog {
     this.list = list;
     this.filter = filter;
     this.onPick = onPick;
-    this.skipped = 0;
     filter.addEventListener('input', () => this.applyFilter());
     list.addEventListener('click', (e) => {
       const li = e.target.closest('li[data-msg]');
@@ -30,7 +29,6 @@ export class EventLog {
 
   add(events) {
     const shown = events.length > PER_FRAME ? events.slice(-PER_FRAME) : events;
-    this.skipped += events.length - shown.length;
     const frag = document.createDocumentFragment();
     for (const e of shown) frag.prepend(this.line(e));
     if (events.length > shown.length) {

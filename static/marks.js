@@ -38,7 +38,8 @@ export function summary(e) {
   if (d.knob) parts.push(`${d.knob} = ${JSON.stringify(d.value)}`);
   if (d.queue) parts.push(`queue ${d.queue}`);
   if (d.key) parts.push(`key ${d.key}`);
-  if (d.partition !== undefined && (e.kind === 'deliver' || e.kind === 'commit')) parts.push(`p${d.partition}@${d.offset}`);
+  // Partition and offset 0 are left out of the JSON: a Kafka hop has a key or an offset.
+  if ((e.kind === 'deliver' || e.kind === 'commit') && (d.key !== undefined || d.offset !== undefined)) parts.push(`p${d.partition || 0}@${d.offset || 0}`);
   if (d.redeliver) parts.push('redelivered');
   if (d.duplicate) parts.push('duplicate');
   if (d.external) parts.push('outside client');

@@ -5,6 +5,7 @@ package web
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"flowlab/flow"
 )
@@ -66,7 +67,7 @@ func groups(knobs []flow.Knob) []KnobGroup {
 func switches(knobs []flow.Knob) []flow.Knob {
 	var out []flow.Knob
 	for _, k := range knobs {
-		if k.Type == flow.BoolKnob && k.Name == "up" || k.Type == flow.BoolKnob && len(k.Name) > 3 && k.Name[len(k.Name)-3:] == ".up" {
+		if k.Type == flow.BoolKnob && (k.Name == "up" || strings.HasSuffix(k.Name, ".up")) {
 			out = append(out, k)
 		}
 	}
