@@ -51,19 +51,65 @@ type Emitter struct {
 	lab      *Lab
 	scenario string
 	sink     Sink
+	sample   sampler
 }
 
-// NewEmitter returns the emitter a scenario in lab uses.
+// NewEmitter returns the emitter a scenario in lab uses. It passes on every
+// hop of every message until Sample is called.
 func NewEmitter(lab *Lab, scenario string, sink Sink) *Emitter {
 	return &Emitter{lab: lab, scenario: scenario, sink: sink}
 }
 
-// Emit stamps and forwards e. It never blocks on a browser: sinks must not.
+// Sample has the emitter pass on about perSecond message hops a second
+// (DrawRate for a browser's view): past it, the hops of one message in k, k
+// a power of two that follows the rate. A message is judged by the k in
+// force when it was born, so its journey is drawn whole or not at all.
+// Hops of outside clients' messages and events without a message id always
+// pass. Call it before the first Emit.
+func (em *Emitter) Sample(perSecond int) *Emitter {
+	em.sample.perSecond = perSecond
+	return em
+}
+
+// Draws reports whether the hops of message id, born at born, are drawn,
+// so that a scenario can skip building what would be dropped; it then
+// emits them with EmitDrawn.
+func (em *Emitter) Draws(id string, born time.Time) bool {
+	return em.sample.drawn(DrawHash(id), born)
+}
+
+// DrawsBytes is Draws for an id still in bytes.
+func (em *Emitter) DrawsBytes(id []byte, born time.Time) bool {
+	return em.sample.drawn(drawHashBytes(id), born)
+}
+
+// Sampling is k: one message in k born now would be drawn.
+func (em *Emitter) Sampling() int { return em.sample.current(time.Now()) }
+
+// Emit stamps and forwards e, unless its message is not drawn (see Sample):
+// a message hop is judged as a message born at e.Time. It never blocks on a
+// browser: sinks must not.
 func (em *Emitter) Emit(e Event) {
-	e.Seq = em.lab.seq.Add(1)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	if e.MsgID != "" && !e.Detail.External && !em.sample.drawn(DrawHash(e.MsgID), e.Time) {
+		return
+	}
+	em.emit(e)
+}
+
+// EmitDrawn is Emit for a hop of a message Draws said is drawn: it is
+// passed on whatever k is now.
+func (em *Emitter) EmitDrawn(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	em.emit(e)
+}
+
+func (em *Emitter) emit(e Event) {
+	e.Seq = em.lab.seq.Add(1)
 	e.Lab = em.lab.ID
 	e.Scenario = em.scenario
 	em.lab.Traces.Add(&e)

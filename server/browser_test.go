@@ -254,3 +254,28 @@ func TestBrowserCrashedMemberRebalances(t *testing.T) {
 	waitJS(t, ctx, "rebalance drawn", `(() => { const c = document.querySelector('[data-testid="callout"]'); return !c.hidden && c.textContent.includes('m1') && c.textContent.includes('after'); })()`)
 	waitJS(t, ctx, "lag falling again", `document.querySelector('#diagram .node.kind-partition.state-orphaned') === null`)
 }
+
+// A burst too big to draw every message makes the page say that it draws
+// one message in k, each whole, while the counters count every one; when
+// the lab is quiet again it draws everything and says nothing.
+func TestBrowserSaysWhenABusyLabDrawsASample(t *testing.T) {
+	s := MustStart(t)
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/async-messaging")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "live", `document.querySelector('#conn.ok') !== null`)
+	setKnob(t, ctx, "rate", 0)
+	for _, m := range []string{"m1", "m2", "m3"} {
+		setKnob(t, ctx, m+"-processing", 0)
+	}
+	waitJS(t, ctx, "group consuming", `document.querySelectorAll('#diagram .node.kind-member.state-consuming').length === 3`)
+	for range 5 {
+		press(t, ctx, `[data-knob="send-1000"] button`)
+	}
+	waitJS(t, ctx, "the page saying it draws a sample", `(() => { const n = document.querySelector('[data-testid="drawing"]'); return !n.hidden && /drawing 1 in \d+ messages/.test(n.textContent); })()`)
+	screenshot(t, ctx, "busy-lab.png")
+	waitJS(t, ctx, "every one processed", `(() => { const c = (n) => Number(document.querySelector('#counters dd[data-counter="' + n + '"]').textContent);
+		return c('produced') >= 5000 && c('consumed') === c('produced'); })()`)
+	waitJS(t, ctx, "the note gone once the lab is quiet", `document.querySelector('[data-testid="drawing"]').hidden`)
+}

@@ -24,6 +24,7 @@ type scenarioRun struct {
 	flow.Scenario
 	lab     *flow.Lab
 	hub     *hub.Hub
+	emit    *flow.Emitter
 	brokers *brokerWatch
 	broker  string // the broker it needs, named as in brokerState; "" for none
 
@@ -41,7 +42,10 @@ const historyLen = 180
 func (l *labRun) add(name, broker string, a *App, open func(*flow.Emitter) (flow.Scenario, error)) error {
 	sr := &scenarioRun{lab: l.lab, brokers: a.brokers, broker: broker}
 	sr.hub = hub.New(hub.Config{Snapshot: sr.snapshot, Stats: sr.frameStats, Log: a.log})
-	s, err := open(flow.NewEmitter(l.lab, name, sr.hub))
+	// Hops are built and sent for about what a view draws; past that,
+	// whole messages one in k (the counters stay exact).
+	sr.emit = flow.NewEmitter(l.lab, name, sr.hub).Sample(flow.DrawRate)
+	s, err := open(sr.emit)
 	if err != nil {
 		return err
 	}
@@ -114,6 +118,7 @@ type snapshotMsg struct {
 	Brokers  []brokerState `json:"brokers"`
 	History  []flow.Point  `json:"history"`
 	Recent   []flow.Event  `json:"recent"`
+	Drawing  int           `json:"drawing"` // one message in this many is drawn
 }
 
 func (s *scenarioRun) snapshot() any {
@@ -124,6 +129,7 @@ func (s *scenarioRun) snapshot() any {
 		Type: "snapshot", Lab: s.lab.ID, Scenario: s.Name(),
 		View: s.View(), Knobs: s.Knobs(), Presets: s.Presets(), Stats: s.Stats(),
 		Brokers: s.brokers.States(), History: history, Recent: s.hub.Recent(),
+		Drawing: s.emit.Sampling(),
 	}
 }
 
@@ -134,12 +140,13 @@ type frameStatsMsg struct {
 	flow.Stats
 	Brokers []brokerState `json:"brokers"`
 	View    *flow.View    `json:"view,omitempty"`
+	Drawing int           `json:"drawing"` // one message in this many is drawn
 }
 
 // frameStats runs only on the hub's flush, one frame at a time, so lastView
 // needs no lock.
 func (s *scenarioRun) frameStats() any {
-	msg := frameStatsMsg{Stats: s.Stats(), Brokers: s.brokers.States()}
+	msg := frameStatsMsg{Stats: s.Stats(), Brokers: s.brokers.States(), Drawing: s.emit.Sampling()}
 	v := s.View()
 	if b, err := json.Marshal(v); err == nil && !bytes.Equal(b, s.lastView) {
 		if s.lastView != nil {

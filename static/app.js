@@ -37,6 +37,7 @@ function snapshot(s) {
   log.reset(s.recent);
   stats(s.stats);
   brokers(s.brokers);
+  drawing(s.drawing);
 }
 
 function frame(f) {
@@ -56,7 +57,17 @@ function frame(f) {
   if (f.stats) {
     stats(f.stats);
     brokers(f.stats.brokers);
+    drawing(f.stats.drawing);
   }
+}
+
+// drawing says so when the lab is too busy to draw every message: the
+// server then sends the hops of one message in k, each message whole.
+function drawing(k) {
+  const note = document.getElementById('drawing');
+  const busy = k > 1;
+  note.hidden = !busy;
+  if (busy) note.textContent = `Busy: drawing 1 in ${k} messages, each one whole. The counters and the ledger count every message.`;
 }
 
 // callout keeps the last rebalance in view beside the diagram: why, the

@@ -41,9 +41,10 @@ type Scenario struct {
 	cfg   Config
 	topic string
 	group string
-	// runID tells this run's records from those an earlier run left in the
-	// topic: message ids are runID-n.
-	runID string
+	// runPrefix tells this run's records from those an earlier run left
+	// in the topic: message ids are runPrefix followed by n, as in
+	// "3f9a1c-42".
+	runPrefix string
 
 	ledger     *ledger
 	window     *window
@@ -92,15 +93,15 @@ func Open(cfg Config) (*Scenario, error) {
 		return nil, flow.Errorf(flow.Internal, "run id: %v", err)
 	}
 	s := &Scenario{
-		cfg:     cfg,
-		topic:   cfg.Lab.Name("orders"),
-		group:   cfg.Lab.Name("inventory"),
-		runID:   hex.EncodeToString(b[:]),
-		ledger:  newLedger(),
-		window:  newWindow(),
-		outside: newOutsideIDs(),
-		set:     defaultSettings(),
-		wake:    make(chan struct{}, 1),
+		cfg:       cfg,
+		topic:     cfg.Lab.Name("orders"),
+		group:     cfg.Lab.Name("inventory"),
+		runPrefix: hex.EncodeToString(b[:]) + "-",
+		ledger:    newLedger(),
+		window:    newWindow(),
+		outside:   newOutsideIDs(),
+		set:       defaultSettings(),
+		wake:      make(chan struct{}, 1),
 	}
 	s.rebalances = newRebalances(s)
 	return s, nil
@@ -153,7 +154,7 @@ func (s *Scenario) Run(ctx context.Context) error {
 	}
 
 	rt.wg.Add(3)
-	go func() { defer rt.wg.Done(); s.sendOrders(ctx) }()
+	go func() { defer rt.wg.Done(); s.runOrderService(ctx) }()
 	go func() { defer rt.wg.Done(); s.watch(ctx) }()
 	go func() { defer rt.wg.Done(); s.readBroker(ctx, rt.admin) }()
 

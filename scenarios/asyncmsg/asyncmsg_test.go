@@ -26,6 +26,7 @@ type lab struct {
 	t       *testing.T
 	s       *asyncmsg.Scenario
 	events  *events
+	emit    *flow.Emitter
 	brokers []string
 	topic   string
 }
@@ -41,6 +42,13 @@ func startLab(t *testing.T, knobs map[string]any) *lab {
 // startLabOn is startLab on a cluster of n brokers.
 func startLabOn(t *testing.T, n int, knobs map[string]any) *lab {
 	t.Helper()
+	return startLabWith(t, n, 0, knobs)
+}
+
+// startLabWith is startLabOn with an emitter that passes about perSecond
+// message hops a second, as the server's does (0: every hop).
+func startLabWith(t *testing.T, n, perSecond int, knobs map[string]any) *lab {
+	t.Helper()
 	// The embedded broker allows a 1 s session timeout so that crash tests
 	// do not wait for a real broker's 6 s minimum.
 	c, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.GroupMinSessionTimeout(time.Second))
@@ -50,7 +58,8 @@ func startLabOn(t *testing.T, n int, knobs map[string]any) *lab {
 	t.Cleanup(c.Close)
 	l := mustLab(t)
 	ev := &events{}
-	s, err := asyncmsg.Open(asyncmsg.Config{Brokers: c.ListenAddrs(), Lab: l, Emit: flow.NewEmitter(l, asyncmsg.Name, ev)})
+	em := flow.NewEmitter(l, asyncmsg.Name, ev).Sample(perSecond)
+	s, err := asyncmsg.Open(asyncmsg.Config{Brokers: c.ListenAddrs(), Lab: l, Emit: em})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +80,7 @@ func startLabOn(t *testing.T, n int, knobs map[string]any) *lab {
 			t.Errorf("Run did not return 20 s after its context ended")
 		}
 	})
-	return &lab{t: t, s: s, events: ev, brokers: c.ListenAddrs(), topic: l.Name("orders")}
+	return &lab{t: t, s: s, events: ev, emit: em, brokers: c.ListenAddrs(), topic: l.Name("orders")}
 }
 
 // mustSet sets a knob the way the server does: parsed from JSON first.
@@ -383,6 +392,65 @@ func TestTenThousandKeyedRecordsThroughACrash(t *testing.T) {
 		t.Errorf("redelivered %d, want the %d m2 had not committed (more than none)", d, lost)
 	}
 	t.Logf("%d events, %d orders, m2 lost %d uncommitted", led.Total.Value, len(lastOfKey), l.crashOf("m2"))
+}
+
+// TestBusyLabDrawsWholeMessagesAndCountsEveryOne floods a lab whose emitter
+// passes about 300 hops a second, as the server's passes what a view can
+// draw: the ledger still accounts for every record exactly, the hops that
+// pass are those of whole messages, and an outside client's record is drawn
+// however busy the lab is.
+func TestBusyLabDrawsWholeMessagesAndCountsEveryOne(t *testing.T) {
+	l := startLabWith(t, 1, 300, map[string]any{"rate": 0, "flush-each": false, "commit-mode": "after-processing",
+		"m1-processing": 0, "m2-processing": 0, "m3-processing": 0})
+	l.waitStable()
+	for range 5 {
+		mustSet(t, l.s, "send-1000", nil)
+		time.Sleep(20 * time.Millisecond)
+	}
+	eventually(t, 10*time.Second, "the lab sampling", func() bool { return l.emit.Sampling() > 1 })
+	outside, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.DefaultProduceTopic(l.topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outside.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := outside.ProduceSync(ctx, &kgo.Record{Key: []byte("4242"), Value: []byte(`{"order_id":4242}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	l.waitAllProcessed(30 * time.Second)
+	eventually(t, 10*time.Second, "the outside record processed", func() bool { return l.counter("external") == 1 })
+
+	total := l.s.Stats().Ledger.Total.Value
+	if total != 5000 || l.counter("acked") != total || l.counter("reserved") != total+1 || l.counter("redelivered") != 0 {
+		t.Fatalf("ledger %+v, counters %+v; want 5000 produced, acked and processed once", l.s.Stats().Ledger, l.s.Stats().Counters)
+	}
+	hops := map[string]map[flow.Kind]int{}
+	outsideDrawn := false
+	for _, ev := range l.events.where(func(ev flow.Event) bool { return ev.MsgID != "" }) {
+		if ev.Detail.External {
+			outsideDrawn = outsideDrawn || ev.Detail.Key == "4242"
+			continue
+		}
+		if hops[ev.MsgID] == nil {
+			hops[ev.MsgID] = map[flow.Kind]int{}
+		}
+		hops[ev.MsgID][ev.Kind]++
+	}
+	if !outsideDrawn {
+		t.Error("the outside record was not drawn in a busy lab")
+	}
+	whole := 0
+	for _, k := range hops {
+		if k[flow.KindPublish] == 1 && k[flow.KindAck] == 1 && k[flow.KindDeliver] == 1 {
+			whole++
+		}
+	}
+	// k changes while the flood starts, which may cut a few journeys.
+	if len(hops) == 0 || len(hops) > 2500 || whole < len(hops)*3/4 {
+		t.Errorf("%d of 5000 messages drawn, %d of them whole; want a sample of whole messages", len(hops), whole)
+	}
+	t.Logf("%d of 5000 messages drawn, %d whole; one in %d drawn at the end", len(hops), whole, l.emit.Sampling())
 }
 
 // TestOutsideClientsJoin uses a Kafka client configured on its own, straight

@@ -40,52 +40,62 @@ const (
 )
 
 // BenchmarkTapping measures produce→consume throughput of order events on an
-// embedded kfake cluster two ways, in the same run and against the same
-// cluster: through the scenario, with every hop tapped into flow events
-// (loop=flowlab), and as a bare franz-go loop with the same client settings
-// and the same cuttable path to the broker, with no ledger, no events and no
-// view (loop=bare). Both use the reliable preset's settings: acks all, linger
-// 5 ms, three members of a group on three partitions committing after each
-// polled batch, no processing time. One op is one record produced and
-// processed by the group; records are sent in bursts of 1000 (the
-// scenario's send-1000 button) with at most 8000 unacknowledged or
-// unprocessed at a time. flowlab / bare is the cost of tapping. About 5 s:
+// embedded kfake cluster, in the same run and against the same cluster:
+//
+//   - loop=flowlab: through the scenario with its emitter set up as the
+//     server sets it up: every record in the ledger, and the hops of the
+//     messages the view draws (about flow.DrawRate a second, whole
+//     messages) tapped into flow events;
+//   - loop=flowlab-every-hop: the same with every hop of every message
+//     tapped into an event, as when the rate is low enough to draw them all;
+//   - loop=bare: a bare franz-go loop with the same client settings and the
+//     same cuttable path to the broker, with no ledger, no events and no
+//     view.
+//
+// All use the reliable preset's settings: acks all, linger 5 ms, three
+// members of a group on three partitions committing after each polled
+// batch, no processing time. One op is one record produced and processed by
+// the group; records are sent in bursts of 1000 (the scenario's send-1000
+// button) with at most 8000 unacknowledged or unprocessed at a time.
+// flowlab / bare is the cost of tapping. The three start once and then take
+// turns, round after round, so that a machine that slows down or speeds up
+// meanwhile weighs on all of them alike. About 30 s:
 //
 //	go test -run '^$' -bench Tapping -benchtime 300000x ./scenarios/asyncmsg/
 //
-// Each variant starts once and serves every round of the benchmark; the
-// figures are records/s (processed per second of wall time), records/cpu-s
-// (per second of process CPU, getrusage user + sys) and cores.
+// -tapping.rounds sets the rounds (8). The figures are records/s (processed
+// per second of wall time), records/cpu-s (per second of process CPU,
+// getrusage user + sys) and cores.
 func BenchmarkTapping(b *testing.B) {
 	ignore := goleak.IgnoreCurrent()
 	c := mustCluster(b)
+	type loop struct {
+		name string
+		p    pipeline
+	}
+	var loops []loop
 	defer func() {
+		for _, l := range loops {
+			if err := l.p.stop(); err != nil {
+				b.Errorf("%s: %v", l.name, err)
+			}
+		}
 		c.Close()
 		if err := goleak.Find(ignore); err != nil {
 			b.Errorf("goroutines left after the benchmark: %v", err)
 		}
 	}()
-	for _, v := range []struct {
-		name  string
-		start func(*testing.B, *kfake.Cluster) pipeline
-	}{
-		{"loop=flowlab", startTapped},
-		{"loop=bare", startBare},
-	} {
-		var p pipeline
-		b.Run(v.name, func(b *testing.B) {
-			if p == nil {
-				p = v.start(b, c)
-			}
-			benchPipeline(b, p)
-		})
-		if p != nil {
-			if err := p.stop(); err != nil {
-				b.Errorf("%s: %v", v.name, err)
-			}
+	loops = append(loops, loop{"loop=flowlab", startTapped(b, c, true)})
+	loops = append(loops, loop{"loop=flowlab-every-hop", startTapped(b, c, false)})
+	loops = append(loops, loop{"loop=bare", startBare(b, c)})
+	for range *tappingRounds {
+		for _, l := range loops {
+			b.Run(l.name, func(b *testing.B) { benchPipeline(b, l.p) })
 		}
 	}
 }
+
+var tappingRounds = flag.Int("tapping.rounds", 8, "rounds of BenchmarkTapping, each variant once a round")
 
 // pipeline is one way of getting order events from a producer through the
 // consumer group.
@@ -148,10 +158,16 @@ type eventCount struct{ n atomic.Int64 }
 
 func (c *eventCount) Emit(flow.Event) { c.n.Add(1) }
 
-func startTapped(b *testing.B, c *kfake.Cluster) pipeline {
+// startTapped starts the scenario; sampled sets its emitter up as the
+// server does.
+func startTapped(b *testing.B, c *kfake.Cluster, sampled bool) pipeline {
 	lab := mustLab(b)
 	ev := &eventCount{}
-	s, err := asyncmsg.Open(asyncmsg.Config{Brokers: c.ListenAddrs(), Lab: lab, Emit: flow.NewEmitter(lab, asyncmsg.Name, ev)})
+	em := flow.NewEmitter(lab, asyncmsg.Name, ev)
+	if sampled {
+		em.Sample(flow.DrawRate)
+	}
+	s, err := asyncmsg.Open(asyncmsg.Config{Brokers: c.ListenAddrs(), Lab: lab, Emit: em})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -61,13 +61,17 @@ func newLedger() *ledger { return &ledger{seenOutside: make(map[string]int)} }
 // counts them once more. order-service's own events are never forgotten.
 const maxOutsideSeen = 100_000
 
-// add records a new event handed to the producer and returns its number.
-func (l *ledger) add(st recordState) uint64 {
+// add records k new events handed to the producer and returns the number
+// of the first.
+func (l *ledger) add(st recordState, k int) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.states = append(l.states, st)
-	l.counts[st]++
-	return uint64(len(l.states))
+	first := uint64(len(l.states)) + 1
+	for range k {
+		l.states = append(l.states, st)
+	}
+	l.counts[st] += int64(k)
+	return first
 }
 
 // produced records the producer's answer for event n; confirmed is false

@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -236,15 +235,17 @@ func (m *member) processBatch(rs []*kgo.Record, runCtx context.Context) bool {
 // reports whether the record was done, and when: not when the member crashed
 // or the scenario stopped first.
 func (m *member) process(r *kgo.Record, msg *message, idempotent bool, processingMS int, now time.Time, runCtx context.Context) (bool, time.Time) {
-	d := flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: msg.key,
-		Payload: msg.payload, Raw: msg.raw, External: msg.external, Duplicate: msg.again}
-	switch {
-	case msg.again && idempotent:
-		d.Outcome = "duplicate: skipped by the idempotent consumer"
-	case msg.again:
-		d.Outcome = "duplicate: stock reserved again"
+	if msg.drawn {
+		d := flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: msg.key,
+			Payload: msg.payload, Raw: msg.raw, External: msg.external, Duplicate: msg.again}
+		switch {
+		case msg.again && idempotent:
+			d.Outcome = "duplicate: skipped by the idempotent consumer"
+		case msg.again:
+			d.Outcome = "duplicate: stock reserved again"
+		}
+		m.s.cfg.Emit.EmitDrawn(flow.Event{Time: now, Kind: flow.KindDeliver, From: partitionID(r.Partition), To: m.id, MsgID: msg.id, Detail: d})
 	}
-	m.s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindDeliver, From: partitionID(r.Partition), To: m.id, MsgID: msg.id, Detail: d})
 
 	if processingMS > 0 {
 		t := time.NewTimer(time.Duration(processingMS) * time.Millisecond)
@@ -279,14 +280,30 @@ func (m *member) account(rs []*kgo.Record, msgs []message, idempotent bool, done
 		m.cl.MarkCommitRecords(rs...)
 	}
 	m.mu.Lock()
-	for _, r := range rs {
+	// A poll's records come partition by partition: the maps are written
+	// once per run of one partition.
+	for i, r := range rs {
+		if i+1 < len(rs) && rs[i+1].Partition == r.Partition {
+			continue
+		}
 		if _, ok := m.committed[r.Partition]; !ok {
-			m.committed[r.Partition] = r.Offset // it started here, at the group's committed offset
+			// It started here, at the group's committed offset.
+			m.committed[r.Partition] = firstOf(rs[:i+1], r.Partition)
 		}
 		m.next[r.Partition] = r.Offset + 1
 	}
 	m.processed += int64(len(rs))
 	m.mu.Unlock()
+}
+
+// firstOf is the offset of the first record of the run of partition p that
+// ends rs.
+func firstOf(rs []*kgo.Record, p int32) int64 {
+	i := len(rs) - 1
+	for i > 0 && rs[i-1].Partition == p {
+		i--
+	}
+	return rs[i].Offset
 }
 
 // commit stores the offsets after every processed record and waits for the
@@ -495,6 +512,7 @@ type message struct {
 	payload  string
 	raw      bool
 	again    bool // processed before it was delivered this time
+	drawn    bool // its hops are passed on to the view (see flow.Emitter.Sample)
 }
 
 // maxPayload is how much of a payload an event carries.
@@ -503,38 +521,60 @@ const maxPayload = 300
 // identify names a consumed record: order-service's own by the header it
 // wrote, an outside client's by an id given at first sight. Any bytes are
 // accepted; what is not JSON is shown quoted, as raw bytes. This run's own
-// records are JSON that sendOrder wrote, so only other records are checked.
+// records are JSON that sendOrders wrote, so only other records are checked.
 // Key, payload and header are copied into one string, through the member's
-// scratch buffer: one allocation for the three.
+// scratch buffer: one allocation for the three, and none for this run's
+// records that the view does not draw, which need only their number.
 func (m *member) identify(r *kgo.Record) message {
 	s := m.s
-	value := r.Value[:min(len(r.Value), maxPayload)]
-	b := append(m.scratch[:0], r.Key...)
-	b = append(b, value...)
+	var header []byte
 	for _, h := range r.Headers {
 		if h.Key == msgHeader {
-			b = append(b, h.Value...)
+			header = h.Value
 			break
 		}
 	}
+	n := s.ownNumber(header)
+	// An outside client's record is always drawn; flowlab's own, of this
+	// run or an earlier one, as their producer judged them when they were
+	// born.
+	drawn := len(header) == 0 || s.cfg.Emit.DrawsBytes(header, r.Timestamp)
+	if n > 0 && !drawn {
+		return message{n: n}
+	}
+	value := r.Value[:min(len(r.Value), maxPayload)]
+	b := append(m.scratch[:0], r.Key...)
+	b = append(b, value...)
+	b = append(b, header...)
 	m.scratch = b
 	str := string(b)
 	k, v := len(r.Key), len(r.Key)+len(value)
-	msg := message{key: str[:k], payload: str[k:v]}
-	id := str[v:]
-	switch run, num, _ := strings.Cut(id, "-"); {
-	case id == "":
+	msg := message{key: str[:k], payload: str[k:v], id: str[v:], n: n, drawn: drawn}
+	if msg.id == "" {
 		msg.id, msg.external = s.outside.id(r.Partition, r.Offset), true
-	case run == s.runID:
-		msg.id = id
-		msg.n, _ = strconv.ParseUint(num, 10, 64)
-	default:
-		msg.id = id
 	}
 	if msg.n == 0 && !json.Valid(r.Value) {
 		msg.payload, msg.raw = strconv.QuoteToASCII(msg.payload), true
 	}
 	return msg
+}
+
+// ownNumber is n for the header of order-service's event n in this run, and
+// 0 for any other header: an earlier run's, an outside client's, or none.
+func (s *Scenario) ownNumber(header []byte) uint64 {
+	p := len(s.runPrefix)
+	if len(header) <= p || len(header) > p+19 || string(header[:p]) != s.runPrefix {
+		return 0
+	}
+	digits := header[p:]
+	var n uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 // outsideIDs gives records from outside clients ids of their own, the same

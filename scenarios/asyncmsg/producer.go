@@ -40,7 +40,7 @@ type orderService struct {
 	net  *netWatch
 	sent atomic.Int64 // records handed to the client, for the send rate
 
-	lastAck atomic.Int64 // unix nanoseconds of the newest broker answer
+	answers atomic.Int64 // records the broker took, for the view's "retrying"
 	full    atomic.Int64 // unix nanoseconds of the newest refused send
 
 	// promise takes the broker's answer for every record: what differs per
@@ -50,7 +50,8 @@ type orderService struct {
 }
 
 func (s *Scenario) startProducer(rt *runtime, set settings) error {
-	o := &orderService{acks: set.acks, net: &netWatch{}}
+	o := &orderService{acks: set.acks}
+	o.net = &netWatch{answers: &o.answers}
 	o.promise = func(r *kgo.Record, err error) { s.produced(o, r, err) }
 	acks := map[string]kgo.Acks{"all": kgo.AllISRAcks(), "leader": kgo.LeaderAck(), "none": kgo.NoAck()}[set.acks]
 	cl, err := kgo.NewClient(
@@ -95,11 +96,11 @@ func (s *Scenario) stopProducer() {
 	o.cl.Close()
 }
 
-// sendOrders is order-service's main loop: it sends at the learner's rate,
+// runOrderService is order-service's main loop: it sends at the learner's rate,
 // and when flushing after every record is slower than that rate it simply
 // falls behind — the cost the article's flush() has. A burst (send-1000) is
 // sent beside the rate, as fast as the producer takes it.
-func (s *Scenario) sendOrders(ctx context.Context) {
+func (s *Scenario) runOrderService(ctx context.Context) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	last := time.Now()
@@ -125,14 +126,18 @@ func (s *Scenario) sendOrders(ctx context.Context) {
 		// not burst to catch up. Knobs are read again every 100 ms even
 		// when flushing keeps it behind.
 		owed = min(owed+float64(rate)*elapsed.Seconds(), float64(rate))
-		// t is when the last record was handed over (or flushed): the
-		// clock read sendOrder does anyway.
+		// t is when the last chunk was handed over (or flushed): the
+		// clock read sendOrders does anyway.
 		sent, t := 0, now
-		for ; sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond; sent++ {
-			t = s.sendOrder(ctx, o, flush)
+		for sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
+			k := chunk(burst-sent, flush)
+			t = s.sendOrders(ctx, o, flush, k)
+			sent += k
 		}
-		for ; owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond; owed-- {
-			t = s.sendOrder(ctx, o, flush)
+		for owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
+			k := chunk(int(owed), flush)
+			t = s.sendOrders(ctx, o, flush, k)
+			owed -= float64(k)
 		}
 		if sent > 0 {
 			s.mu.Lock()
@@ -168,16 +173,33 @@ func (s *Scenario) wakeProducer() {
 	}
 }
 
-// sendOrder produces the next order event and, as in the article, flushes
-// after it when asked to. It returns when it handed the record over, or when
-// the flush ended.
-func (s *Scenario) sendOrder(ctx context.Context, o *orderService, flush bool) time.Time {
-	n := s.ledger.add(waiting)
-	out := s.newSending(ctx, n)
-	o.sent.Add(1)
-	o.cl.TryProduce(ctx, &out.rec, o.promise)
+// maxChunk is how many order events order-service builds at once: one
+// ledger lock, three allocations and one clock read for all of them, which
+// keeps a burst's hand-over to the producer close to that of a bare kgo
+// loop. Kafka stamps records in milliseconds; a chunk takes microseconds.
+const maxChunk = 64
+
+// chunk is how many of want events to build next: one at a time when each
+// is flushed, as in the article.
+func chunk(want int, flush bool) int {
+	if flush {
+		return 1
+	}
+	return min(want, maxChunk)
+}
+
+// sendOrders produces the next k order events and, as in the article,
+// flushes after them when asked to. It returns when it handed them over, or
+// when the flush ended.
+func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, k int) time.Time {
+	outs := s.newSendings(ctx, s.ledger.add(waiting, k), k)
+	start := outs[0].rec.Timestamp // outs may be done with before TryProduce returns
+	o.sent.Add(int64(k))
+	for i := range outs {
+		o.cl.TryProduce(ctx, &outs[i].rec, o.promise)
+	}
 	if !flush {
-		return out.start
+		return start
 	}
 	fctx, cancel := context.WithTimeout(ctx, deliveryTimeout+time.Second)
 	o.cl.Flush(fctx)
@@ -186,47 +208,67 @@ func (s *Scenario) sendOrder(ctx context.Context, o *orderService, flush bool) t
 }
 
 // sending is one order event on its way through the producer: the kgo
-// record, its bytes and what its publish and ack hops need, in one
-// allocation. The record's Context is the sending itself (kgo's place for
-// what a record carries to its hooks and its promise), so the hooks find the
-// message id, key and payload without building them again. It is a context
-// derived from the one order-service produces with: kgo still sees that
-// context's cancellation.
+// record and what its publish and ack hops need. The record's Context is
+// the sending itself (kgo's place for what a record carries to its hooks
+// and its promise), so the hooks find the message id, key and payload
+// without building them again. It is a context derived from the one
+// order-service produces with: kgo still sees that context's cancellation.
 type sending struct {
 	context.Context
-	rec     kgo.Record
+	rec     kgo.Record // its Timestamp is when order-service handed it over
 	headers [1]kgo.RecordHeader
-	bytes   [112]byte // key, value and message id; longer ones go elsewhere
-	n       uint64    // the ledger's number for the event
-	// id, key and payload are the header, key and value as strings.
-	id, key, payload string
-	start            time.Time // when order-service handed it over
+	n       uint64 // the ledger's number for the event
+	// drawn is what the hops of an event the view draws carry (see
+	// flow.Emitter.Sample); nil for the others.
+	drawn *drawnEvent
 }
 
-// newSending builds order-service's event n. Key, value and message id are
-// written into the sending's own bytes for kgo and copied once into one
-// string for the events.
-func (s *Scenario) newSending(ctx context.Context, n uint64) *sending {
-	out := &sending{Context: ctx, n: n}
-	b, k := appendOrder(out.bytes[:0], n)
-	v := len(b)
-	b = append(b, s.runID...)
-	b = append(b, '-')
-	b = strconv.AppendUint(b, n, 10)
-	str := string(b)
-	out.id, out.key, out.payload = str[v:], str[:k], str[k:v]
-	out.headers[0] = kgo.RecordHeader{Key: msgHeader, Value: b[v:]}
-	out.start = time.Now()
-	out.rec = kgo.Record{
-		Key:     b[:k:k],
-		Value:   b[k:v:v],
-		Headers: out.headers[:],
-		// What kgo would stamp itself; the publish hop reuses it rather
-		// than read the clock again.
-		Timestamp: out.start,
-		Context:   out,
+// drawnEvent is a drawn event's message id, key and payload as strings.
+type drawnEvent struct{ id, key, payload string }
+
+// newSendings builds order-service's events first, first+1, … k of them:
+// the sendings and the bytes kgo sends (key, value and message id of each)
+// in two allocations. Only a drawn event gets its strings for the view.
+func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sending {
+	outs := make([]sending, k)
+	// Event i's key starts at at[i][0], its value at at[i][1], its id at
+	// at[i][2], and it ends where event i+1 starts.
+	var at [maxChunk + 1][3]int
+	b := make([]byte, 0, k*96) // an order event and its id take about 80
+	for i := range outs {
+		n := first + uint64(i)
+		at[i][0] = len(b)
+		b, at[i][1] = appendOrder(b, n)
+		at[i][2] = len(b)
+		b = append(b, s.runPrefix...)
+		b = strconv.AppendUint(b, n, 10)
 	}
-	return out
+	at[k][0] = len(b)
+	now := time.Now()
+	// Whether the view draws an event is judged by its birth to the
+	// millisecond, as Kafka keeps a record's time: a member judges it by
+	// the same moment.
+	born := time.UnixMilli(now.UnixMilli())
+	for i := range outs {
+		out := &outs[i]
+		key, v, id, end := at[i][0], at[i][1], at[i][2], at[i+1][0]
+		out.Context, out.n = ctx, first+uint64(i)
+		if s.cfg.Emit.DrawsBytes(b[id:end], born) {
+			str := string(b[key:end])
+			out.drawn = &drawnEvent{id: str[id-key:], key: str[:v-key], payload: str[v-key : id-key]}
+		}
+		out.headers[0] = kgo.RecordHeader{Key: msgHeader, Value: b[id:end:end]}
+		out.rec = kgo.Record{
+			Key:     b[key:v:v],
+			Value:   b[v:id:id],
+			Headers: out.headers[:],
+			// What kgo would stamp itself; the publish hop reuses it
+			// rather than read the clock again.
+			Timestamp: now,
+			Context:   out,
+		}
+	}
+	return outs
 }
 
 // appendOrder appends order-service's event n: its key, the order id, and
@@ -246,32 +288,38 @@ func appendOrder(b []byte, n uint64) (_ []byte, k int) {
 	return b, k
 }
 
-// produced is the producer's answer for one record. It reads the clock
-// once: for the latency, for the view's "retrying" and for the event, which
-// runs hot in the producer's one promise goroutine.
+// produced is the producer's answer for one record. It runs hot, in the
+// producer's one promise goroutine: only a record whose hops are drawn costs
+// a clock read and an event.
 func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
 	out := r.Context.(*sending) // every record of o.cl is a sending
-	now := time.Now()
-	took := now.Sub(out.start)
 	confirmed := o.acks != "none"
 	if errors.Is(err, kgo.ErrMaxBuffered) {
-		o.full.Store(now.UnixNano())
+		o.full.Store(time.Now().UnixNano())
 		s.ledger.refuse(out.n)
 	} else {
 		s.ledger.produced(out.n, err, confirmed)
 	}
 	s.window.producedOK(err == nil)
-	if err != nil {
-		s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindError, From: "order-service", To: "orders", MsgID: out.id,
-			Detail: flow.Detail{Key: out.key, Error: err.Error(), Outcome: "failed", LatencyMS: ms(took)}})
+	if err == nil {
+		o.answers.Add(1)
+	}
+	d := out.drawn
+	if d == nil {
 		return
 	}
-	o.lastAck.Store(now.UnixNano())
+	now := time.Now()
+	took := now.Sub(r.Timestamp)
+	if err != nil {
+		s.cfg.Emit.EmitDrawn(flow.Event{Time: now, Kind: flow.KindError, From: "order-service", To: "orders", MsgID: d.id,
+			Detail: flow.Detail{Key: d.key, Error: err.Error(), Outcome: "failed", LatencyMS: ms(took)}})
+		return
+	}
 	if !confirmed {
 		return // with acks none the broker never answers: there is no ack to draw
 	}
-	s.cfg.Emit.Emit(flow.Event{Time: now, Kind: flow.KindAck, From: partitionID(r.Partition), To: "order-service", MsgID: out.id,
-		Detail: flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: out.key, LatencyMS: ms(took), Outcome: "ok"}})
+	s.cfg.Emit.EmitDrawn(flow.Event{Time: now, Kind: flow.KindAck, From: partitionID(r.Partition), To: "order-service", MsgID: d.id,
+		Detail: flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: d.key, LatencyMS: ms(took), Outcome: "ok"}})
 }
 
 // state is what the diagram says about order-service; burst is how many
@@ -282,9 +330,9 @@ func (o *orderService) state(rate, burst int) (string, []string) {
 	if burst > 0 {
 		badges = append(badges, fmt.Sprintf("burst: %d to send", burst))
 	}
-	errAt, errText := o.net.last()
+	unanswered, errText := o.net.sinceAnswer()
 	switch {
-	case buffered > 0 && errAt > o.lastAck.Load():
+	case buffered > 0 && unanswered:
 		return "retrying", append(badges, "retrying: "+errText)
 	case time.Now().UnixNano()-o.full.Load() < int64(time.Second):
 		return "buffer full", badges
@@ -315,16 +363,25 @@ type publishHook struct{ s *Scenario }
 
 func (h publishHook) OnProduceRecordPartitioned(r *kgo.Record, _ int32) {
 	out := r.Context.(*sending) // every record of order-service's client is a sending
-	h.s.cfg.Emit.Emit(flow.Event{Time: r.Timestamp, Kind: flow.KindPublish, From: "order-service", To: partitionID(r.Partition),
-		MsgID: out.id, Detail: flow.Detail{Partition: r.Partition, Key: out.key, Payload: out.payload}})
+	d := out.drawn
+	if d == nil {
+		return
+	}
+	h.s.cfg.Emit.EmitDrawn(flow.Event{Time: r.Timestamp, Kind: flow.KindPublish, From: "order-service", To: partitionID(r.Partition),
+		MsgID: d.id, Detail: flow.Detail{Partition: r.Partition, Key: d.key, Payload: d.payload}})
 }
 
 // netWatch remembers a client's newest network failure, so the view can say
 // "retrying: connection refused" while records wait.
 type netWatch struct {
-	mu   sync.Mutex
-	at   int64 // unix nanoseconds
-	text string
+	// answers counts the broker's answers to a producer's records; nil
+	// for a consumer.
+	answers *atomic.Int64
+
+	mu        sync.Mutex
+	at        int64 // unix nanoseconds
+	text      string
+	answersAt int64 // *answers at the newest failure
 }
 
 func (w *netWatch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
@@ -342,6 +399,17 @@ func (w *netWatch) failed(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.at, w.text = time.Now().UnixNano(), err.Error()
+	if w.answers != nil {
+		w.answersAt = w.answers.Load()
+	}
+}
+
+// sinceAnswer reports whether the broker answered no record since the
+// newest failure, and what the failure was.
+func (w *netWatch) sinceAnswer() (bool, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.text != "" && w.answers.Load() == w.answersAt, w.text
 }
 
 func (w *netWatch) last() (int64, string) {

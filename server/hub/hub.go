@@ -11,7 +11,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -182,26 +181,26 @@ func (h *Hub) Flush() {
 }
 
 // sample keeps every event when there are at most max, and otherwise every
-// event without a message id (state changes) plus the whole of roughly one
-// message in k, so that what is drawn still shows complete journeys.
+// event without a message id (state changes) and every outside client's,
+// plus the whole of one message in k, so that what is drawn still shows
+// complete journeys. k is a power of two and messages are picked by
+// flow.DrawHash, as a sampling emitter picks them: a message the hub keeps
+// is one the emitter passed on whole.
 func sample(events []flow.Event, max int) []flow.Event {
 	if len(events) <= max {
 		return events
 	}
-	k := uint32((len(events) + max - 1) / max)
+	k := uint32(1)
+	for int(k)*max < len(events) {
+		k <<= 1
+	}
 	kept := make([]flow.Event, 0, max+max/4)
 	for _, e := range events {
-		if e.MsgID == "" || fnvHash(e.MsgID)%k == 0 {
+		if e.MsgID == "" || e.Detail.External || flow.DrawHash(e.MsgID)&(k-1) == 0 {
 			kept = append(kept, e)
 		}
 	}
 	return kept
-}
-
-func fnvHash(s string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(s))
-	return h.Sum32()
 }
 
 // add registers c, unless the hub has stopped.
