@@ -40,6 +40,9 @@ const (
 	// a message is judged by the k of the moment it was born even when k
 	// changed since: a journey is drawn whole or not at all.
 	sampleHistory = 256
+	// journeyMax is how old a message may be and still be judged by the k
+	// of its birth.
+	journeyMax = 10 * time.Second
 )
 
 // sampler picks the messages an emitter passes on. A message is judged by
@@ -109,13 +112,16 @@ func (s *sampler) mask() uint32 {
 	return 0
 }
 
-// maskAt is k-1 for the k in force at t, in unix nanoseconds.
+// maskAt is k-1 for the k in force at t, in unix nanoseconds. A message
+// born well before k last changed (a replay, or one that waited out an
+// outage) is judged by the k in force, as a new one: what its first hops
+// were is long off the page.
 func (s *sampler) maskAt(t int64) uint32 {
 	e := s.now.Load()
 	if e == nil {
 		return 0
 	}
-	if t >= e.since {
+	if t >= e.since || t < e.since-int64(journeyMax) {
 		return e.mask
 	}
 	s.mu.Lock()

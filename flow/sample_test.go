@@ -57,6 +57,14 @@ func TestSampledEmitterPassesWholeMessagesAtItsRate(t *testing.T) {
 	if k < 32 || k > 256 || k&(k-1) != 0 {
 		t.Fatalf("one message in %d drawn at 100 times the rate; want a power of two near 100", k)
 	}
+	// A message born long before (a replay) is judged as a new one.
+	end := t0.Add(messages * 20 * time.Microsecond)
+	for i := range 1000 {
+		id := fmt.Sprintf("r%d", i)
+		if em.Draws(id, t0.Add(-time.Hour)) != em.Draws(id, end) {
+			t.Fatalf("a replayed message %s is judged by the k of its birth an hour ago", id)
+		}
+	}
 	hops := 0
 	for _, id := range settled {
 		n := passed[id]
