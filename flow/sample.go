@@ -43,6 +43,9 @@ const (
 	// journeyMax is how old a message may be and still be judged by the k
 	// of its birth.
 	journeyMax = 10 * time.Second
+	// epochDelay is how long after it is chosen a new k comes into force:
+	// far longer than storing it takes.
+	epochDelay = time.Millisecond
 )
 
 // sampler picks the messages an emitter passes on. A message is judged by
@@ -79,7 +82,7 @@ func (s *sampler) drawn(h uint32, born time.Time) bool {
 	t := born.UnixNano()
 	drawn := h&s.maskAt(t) == 0
 	if probe := h&probeMask == 0; probe || t > s.deadline.Load() {
-		s.judged(born, probe)
+		s.judged(probe)
 	}
 	return drawn
 }
@@ -121,7 +124,10 @@ func (s *sampler) maskAt(t int64) uint32 {
 	if e == nil {
 		return 0
 	}
-	if t >= e.since || t < e.since-int64(journeyMax) {
+	if t < e.since-int64(journeyMax) {
+		t = time.Now().UnixNano() // judged as if born now
+	}
+	if t >= e.since {
 		return e.mask
 	}
 	s.mu.Lock()
@@ -134,13 +140,16 @@ func (s *sampler) maskAt(t int64) uint32 {
 	return 0 // before every change remembered: when k was still one
 }
 
-// judged counts a judgement at now, a probe or one past the window's end,
-// and adapts k when the window is over: up at once for a flood, down a
-// quarter at a time and only when well below, so that k does not swing
-// with the luck of one window.
-func (s *sampler) judged(now time.Time, probe bool) {
+// judged counts a judgement, a probe or one past the window's end, and
+// adapts k when the window is over: up at once for a flood, down a quarter
+// at a time and only when well below, so that k does not swing with the
+// luck of one window. It keeps time by the clock, not by the births it is
+// shown, so that a new k comes into force after every message judged so far
+// was born: those keep their answer.
+func (s *sampler) judged(probe bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	if probe {
 		s.probes++
 	}
@@ -158,6 +167,10 @@ func (s *sampler) judged(now time.Time, probe bool) {
 	}
 	next := k
 	switch {
+	case elapsed >= 2*sampleWindow:
+		// Nothing came to close the window when it ended: a quiet spell,
+		// after which the rate starts again from the bottom.
+		next = quartered(k, elapsed-sampleWindow)
 	case want > k:
 		next = want
 	case offered*3 < float64(k)*float64(s.perSecond):
@@ -168,8 +181,10 @@ func (s *sampler) judged(now time.Time, probe bool) {
 	if next == k && s.changes > 0 {
 		return
 	}
-	// In force after now: a message born at now was judged already.
-	e := epoch{since: now.UnixNano() + 1, mask: next - 1}
+	// In force from a little later: whatever is born from then on is
+	// judged after this store, and whatever was judged before it was born
+	// earlier, so no message gets two answers.
+	e := epoch{since: now.Add(epochDelay).UnixNano(), mask: next - 1}
 	s.history[s.changes%sampleHistory] = e
 	s.changes++
 	s.now.Store(&e)
