@@ -181,11 +181,12 @@ func (h *Hub) Flush() {
 }
 
 // sample keeps every event when there are at most max, and otherwise every
-// event without a message id (state changes) and every outside client's,
-// plus the whole of one message in k, so that what is drawn still shows
-// complete journeys. k is a power of two and messages are picked by
-// flow.DrawHash, as a sampling emitter picks them: a message the hub keeps
-// is one the emitter passed on whole.
+// event without a message id (state changes), an outside client's (up to
+// half the frame, so a learner's own record shows up even in a busy lab),
+// and the whole of one message in k of the rest, so that what is drawn
+// still shows complete journeys. k is a power of two and messages are
+// picked by flow.DrawHash, as a sampling emitter picks them: a message the
+// hub keeps is one the emitter passed on whole.
 func sample(events []flow.Event, max int) []flow.Event {
 	if len(events) <= max {
 		return events
@@ -195,10 +196,16 @@ func sample(events []flow.Event, max int) []flow.Event {
 		k <<= 1
 	}
 	kept := make([]flow.Event, 0, max+max/4)
+	outside := 0
 	for _, e := range events {
-		if e.MsgID == "" || e.Detail.External || flow.DrawHash(e.MsgID)&(k-1) == 0 {
-			kept = append(kept, e)
+		switch {
+		case e.MsgID == "":
+		case e.Detail.External && outside < max/2:
+			outside++
+		case flow.DrawHash(e.MsgID)&(k-1) != 0:
+			continue
 		}
+		kept = append(kept, e)
 	}
 	return kept
 }

@@ -2,9 +2,11 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -227,6 +229,34 @@ func TestFramesSampleWholeMessagesButCountTheRest(t *testing.T) {
 	}
 	if !state {
 		t.Fatal("a state event was sampled out")
+	}
+}
+
+// An outside client's record shows up in a sampled frame; a flood of them
+// is sampled too, past half the frame.
+func TestFramesKeepOutsideClientsRecords(t *testing.T) {
+	h := hub.New(hub.Config{MaxEvents: 50, Interval: time.Hour})
+	srv, stop := startHub(t, h)
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn)
+	waitClients(t, h, 1)
+	for i := range 2000 {
+		h.Emit(flow.Event{Kind: flow.KindDeliver, MsgID: fmt.Sprintf("m%d", i)})
+	}
+	h.Emit(flow.Event{Kind: flow.KindDeliver, MsgID: "ext-1", Detail: flow.Detail{External: true}})
+	h.Flush()
+	m := read(t, conn)
+	if !slices.ContainsFunc(m.Events, func(e flow.Event) bool { return e.MsgID == "ext-1" }) {
+		t.Fatalf("the outside record is not among the %d events of a sampled frame", len(m.Events))
+	}
+	for i := range 2000 {
+		h.Emit(flow.Event{Kind: flow.KindDeliver, MsgID: fmt.Sprintf("ext-%d", i+2), Detail: flow.Detail{External: true}})
+	}
+	h.Flush()
+	if m := read(t, conn); len(m.Events) > 2*50 {
+		t.Fatalf("a flood of outside records filled a frame with %d events", len(m.Events))
 	}
 }
 
