@@ -41,10 +41,12 @@ type Scenario struct {
 	cfg   Config
 	topic string
 	group string
-	// runPrefix tells this run's records from those an earlier run left
-	// in the topic: message ids are runPrefix followed by n, as in
-	// "3f9a1c-42".
+	// runPrefix makes this run's message ids, runPrefix followed by n, as
+	// in "3f9a1c-42", apart from an earlier run's.
 	runPrefix string
+	// began tells this run's records from those an earlier run left in the
+	// topic, by their time (to the millisecond, as Kafka keeps it).
+	began time.Time
 
 	ledger     *ledger
 	window     *window
@@ -97,6 +99,7 @@ func Open(cfg Config) (*Scenario, error) {
 		topic:     cfg.Lab.Name("orders"),
 		group:     cfg.Lab.Name("inventory"),
 		runPrefix: hex.EncodeToString(b[:]) + "-",
+		began:     time.UnixMilli(time.Now().UnixMilli()),
 		ledger:    newLedger(),
 		window:    newWindow(),
 		outside:   newOutsideIDs(),

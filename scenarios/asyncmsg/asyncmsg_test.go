@@ -155,6 +155,22 @@ func (l *lab) waitAllProcessed(timeout time.Duration) {
 	})
 }
 
+// produceOutside writes records to the lab's topic with a client of its
+// own, straight to the broker, as a learner's kcat would.
+func (l *lab) produceOutside(rs ...*kgo.Record) {
+	l.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.DefaultProduceTopic(l.topic))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
 // events collects what the scenario emits.
 type events struct {
 	mu  sync.Mutex
@@ -408,16 +424,7 @@ func TestBusyLabDrawsWholeMessagesAndCountsEveryOne(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	eventually(t, 10*time.Second, "the lab sampling", func() bool { return l.emit.Sampling() > 1 })
-	outside, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.DefaultProduceTopic(l.topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outside.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := outside.ProduceSync(ctx, &kgo.Record{Key: []byte("4242"), Value: []byte(`{"order_id":4242}`)}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	l.produceOutside(&kgo.Record{Key: []byte("4242"), Value: []byte(`{"order_id":4242}`)})
 	l.waitAllProcessed(30 * time.Second)
 	eventually(t, 10*time.Second, "the outside record processed", func() bool { return l.counter("external") == 1 })
 
@@ -509,10 +516,8 @@ func TestOutsideClientsJoin(t *testing.T) {
 			t.Fatalf("no flowlab record read by the outside client: %v", err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			for _, h := range r.Headers {
-				if h.Key == "flowlab-msg" && ours == nil {
-					ours = r
-				}
+			if k := string(r.Key); ours == nil && k != "4242" && k != "4243" {
+				ours = r
 			}
 		})
 	}
@@ -520,13 +525,54 @@ func TestOutsideClientsJoin(t *testing.T) {
 		OrderID int    `json:"order_id"`
 		Type    string `json:"type"`
 	}
-	if err := json.Unmarshal(ours.Value, &order); err != nil || order.OrderID == 0 || fmt.Sprint(order.OrderID) != string(ours.Key) {
+	if err := json.Unmarshal(ours.Value, &order); err != nil || order.OrderID == 0 || order.Type == "" || fmt.Sprint(order.OrderID) != string(ours.Key) {
 		t.Errorf("flowlab record read from outside: key %q value %s (%v)", ours.Key, ours.Value, err)
 	}
 	for _, m := range []string{"m1", "m2", "m3"} {
 		if st := l.node(m).State; st != "consuming" {
 			t.Errorf("%s is %q after outside records", m, st)
 		}
+	}
+}
+
+// TestOwnRecordsAreKnownByTheirBytesAndTime checks how a member tells this
+// run's order events from others: by their bytes, written since the run
+// began, and handed to the producer. An outside client writes the same
+// bytes as order-service's event 5 with a time an hour ago (an earlier
+// run's event), as event 7 now (a copy: a duplicate of 7), and as an event
+// order-service has not made yet (someone else's).
+func TestOwnRecordsAreKnownByTheirBytesAndTime(t *testing.T) {
+	l := startLab(t, map[string]any{"rate": 0, "flush-each": false, "commit-mode": "after-processing",
+		"m1-processing": 0, "m2-processing": 0, "m3-processing": 0})
+	l.waitStable()
+	mustSet(t, l.s, "send-1000", nil)
+	l.waitAllProcessed(30 * time.Second)
+	earlier, again, unmade := asyncmsg.OrderRecord(5), asyncmsg.OrderRecord(7), asyncmsg.OrderRecord(5000)
+	earlier.Timestamp = time.Now().Add(-time.Hour)
+	l.produceOutside(earlier, again, unmade)
+	eventually(t, 10*time.Second, "the three records processed", func() bool {
+		return l.counter("external") == 2 && l.counter("redelivered") == 1
+	})
+	if total, done := l.s.Stats().Ledger.Total.Value, l.part("processed"); total != 1000 || done != 1000 || l.counter("duplicates") != 1 {
+		t.Errorf("ledger %d produced, %d processed, %d duplicates; want 1000, 1000 and the copy of event 7", total, done, l.counter("duplicates"))
+	}
+	byKey := func(r *kgo.Record) flow.Event {
+		var last flow.Event
+		for _, ev := range l.events.of(flow.KindDeliver) {
+			if ev.Detail.Key == string(r.Key) && ev.Detail.Payload == string(r.Value) {
+				last = ev
+			}
+		}
+		return last
+	}
+	if ev := byKey(earlier); ev.Detail.External || !strings.HasPrefix(ev.MsgID, "earlier-") {
+		t.Errorf("an earlier run's event drawn as %+v", ev)
+	}
+	if ev := byKey(again); !ev.Detail.Duplicate || ev.Detail.External || strings.HasPrefix(ev.MsgID, "ext-") {
+		t.Errorf("a copy of this run's event 7 drawn as %+v", ev)
+	}
+	if ev := byKey(unmade); !ev.Detail.External {
+		t.Errorf("an event order-service never made drawn as %+v", ev)
 	}
 }
 

@@ -42,6 +42,7 @@ type ledger struct {
 	mu     sync.Mutex
 	states []recordState // index n-1
 	counts [numStates]int64
+	made   atomic.Int64 // len(states), for members to read without the lock
 
 	acked       int64 // confirmed by the broker (acks all or leader)
 	redelivered int64 // deliveries of a record some member processed before
@@ -71,6 +72,7 @@ func (l *ledger) add(st recordState, k int) uint64 {
 		l.states = append(l.states, st)
 	}
 	l.counts[st] += int64(k)
+	l.made.Store(int64(len(l.states)))
 	return first
 }
 

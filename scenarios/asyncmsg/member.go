@@ -1,6 +1,7 @@
 package asyncmsg
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -518,40 +519,41 @@ type message struct {
 // maxPayload is how much of a payload an event carries.
 const maxPayload = 300
 
-// identify names a consumed record: order-service's own by the header it
-// wrote, an outside client's by an id given at first sight. Any bytes are
-// accepted; what is not JSON is shown quoted, as raw bytes. This run's own
-// records are JSON that sendOrders wrote, so only other records are checked.
-// Key, payload and header are copied into one string, through the member's
-// scratch buffer: one allocation for the three, and none for this run's
-// records that the view does not draw, which need only their number.
+// identify names a consumed record: order-service's own of this run by its
+// bytes, an earlier run's or an outside client's by an id given at first
+// sight. Any bytes are accepted; what is not JSON is shown quoted, as raw
+// bytes. This run's own records are JSON that sendOrders wrote, so only
+// other records are checked. Key, payload and id are copied into one
+// string, through the member's scratch buffer: one allocation for the
+// three, and none for this run's records that the view does not draw, which
+// need only their number.
 func (m *member) identify(r *kgo.Record) message {
 	s := m.s
-	var header []byte
-	for _, h := range r.Headers {
-		if h.Key == msgHeader {
-			header = h.Value
-			break
-		}
+	n, earlier := s.ownNumber(r)
+	var id []byte
+	if n > 0 {
+		var buf [32]byte
+		id = strconv.AppendUint(append(buf[:0], s.runPrefix...), n, 10)
 	}
-	n := s.ownNumber(header)
-	// An outside client's record is always drawn; flowlab's own, of this
-	// run or an earlier one, as their producer judged them when they were
-	// born.
-	drawn := len(header) == 0 || s.cfg.Emit.DrawsBytes(header, r.Timestamp)
+	// Outside clients' records are always drawn; this run's own as their
+	// producer judged them when they were born.
+	drawn := n == 0 || s.cfg.Emit.DrawsBytes(id, r.Timestamp)
 	if n > 0 && !drawn {
 		return message{n: n}
 	}
 	value := r.Value[:min(len(r.Value), maxPayload)]
 	b := append(m.scratch[:0], r.Key...)
 	b = append(b, value...)
-	b = append(b, header...)
+	b = append(b, id...)
 	m.scratch = b
 	str := string(b)
 	k, v := len(r.Key), len(r.Key)+len(value)
 	msg := message{key: str[:k], payload: str[k:v], id: str[v:], n: n, drawn: drawn}
-	if msg.id == "" {
-		msg.id, msg.external = s.outside.id(r.Partition, r.Offset), true
+	switch {
+	case earlier:
+		msg.id = s.outside.id("earlier-", r.Partition, r.Offset)
+	case n == 0:
+		msg.id, msg.external = s.outside.id("ext-", r.Partition, r.Offset), true
 	}
 	if msg.n == 0 && !json.Valid(r.Value) {
 		msg.payload, msg.raw = strconv.QuoteToASCII(msg.payload), true
@@ -559,23 +561,48 @@ func (m *member) identify(r *kgo.Record) message {
 	return msg
 }
 
-// ownNumber is n for the header of order-service's event n in this run, and
-// 0 for any other header: an earlier run's, an outside client's, or none.
-func (s *Scenario) ownNumber(header []byte) uint64 {
-	p := len(s.runPrefix)
-	if len(header) <= p || len(header) > p+19 || string(header[:p]) != s.runPrefix {
-		return 0
+// ownNumber is n when r is order-service's event n of this run: its key and
+// value are byte for byte what order-service writes for n, it was written
+// after this run began, and n was handed to the producer. earlier is true
+// for such an event that an earlier run wrote.
+func (s *Scenario) ownNumber(r *kgo.Record) (n uint64, earlier bool) {
+	const head, kind = `{"order_id":`, `,"type":"order_`
+	rest, ok := bytes.CutPrefix(r.Value, []byte(head))
+	if ok {
+		rest, ok = bytes.CutPrefix(rest, r.Key)
 	}
-	digits := header[p:]
-	var n uint64
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + uint64(c-'0')
+	if ok {
+		rest, ok = bytes.CutPrefix(rest, []byte(kind))
 	}
-	return n
+	order, digits := uint64(0), len(r.Key) > 0 && len(r.Key) < 19 && r.Key[0] != '0'
+	for _, c := range r.Key {
+		digits = digits && c >= '0' && c <= '9'
+		order = order*10 + uint64(c-'0')
+	}
+	if !ok || !digits {
+		return 0, false
+	}
+	step := slices.IndexFunc(stepTails[:], func(tail []byte) bool { return bytes.HasPrefix(rest, tail) })
+	if step < 0 {
+		return 0, false
+	}
+	n = eventOf(int(order), step)
+	var buf [128]byte
+	b, k := appendOrder(buf[:0], n)
+	switch {
+	case !bytes.Equal(b[:k], r.Key) || !bytes.Equal(b[k:], r.Value):
+		return 0, false
+	case r.Timestamp.Before(s.began):
+		return 0, true
+	case n > uint64(s.ledger.made.Load()):
+		return 0, false // not handed to the producer: someone else wrote it
+	}
+	return n, false
 }
+
+// stepTails are what follows "order_" in each step's "type", in the order of
+// orderSteps.
+var stepTails = [3][]byte{[]byte(`placed"`), []byte(`paid"`), []byte(`shipped"`)}
 
 // outsideIDs gives records from outside clients ids of their own, the same
 // one each time the same record is consumed again.
@@ -587,7 +614,7 @@ type outsideIDs struct {
 
 func newOutsideIDs() *outsideIDs { return &outsideIDs{ids: make(map[[2]int64]string)} }
 
-func (o *outsideIDs) id(p int32, offset int64) string {
+func (o *outsideIDs) id(prefix string, p int32, offset int64) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	k := [2]int64{int64(p), offset}
@@ -598,7 +625,7 @@ func (o *outsideIDs) id(p int32, offset int64) string {
 		clear(o.ids)
 	}
 	o.next++
-	id := "ext-" + strconv.Itoa(o.next)
+	id := prefix + strconv.Itoa(o.next)
 	o.ids[k] = id
 	return id
 }

@@ -15,11 +15,6 @@ import (
 	"flowlab/flow"
 )
 
-// msgHeader is the record header that carries flowlab's message id, so that
-// every hop of one record joins up in the view, also when an outside
-// consumer reads it.
-const msgHeader = "flowlab-msg"
-
 const (
 	// deliveryTimeout bounds how long a record may wait in the producer: with
 	// idempotent writes off, kgo fails it after this instead of retrying
@@ -215,9 +210,8 @@ func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, 
 // order-service produces with: kgo still sees that context's cancellation.
 type sending struct {
 	context.Context
-	rec     kgo.Record // its Timestamp is when order-service handed it over
-	headers [1]kgo.RecordHeader
-	n       uint64 // the ledger's number for the event
+	rec kgo.Record // its Timestamp is when order-service handed it over
+	n   uint64     // the ledger's number for the event
 	// drawn is what the hops of an event the view draws carry (see
 	// flow.Emitter.Sample); nil for the others.
 	drawn *drawnEvent
@@ -227,8 +221,10 @@ type sending struct {
 type drawnEvent struct{ id, key, payload string }
 
 // newSendings builds order-service's events first, first+1, … k of them:
-// the sendings and the bytes kgo sends (key, value and message id of each)
-// in two allocations. Only a drawn event gets its strings for the view.
+// the sendings and the bytes kgo sends (key and value of each, and beside
+// them the message id, which is not sent: a member knows this run's events
+// by their bytes) in two allocations. Only a drawn event gets its strings
+// for the view.
 func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sending {
 	outs := make([]sending, k)
 	// Event i's key starts at at[i][0], its value at at[i][1], its id at
@@ -257,11 +253,9 @@ func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sendi
 			str := string(b[key:end])
 			out.drawn = &drawnEvent{id: str[id-key:], key: str[:v-key], payload: str[v-key : id-key]}
 		}
-		out.headers[0] = kgo.RecordHeader{Key: msgHeader, Value: b[id:end:end]}
 		out.rec = kgo.Record{
-			Key:     b[key:v:v],
-			Value:   b[v:id:id],
-			Headers: out.headers[:],
+			Key:   b[key:v:v],
+			Value: b[v:id:id],
 			// What kgo would stamp itself; the publish hop reuses it
 			// rather than read the clock again.
 			Timestamp: now,
@@ -353,6 +347,12 @@ func orderOf(n uint64) (order int, kind string) {
 }
 
 var orderSteps = [3]string{"order_placed", "order_paid", "order_shipped"}
+
+// eventOf is orderOf backwards: the n of order's event of the given step.
+func eventOf(order, step int) uint64 {
+	o := order - 1
+	return uint64(o/20*60 + step*20 + o%20 + 1)
+}
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
