@@ -508,7 +508,7 @@ func (s *socket) Close() error {
 type message struct {
 	id       string
 	n        uint64 // order-service's event number in this run, 0 for others
-	external bool   // no flowlab header: an outside client wrote it
+	external bool   // an outside client wrote it
 	key      string
 	payload  string
 	raw      bool
@@ -536,7 +536,7 @@ func (m *member) identify(r *kgo.Record) message {
 		id = strconv.AppendUint(append(buf[:0], s.runPrefix...), n, 10)
 	}
 	// Outside clients' records are always drawn; this run's own as their
-	// producer judged them when they were born.
+	// producer judged them when they were born; an earlier run's below.
 	drawn := n == 0 || s.cfg.Emit.DrawsBytes(id, r.Timestamp)
 	if n > 0 && !drawn {
 		return message{n: n}
@@ -552,6 +552,8 @@ func (m *member) identify(r *kgo.Record) message {
 	switch {
 	case earlier:
 		msg.id = s.outside.id("earlier-", r.Partition, r.Offset)
+		// A replay of thousands is judged as a new message like any other.
+		msg.drawn = s.cfg.Emit.Draws(msg.id, r.Timestamp)
 	case n == 0:
 		msg.id, msg.external = s.outside.id("ext-", r.Partition, r.Offset), true
 	}
