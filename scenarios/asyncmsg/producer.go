@@ -217,8 +217,13 @@ type sending struct {
 	drawn *drawnEvent
 }
 
-// drawnEvent is a drawn event's message id, key and payload as strings.
-type drawnEvent struct{ id, key, payload string }
+// drawnEvent is what a drawn event's hops show: its message id, key and
+// payload as strings, and when order-service handed it over to the
+// microsecond (kgo keeps the record's time to the millisecond).
+type drawnEvent struct {
+	id, key, payload string
+	start            time.Time
+}
 
 // newSendings builds order-service's events first, first+1, … k of them:
 // the sendings and the bytes kgo sends (key and value of each, and beside
@@ -251,7 +256,7 @@ func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sendi
 		out.Context, out.n = ctx, first+uint64(i)
 		if s.cfg.Emit.DrawsBytes(b[id:end], born) {
 			str := string(b[key:end])
-			out.drawn = &drawnEvent{id: str[id-key:], key: str[:v-key], payload: str[v-key : id-key]}
+			out.drawn = &drawnEvent{id: str[id-key:], key: str[:v-key], payload: str[v-key : id-key], start: now}
 		}
 		out.rec = kgo.Record{
 			Key:   b[key:v:v],
@@ -303,7 +308,7 @@ func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
 		return
 	}
 	now := time.Now()
-	took := now.Sub(r.Timestamp)
+	took := now.Sub(d.start)
 	if err != nil {
 		s.cfg.Emit.EmitDrawn(flow.Event{Time: now, Kind: flow.KindError, From: "order-service", To: "orders", MsgID: d.id,
 			Detail: flow.Detail{Key: d.key, Error: err.Error(), Outcome: "failed", LatencyMS: ms(took)}})
