@@ -6,3 +6,11 @@ var (
 	AsOrderServiceWrites = asOrderServiceWrites
 	OrderEvent           = orderEvent
 )
+
+// AckedCopies is how many copies the consumers have acked, read without
+// building Stats, so that a benchmark can watch it every millisecond.
+func (s *Scenario) AckedCopies() int64 {
+	s.ledger.mu.Lock()
+	defer s.ledger.mu.Unlock()
+	return s.ledger.totals.acked
+}

@@ -33,8 +33,16 @@ func MustStart(tb testing.TB, url string) *lab {
 // does not see.
 func mustStartWith(tb testing.TB, url string, to flow.Sink) *lab {
 	tb.Helper()
+	return mustStartSampled(tb, url, to, 0)
+}
+
+// mustStartSampled is mustStartWith with an emitter that passes about
+// perSecond message hops a second, as the server's does (0: every hop).
+func mustStartSampled(tb testing.TB, url string, to flow.Sink, perSecond int) *lab {
+	tb.Helper()
 	l := rabbittest.MustLab(tb)
-	s, err := eventdriven.Open(eventdriven.Config{AMQPURL: url, Lab: l, Emit: flow.NewEmitter(l, eventdriven.Name, to)})
+	em := flow.NewEmitter(l, eventdriven.Name, to).Sample(perSecond)
+	s, err := eventdriven.Open(eventdriven.Config{AMQPURL: url, Lab: l, Emit: em})
 	if err != nil {
 		tb.Fatal(err)
 	}
