@@ -55,7 +55,7 @@ const (
 // in 64 is counted under a lock.
 type sampler struct {
 	perSecond int                   // 0: pass every message
-	now       atomic.Pointer[epoch] // the k in force, and since when
+	latest    atomic.Pointer[epoch] // the newest k, and when it comes into force
 	// deadline is when the current window ends, in unix nanoseconds: a
 	// message judged after it looks at the rate again even if it is not
 	// counted, so that k comes down soon after a flood.
@@ -107,9 +107,10 @@ func (s *sampler) current(now time.Time) int {
 	return int(k)
 }
 
-// mask is k-1 for the k in force.
+// mask is k-1 for the newest k, in force from a millisecond after it was
+// chosen.
 func (s *sampler) mask() uint32 {
-	if e := s.now.Load(); e != nil {
+	if e := s.latest.Load(); e != nil {
 		return e.mask
 	}
 	return 0
@@ -120,7 +121,7 @@ func (s *sampler) mask() uint32 {
 // outage) is judged by the k in force, as a new one: what its first hops
 // were is long off the page.
 func (s *sampler) maskAt(t int64) uint32 {
-	e := s.now.Load()
+	e := s.latest.Load()
 	if e == nil {
 		return 0
 	}
@@ -187,5 +188,5 @@ func (s *sampler) judged(probe bool) {
 	e := epoch{since: now.Add(epochDelay).UnixNano(), mask: next - 1}
 	s.history[s.changes%sampleHistory] = e
 	s.changes++
-	s.now.Store(&e)
+	s.latest.Store(&e)
 }

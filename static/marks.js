@@ -25,13 +25,17 @@ export function markOf(e) {
   }
 }
 
+// millis shows a time in ms: a tenth below 10 ms, where loopback hops are,
+// so that a 0.2 ms ack does not read as 0 ms.
+const millis = (ms) => (ms < 10 ? ms.toFixed(1) : String(Math.round(ms)));
+
 // summary is one line of text for an event, for the log and the trace.
 export function summary(e) {
   const d = e.detail || {};
   const parts = [];
   if (d.status) parts.push(String(d.status));
   if (d.outcome) parts.push(d.outcome);
-  if (d.latencyMs) parts.push(`${Math.round(d.latencyMs)} ms`);
+  if (d.latencyMs) parts.push(`${millis(d.latencyMs)} ms`);
   if (d.delayMs) parts.push(`wait ${Math.round(d.delayMs)} ms`);
   if (d.error) parts.push(d.error);
   if (d.node && d.state) parts.push(`${d.node} → ${d.state}`);
