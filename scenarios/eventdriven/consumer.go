@@ -174,7 +174,7 @@ func (c *consumer) session(ctx context.Context, set consumerSettings, restarts i
 				conn.Drop()
 				c.closed(busy, waiting.all(), set, "lost in the crash: auto-acked, never processed")
 				return true, nil
-			case want == wantStopped || again || now.manual != set.manual || now.durable != set.durable || now.prefetch != set.prefetch:
+			case want == wantStopped || again || now.manual != set.manual || now.durable != set.durable || (set.manual && now.prefetch != set.prefetch):
 				c.leave(conn, ch, deliveries, &waiting, &first)
 				c.closed(busy, waiting.all(), set, "lost when the consumer stopped: auto-acked, never processed")
 				return true, nil

@@ -14,3 +14,6 @@ func (s *Scenario) AckedCopies() int64 {
 	defer s.ledger.mu.Unlock()
 	return s.ledger.totals.acked
 }
+
+// MaxBacklog is the cap on orders waiting to be sent.
+const MaxBacklog = maxBacklog

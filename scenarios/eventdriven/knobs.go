@@ -1,6 +1,7 @@
 package eventdriven
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -20,6 +21,10 @@ const (
 	poisonDLQ      = "dead-letter"
 )
 
+// maxBacklog bounds the orders waiting to be sent by "Send 100 orders", so
+// that a classroom's eager clicks cannot queue up work without end.
+const maxBacklog = 1000
+
 // Knobs lists order-service's knobs, then each consumer's, then the DLQ's and
 // the network path's. The order matters: presets apply in it, so a consumer's
 // ack mode comes before its prefetch, and consumers before poison handling.
@@ -33,7 +38,7 @@ func (s *Scenario) Knobs() []flow.Knob {
 		{Name: "order-service.rate", Group: nodeOrderService, Label: "Orders per second", Type: flow.IntKnob,
 			Min: 1, Max: 500, Unit: "/s", Off: "paused", Value: p.rate},
 		{Name: "order-service.send-100", Group: nodeOrderService, Label: "Send 100 orders", Type: flow.ActionKnob,
-			Help: "Publish 100 order_placed events at once, beside the rate."},
+			Help: fmt.Sprintf("Publish 100 order_placed events at once, beside the rate; at most %d may wait to be sent.", maxBacklog)},
 		{Name: "order-service.connection", Group: nodeOrderService, Label: "Connection", Type: flow.ChoiceKnob,
 			Help:    "The article opens a new connection for every event; watch the publish cost.",
 			Choices: []flow.Choice{{Value: connPerPublish, Label: "new one per publish (article)"}, {Value: connLongLived, Label: "one long-lived"}},
@@ -80,7 +85,7 @@ func (c *consumer) knobs() []flow.Knob {
 			Choices: []flow.Choice{{Value: ackAuto, Label: "auto-ack (article)"}, {Value: ackManual, Label: "manual, after processing"}},
 			Value:   ack},
 		{Name: c.name + ".prefetch", Group: c.name, Label: "Prefetch", Type: flow.IntKnob,
-			Help: "Unacked messages the broker may hand it at once; only with manual ack.", Min: 1, Max: 1000, Value: set.prefetch},
+			Help: "Unacked messages the broker may hand it at once; it applies while the ack mode is manual.", Min: 1, Max: 1000, Value: set.prefetch},
 		{Name: c.name + ".queue", Group: c.name, Label: "Queue", Type: flow.ChoiceKnob,
 			Choices: []flow.Choice{{Value: queueExclusive, Label: "exclusive temporary (article)"}, {Value: queueDurable, Label: "durable named"}},
 			Value:   kind},
@@ -89,10 +94,13 @@ func (c *consumer) knobs() []flow.Knob {
 
 // Presets are the article's setup and the reliable one.
 func (s *Scenario) Presets() []flow.Preset {
+	// Each preset names every knob another preset names, so that applying
+	// one after the other leaves what a fresh apply leaves.
 	article := map[string]any{
 		"order-service.connection": connPerPublish,
 		"order-service.confirms":   false,
 		"order-service.mandatory":  false,
+		"dlq.poison-handling":      poisonRequeue,
 	}
 	reliable := map[string]any{
 		"order-service.connection": connLongLived,
@@ -102,6 +110,7 @@ func (s *Scenario) Presets() []flow.Preset {
 	}
 	for _, name := range consumerNames {
 		article[name+".ack"] = ackAuto
+		article[name+".prefetch"] = articleConsumer.prefetch
 		article[name+".queue"] = queueExclusive
 		reliable[name+".ack"] = ackManual
 		reliable[name+".prefetch"] = 10
@@ -163,6 +172,9 @@ func (p *publisher) setKnob(name string, value any) error {
 			set.mandatory = v
 		}
 	case "send-100":
+		if p.burst+100 > maxBacklog {
+			return flow.Errorf(flow.Invalid, "%d orders are still waiting to be sent, and at most %d may wait: let them go out first", p.burst, maxBacklog)
+		}
 		p.burst += 100
 		rabbit.Signal(p.wake)
 		return nil
@@ -208,9 +220,8 @@ func (c *consumer) setKnob(name string, value any) error {
 		if !ok || v < 1 || v > 1000 {
 			return flow.Errorf(flow.Invalid, "prefetch must be from 1 to 1000, not %v", value)
 		}
-		if !set.manual {
-			return flow.Errorf(flow.Invalid, "prefetch limits unacked messages, so it applies only with manual ack: %s uses auto-ack", c.name)
-		}
+		// Kept under auto-ack too, for when the ack mode turns manual: a
+		// preset must be able to set it whatever the ack mode was.
 		set.prefetch = v
 	case "ack":
 		v, _ := value.(string)
@@ -249,7 +260,9 @@ func (s *Scenario) setPoisonHandling(knob string, value any) error {
 		manual = manual || c.set.manual
 		c.mu.Unlock()
 	}
-	if !manual {
+	// Requeue, the default, is always accepted: presets set it back after
+	// the consumers went to auto-ack.
+	if !manual && v == poisonDLQ {
 		return flow.Errorf(flow.Invalid, "poison handling applies only to consumers with manual ack: with auto-ack the broker forgets a message at delivery, so there is nothing to reject")
 	}
 	s.mu.Lock()

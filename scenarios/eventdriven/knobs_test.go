@@ -1,11 +1,15 @@
 package eventdriven_test
 
 import (
+	"context"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"flowlab/flow"
+	"flowlab/scenarios/eventdriven"
 	"flowlab/scenarios/internal/rabbittest"
 )
 
@@ -36,7 +40,6 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"email.ack", true, flow.Invalid},
 		{"email.stop", "now", flow.Invalid},
 		// Knobs that exist but do not apply now.
-		{"email.prefetch", 10, flow.Invalid},                 // auto-ack has no prefetch
 		{"dlq.poison-handling", "dead-letter", flow.Invalid}, // nobody acks manually
 		{"inventory.stop", nil, flow.Invalid},                // already stopped
 		{"inventory.crash", nil, flow.Invalid},               // not running
@@ -72,20 +75,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 // Every knob named in a preset exists and takes the preset's value, and each
-// knob's current value passes its own declaration (prefetch and poison
-// handling apply only with manual ack, which the article's setup lacks).
+// knob's current value passes its own declaration.
 func TestPresetsAndKnobsAreConsistent(t *testing.T) {
 	l := MustStart(t, rabbittest.URL())
-	notInArticle := map[string]bool{"dlq.poison-handling": true}
-	for _, c := range consumers {
-		notInArticle[c+".prefetch"] = true
-	}
 	for _, k := range l.Knobs() {
 		if k.Type == flow.ActionKnob {
 			continue
 		}
-		err := rabbittest.Set(l, k.Name, k.Value)
-		if err != nil && !(notInArticle[k.Name] && flow.KindOf(err) == flow.Invalid) {
+		if err := rabbittest.Set(l, k.Name, k.Value); err != nil {
 			t.Errorf("knob %s refuses its own value %v: %v", k.Name, k.Value, err)
 		}
 	}
@@ -94,6 +91,84 @@ func TestPresetsAndKnobsAreConsistent(t *testing.T) {
 		for _, k := range l.Knobs() {
 			if v, ok := p.Values[k.Name]; ok && !reflect.DeepEqual(k.Value, v) {
 				t.Errorf("after preset %s, %s = %v, want %v", p.Name, k.Name, k.Value, v)
+			}
+		}
+	}
+}
+
+// mustOpen opens the scenario without running its services: knobs and
+// presets can be set, and nothing is sent. Cleanup frees what Open took.
+func mustOpen(tb testing.TB) *eventdriven.Scenario {
+	tb.Helper()
+	l := rabbittest.MustLab(tb)
+	s, err := eventdriven.Open(eventdriven.Config{AMQPURL: rabbittest.URL(), Lab: l, Emit: flow.NewEmitter(l, eventdriven.Name, &rabbittest.Sink{})})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		s.Run(ctx)
+	})
+	return s
+}
+
+// "Send 100 orders" adds to a backlog with a bound: a press that would take
+// it past the bound is refused with a clear error and changes nothing.
+func TestSendBacklogIsCapped(t *testing.T) {
+	s := mustOpen(t)
+	presses := eventdriven.MaxBacklog / 100
+	for range presses {
+		rabbittest.MustSet(t, s, "order-service.send-100", nil)
+	}
+	want := fmt.Sprintf("%d waiting to be sent", eventdriven.MaxBacklog)
+	if ns := s.Stats().Nodes["order-service"]; !rabbittest.HasBadge(ns, want) {
+		t.Fatalf("after %d presses order-service shows %v, want %q", presses, ns.Badges, want)
+	}
+	err := rabbittest.Set(s, "order-service.send-100", nil)
+	if flow.KindOf(err) != flow.Invalid || !strings.Contains(flow.MessageOf(err), fmt.Sprint(eventdriven.MaxBacklog)) {
+		t.Errorf("a press past the cap: %v, want an invalid error naming the cap", err)
+	}
+	if ns := s.Stats().Nodes["order-service"]; !rabbittest.HasBadge(ns, want) {
+		t.Errorf("a refused press changed the backlog: %v", ns.Badges)
+	}
+}
+
+// After "Reliable" then "As in the article", poison handling is back on
+// requeue and can be set again, as in a fresh lab.
+func TestReliableThenArticleResetsPoisonHandling(t *testing.T) {
+	s := mustOpen(t)
+	mustApply(t, s, "reliable")
+	mustApply(t, s, "article")
+	if k, _ := flow.FindKnob(s, "dlq.poison-handling"); k.Value != "requeue" {
+		t.Errorf("poison handling %v after reliable then article, want requeue", k.Value)
+	}
+	rabbittest.MustSet(t, s, "dlq.poison-handling", "requeue")
+	mustApply(t, s, "reliable")
+	rabbittest.MustSet(t, s, "dlq.poison-handling", "requeue")
+	if k, _ := flow.FindKnob(s, "dlq.poison-handling"); k.Value != "requeue" {
+		t.Errorf("poison handling %v after setting it to requeue under reliable", k.Value)
+	}
+}
+
+// Applying preset A and then B leaves every knob as a fresh apply of B does,
+// for every pair of presets, even after the learner changed what A set.
+func TestPresetsRoundTrip(t *testing.T) {
+	for _, a := range mustOpen(t).Presets() {
+		for _, b := range mustOpen(t).Presets() {
+			fresh := mustOpen(t)
+			mustApply(t, fresh, b.Name)
+			after := mustOpen(t)
+			mustApply(t, after, a.Name)
+			for _, c := range consumers {
+				rabbittest.MustSet(t, after, c+".prefetch", 50)
+			}
+			mustApply(t, after, b.Name)
+			want, got := fresh.Knobs(), after.Knobs()
+			for i := range want {
+				if !reflect.DeepEqual(want[i].Value, got[i].Value) {
+					t.Errorf("%s then %s: %s = %v, a fresh %s gives %v", a.Name, b.Name, got[i].Name, got[i].Value, b.Name, want[i].Value)
+				}
 			}
 		}
 	}

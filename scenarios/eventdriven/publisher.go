@@ -400,6 +400,9 @@ func (p *publisher) state() flow.NodeState {
 	} else {
 		ns.Badges = append(ns.Badges, fmt.Sprintf("%d events/s", p.set.rate))
 	}
+	if p.burst > 0 {
+		ns.Badges = append(ns.Badges, fmt.Sprintf("%d waiting to be sent", p.burst))
+	}
 	if p.set.perPublish {
 		ns.Badges = append(ns.Badges, "new connection per publish")
 	} else {

@@ -1,6 +1,7 @@
 package workqueue
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -18,7 +19,8 @@ func (s *Scenario) Knobs() []flow.Knob {
 	ks := []flow.Knob{
 		{Name: "order-service.rate", Group: nodeOrderService, Label: "Orders per second", Type: flow.IntKnob,
 			Min: 1, Max: 200, Unit: "/s", Off: "paused", Value: rate},
-		{Name: "order-service.send-100", Group: nodeOrderService, Label: "Send 100 orders", Type: flow.ActionKnob},
+		{Name: "order-service.send-100", Group: nodeOrderService, Label: "Send 100 orders", Type: flow.ActionKnob,
+			Help: fmt.Sprintf("Queue 100 email jobs at once, beside the rate; at most %d may wait to be sent.", maxBacklog)},
 		{Name: "emails.failure", Group: nodeEmails, Label: "Sending fails", Type: flow.IntKnob,
 			Help: "Share of attempts whose email cannot be sent.", Min: 1, Max: 100, Unit: "%", Off: "never", Value: set.failure},
 		{Name: "emails.processing", Group: nodeEmails, Label: "Time to send", Type: flow.IntKnob,
@@ -39,12 +41,19 @@ func (s *Scenario) Knobs() []flow.Knob {
 	return append(ks, s.broker.Knobs()...)
 }
 
-// Presets: a flaky mail server, and a healthy one.
+// maxBacklog bounds the jobs waiting to be sent by "Send 100 orders", so
+// that a classroom's eager clicks cannot queue up work without end.
+const maxBacklog = 1000
+
+// Presets: a flaky mail server, and a healthy one. Each names every knob the
+// other names, so that applying one after the other leaves what a fresh apply
+// leaves.
 func (s *Scenario) Presets() []flow.Preset {
 	return []flow.Preset{
 		{Name: "flaky", Label: "Flaky mail server", Help: "A third of the sends fail; four attempts before the DLQ.",
 			Values: map[string]any{"emails.failure": 33, "emails.max-attempts": 4}},
-		{Name: "healthy", Label: "Healthy mail server", Values: map[string]any{"emails.failure": 0}},
+		{Name: "healthy", Label: "Healthy mail server",
+			Values: map[string]any{"emails.failure": 0, "emails.max-attempts": defaultWork.maxAttempts}},
 	}
 }
 

@@ -172,6 +172,9 @@ func (p *producer) setKnob(name string, value any) error {
 		}
 		p.rate = v
 	case "send-100":
+		if p.burst+100 > maxBacklog {
+			return flow.Errorf(flow.Invalid, "%d orders are still waiting to be sent, and at most %d may wait: let them go out first", p.burst, maxBacklog)
+		}
 		p.burst += 100
 	default:
 		return flow.Errorf(flow.NotFound, "order-service has no knob %q", name)
@@ -187,6 +190,9 @@ func (p *producer) state() flow.NodeState {
 	ns := flow.NodeState{State: st, Badges: []string{"paused"}}
 	if p.rate > 0 {
 		ns.Badges = []string{fmt.Sprintf("%d orders/s", p.rate)}
+	}
+	if p.burst > 0 {
+		ns.Badges = append(ns.Badges, fmt.Sprintf("%d waiting to be sent", p.burst))
 	}
 	if errText != "" {
 		ns.Badges = append(ns.Badges, "broker "+p.s.broker.Name, errText)
