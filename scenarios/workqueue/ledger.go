@@ -19,7 +19,9 @@ import (
 // so published = acked + in flight + dead-lettered + dropped always holds.
 // A redelivery after a crash is a duplicate, counted apart; so is a job that
 // shows up again after it was settled (a worker crashed between publishing
-// the retry and acking the original: at-least-once, for real).
+// the retry and acking the original; or order-service published it again
+// because its first publish was never confirmed, yet had reached the queue:
+// at-least-once, for real).
 type ledger struct {
 	idPrefix string
 
@@ -105,7 +107,10 @@ func (l *ledger) deliver(id string, attempt int, redelivered bool) (known, dupli
 	if !ok {
 		return false, false
 	}
-	duplicate = redelivered || j.state.settled() || attempt < j.attempt
+	// A copy that is not a redelivery can still be a second copy: a job
+	// published again after an unconfirmed publish that did reach the queue,
+	// arriving while or after the first copy is worked on.
+	duplicate = redelivered || j.state.settled() || j.state == working || attempt < j.attempt
 	if duplicate {
 		l.redelivered++
 	}

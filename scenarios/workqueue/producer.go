@@ -25,6 +25,12 @@ type producer struct {
 	mu    sync.Mutex // guards the fields below
 	rate  int        // jobs per second; 0 pauses
 	burst int        // jobs still to send at once, beside the rate
+
+	// again is a job whose publish was never confirmed because its
+	// connection died (a black hole swallows the publish or its confirm): the
+	// next session publishes it again before anything new. Only the session
+	// goroutine touches it.
+	again *amqp.Publishing
 }
 
 func newProducer(s *Scenario) *producer {
@@ -55,6 +61,12 @@ func (p *producer) session(ctx context.Context) (up bool, err error) {
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	p.status.Set("up", nil)
+	if msg := p.again; msg != nil {
+		p.again = nil
+		if err := p.publish(ctx, ch, *msg, true); err != nil {
+			return true, err
+		}
+	}
 	next := time.Now()
 	for {
 		select {
@@ -65,7 +77,7 @@ func (p *producer) session(ctx context.Context) (up bool, err error) {
 		case <-p.wake:
 		case <-p.due(next):
 			next = p.sending(next)
-			if err := p.publish(ctx, ch); err != nil {
+			if err := p.publish(ctx, ch, p.newJob(), false); err != nil {
 				return true, err
 			}
 		}
@@ -111,30 +123,49 @@ func (p *producer) sending(next time.Time) time.Time {
 // maxBehind is how far behind its rate a producer may catch up.
 const maxBehind = 100 * time.Millisecond
 
-// publish queues one job and waits for the broker's confirm.
-func (p *producer) publish(ctx context.Context, ch *amqp.Channel) error {
+// newJob opens the ledger's record of a new job and builds its message.
+func (p *producer) newJob() amqp.Publishing {
 	id := p.s.ledger.publish()
 	body, _ := json.Marshal(emailJob{Type: "send_email", Data: emailData{OrderID: id, To: "customer@example.com", Template: "order_confirmation"}})
-	p.s.emit.Emit(flow.Event{Kind: flow.KindPublish, From: nodeOrderService, To: nodeEmails, MsgID: id, Attempt: 1,
-		Detail: flow.Detail{Queue: p.s.queue, Payload: string(body)}})
-	start := time.Now()
-	confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", p.s.queue, false, false, amqp.Publishing{
+	now := time.Now()
+	return amqp.Publishing{
 		ContentType:  "application/json",
 		DeliveryMode: amqp.Persistent,
 		MessageId:    id,
 		AppId:        "flowlab",
-		Timestamp:    start,
-		Headers:      amqp.Table{headerFirstSent: start.UnixMilli()},
+		Timestamp:    now,
+		Headers:      amqp.Table{headerFirstSent: now.UnixMilli()},
 		Body:         body,
-	})
+	}
+}
+
+// publish queues one job and waits for the broker's confirm. A job whose
+// connection died before its confirm may or may not be queued: at least once
+// means publishing it again, and a worker that then gets it twice counts the
+// duplicate. again says that msg is such a job. An error means the
+// connection is failing.
+func (p *producer) publish(ctx context.Context, ch *amqp.Channel, msg amqp.Publishing, again bool) error {
+	id := msg.MessageId
+	ev := flow.Event{Kind: flow.KindPublish, From: nodeOrderService, To: nodeEmails, MsgID: id, Attempt: 1,
+		Detail: flow.Detail{Queue: p.s.queue, Payload: string(msg.Body)}}
+	if again {
+		ev.Detail.Outcome = "published again: the first publish was never confirmed"
+	}
+	p.s.emit.Emit(ev)
+	start := time.Now()
+	confirm, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", p.s.queue, false, false, msg)
 	if err != nil {
-		p.s.ledger.unpublish(id)
+		if again {
+			p.again = &msg // it may still be queued from the first time: keep trying
+		} else {
+			p.s.ledger.unpublish(id)
+		}
 		p.s.emit.Emit(flow.Event{Kind: flow.KindError, From: nodeOrderService, To: nodeEmails, MsgID: id,
 			Detail: flow.Detail{Outcome: "not published", Error: rabbit.ErrorText(err)}})
 		return err
 	}
 	ok, err := confirm.WaitContext(ctx)
-	ev := flow.Event{Kind: flow.KindAck, From: nodeEmails, To: nodeOrderService, MsgID: id,
+	ev = flow.Event{Kind: flow.KindAck, From: nodeEmails, To: nodeOrderService, MsgID: id,
 		Detail: flow.Detail{LatencyMS: millis(time.Since(start)), Outcome: "confirmed by the broker"}}
 	switch {
 	case err != nil:
@@ -144,7 +175,10 @@ func (p *producer) publish(ctx context.Context, ch *amqp.Channel) error {
 		p.s.ledger.lose(id)
 		ev.Kind, ev.Detail.Outcome = flow.KindNack, "refused by the broker: the job is lost"
 	case !ok:
-		ev.Kind, ev.Detail.Outcome = flow.KindNack, "unconfirmed: the connection closed; the job may or may not be queued"
+		p.again = &msg
+		ev.Kind, ev.Detail.Outcome = flow.KindNack, "unconfirmed: the connection closed; it may or may not be queued, so it will be published again"
+		p.s.emit.Emit(ev)
+		return amqp.ErrClosed
 	}
 	p.s.emit.Emit(ev)
 	return nil
