@@ -254,6 +254,7 @@ func (c *consumer) declareQueue(ch *amqp.Channel, set consumerSettings) (string,
 	args := amqp.Table{"x-dead-letter-exchange": c.s.dlx}
 	var q amqp.Queue
 	var err error
+	var binding uint64 // the first send that may have raced the binding
 	if set.durable {
 		q, err = ch.QueueDeclare(c.durableQueue, true, false, false, false, args)
 	} else {
@@ -261,7 +262,9 @@ func (c *consumer) declareQueue(ch *amqp.Channel, set consumerSettings) (string,
 			return "", err
 		}
 		// From here on a publish may reach the new queue: its copies are in
-		// flight until the first delivery shows which ones made it.
+		// flight until a delivery or the queue's depth shows which ones made
+		// it.
+		binding = c.s.ledger.nextSend()
 		c.s.ledger.setPresent(c.index, true)
 		q, err = ch.QueueDeclare("", false, false, true, false, args)
 	}
@@ -270,6 +273,9 @@ func (c *consumer) declareQueue(ch *amqp.Channel, set consumerSettings) (string,
 	}
 	if err := ch.QueueBind(q.Name, "", c.s.exchange, false, nil); err != nil {
 		return "", err
+	}
+	if !set.durable {
+		c.s.ledger.doubtBinding(c.index, binding, time.Now())
 	}
 	if set.durable {
 		c.s.ledger.setPresent(c.index, true)
@@ -312,6 +318,9 @@ func (c *consumer) received(d amqp.Delivery, first *bool) delivery {
 		*first = false
 		lost := c.s.ledger.sweepBefore(c.index, d.MessageId)
 		c.s.noteLost(nodeExchange, queueNode(c.name), lost, "published before the new queue was bound")
+	}
+	if known && attempt == 1 && !d.Redelivered {
+		c.s.noteLost(nodeExchange, queueNode(c.name), c.s.ledger.receivedFresh(c.index, d.MessageId), lostBeforeLater)
 	}
 	detail := flow.Detail{Queue: c.name, Redeliver: d.Redelivered}
 	if !known {
@@ -510,11 +519,15 @@ func (c *consumer) watchOwnQueue(ctx context.Context, conn *rabbit.Conn, queue s
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		at := time.Now()
 		q, err := ch.QueueDeclarePassive(queue, false, false, true, false, nil)
 		if err != nil {
 			return // the connection is going; the session handles that
 		}
 		c.setDepth(q.Messages, q.Consumers)
+		if q.Messages == 0 {
+			c.queueEmpty(at)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -534,6 +547,12 @@ func (c *consumer) queueNote() string {
 		return c.durableQueue + " (durable)"
 	}
 	return "exclusive, server-named, exists while " + c.name + " is connected"
+}
+
+// queueEmpty settles the doubt about copies the consumer never received: its
+// queue, read at at, held no message ready.
+func (c *consumer) queueEmpty(at time.Time) {
+	c.s.noteLost(nodeExchange, queueNode(c.name), c.s.ledger.queueEmpty(c.index, at), lostQueueEmpty)
 }
 
 func (c *consumer) setDepth(ready, consumers int) {

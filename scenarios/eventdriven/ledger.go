@@ -1,10 +1,15 @@
 package eventdriven
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
+
+	"flowlab/scenarios/internal/rabbit"
 )
 
 // The ledger counts copies, not messages. A fanout exchange gives every bound
@@ -26,19 +31,27 @@ import (
 // Redeliveries are counted apart as duplicates. Messages from outside clients
 // are counted apart too: flowlab did not publish them, so they owe nothing.
 //
-// Where flowlab cannot know, it says in flight rather than guess: a publish
-// whose connection died before its confirm (or, without confirms, right after
-// it was written) may or may not have reached the broker, and a poison message
-// requeued for ever never settles. A copy counted dropped that turns up after
-// all (published in the instant its exclusive queue was being bound) goes back
-// in flight.
+// Where flowlab cannot know, it says in flight rather than guess, until the
+// broker shows what happened. A publish whose connection died before its
+// confirm may or may not have reached the broker: order-service publishes it
+// again, and a consumer that then gets it twice counts a redelivery. Without
+// confirms order-service cannot know which publishes a dying connection
+// swallowed, so every message it sent on that connection is in doubt, as is
+// every copy sent while a new exclusive queue was being bound: a copy in
+// doubt that its consumer has not received is dropped once a later message
+// reaches the consumer first, or once its queue is seen empty (queues are
+// first in, first out). A poison message requeued for ever never settles. A
+// copy counted dropped that turns up after all (published in the instant its
+// exclusive queue was being bound) goes back in flight.
 type ledger struct {
 	consumers []string // the copies of a message, in this order
 	idPrefix  string
 
 	mu        sync.Mutex
 	seq       uint64
+	sends     uint64             // publishes to the exchange, sends again included
 	open      map[string]*record // messages with a copy still in flight
+	doubtful  [][]*record        // per consumer, oldest first: copies it never received, sent without a confirm on a connection that died
 	recent    []*record          // settled messages, a ring kept for look-ups
 	recentIdx map[string]*record
 	next      int
@@ -71,6 +84,8 @@ const (
 type record struct {
 	id        string
 	seq       uint64
+	order     uint64    // when it was last sent to the exchange, in sends
+	doubt     time.Time // when its connection died unconfirmed; zero if it did not
 	confirmed bool
 	returned  bool
 	copies    []copyRecord
@@ -91,6 +106,7 @@ func newLedger(consumers []string) *ledger {
 		consumers: consumers,
 		idPrefix:  fmt.Sprintf("ord-%04x-", rand.N(0x10000)),
 		open:      make(map[string]*record),
+		doubtful:  make([][]*record, len(consumers)),
 		recentIdx: make(map[string]*record),
 		present:   make([]bool, len(consumers)),
 		per:       make([]copyTotals, len(consumers)),
@@ -103,7 +119,8 @@ func (l *ledger) publish() (id string, seq uint64, routed []bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
-	r := &record{id: l.idPrefix + strconv.FormatUint(l.seq, 10), seq: l.seq, copies: make([]copyRecord, len(l.consumers))}
+	l.sends++
+	r := &record{id: l.idPrefix + strconv.FormatUint(l.seq, 10), seq: l.seq, order: l.sends, copies: make([]copyRecord, len(l.consumers))}
 	routed = make([]bool, len(l.consumers))
 	l.published++
 	for i := range r.copies {
@@ -133,6 +150,126 @@ func (l *ledger) unpublish(id string) {
 	l.published--
 	delete(l.open, id)
 	delete(l.recentIdx, id)
+}
+
+// nextSend is the order the next publish to the exchange will have.
+func (l *ledger) nextSend() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sends + 1
+}
+
+// sendAgain records that message id goes to the exchange once more, since
+// its first publish was never confirmed, and says per consumer whether a
+// queue is there to take the copy. Its copies keep their states: the one the
+// consumer gets first settles it, any later one is a redelivery.
+func (l *ledger) sendAgain(id string) (routed []bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	routed = slices.Clone(l.present)
+	if r, ok := l.find(id); ok {
+		l.sends++
+		r.order = l.sends
+	}
+	return routed
+}
+
+// doubtSince puts in doubt every copy a consumer has not received of the
+// messages sent since the send numbered from: they went out without a
+// confirm on a connection that died at, and the broker may never have had
+// them.
+func (l *ledger) doubtSince(from uint64, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.putInDoubt(from, at, func(int) bool { return true })
+}
+
+// doubtBinding puts in doubt consumer c's copies of the messages sent since
+// the send numbered from, while its new exclusive queue was being declared
+// and bound (until at): each reached the queue only if the binding was there
+// in time.
+func (l *ledger) doubtBinding(c int, from uint64, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.putInDoubt(from, at, func(i int) bool { return i == c })
+}
+
+func (l *ledger) putInDoubt(from uint64, at time.Time, consumer func(int) bool) {
+	var sent []*record
+	for _, r := range l.open {
+		if r.order >= from {
+			sent = append(sent, r)
+		}
+	}
+	slices.SortFunc(sent, func(a, b *record) int { return cmp.Compare(a.order, b.order) })
+	for _, r := range sent {
+		r.doubt = at
+		for c, cp := range r.copies {
+			if consumer(c) && cp.state == pending && cp.deliveries == 0 {
+				l.doubtful[c] = append(l.doubtful[c], r)
+			}
+		}
+	}
+}
+
+// The reasons a copy in doubt is counted dropped.
+const (
+	lostBeforeLater = "never reached the queue (sent without a confirm on a connection that died, or while the queue was being bound): a later event arrived first"
+	lostQueueEmpty  = "never reached the queue (sent without a confirm on a connection that died, or while the queue was being bound): the queue was empty afterwards"
+)
+
+// doubtSettle is how long after order-service noticed its connection died a
+// queue seen empty shows that a copy in doubt is not there. By then the
+// broker has taken in whatever reached it, and has noticed a consumer that
+// went silent with the same path and handed back what it had sent it (the
+// broker, too, notices only when heartbeats stop).
+const doubtSettle = 3 * rabbit.Heartbeat
+
+// receivedFresh settles the doubt about consumer c's copies sent before id,
+// which c just received for the first time: a queue hands messages out in
+// the order they were sent, so an older copy not received yet never reached
+// it. It returns the ids of the copies dropped.
+func (l *ledger) receivedFresh(c int, id string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.doubtful[c]) == 0 {
+		return nil
+	}
+	first, ok := l.find(id)
+	if !ok {
+		return nil
+	}
+	return l.dropDoubtful(c, lostBeforeLater, func(r *record) bool { return r.order < first.order })
+}
+
+// queueEmpty settles the doubt about consumer c's copies when the broker,
+// asked at readAt, said c's queue held no message ready: a copy c has not
+// received is not there.
+func (l *ledger) queueEmpty(c int, readAt time.Time) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropDoubtful(c, lostQueueEmpty, func(r *record) bool { return readAt.After(r.doubt.Add(doubtSettle)) })
+}
+
+// dropDoubtful drops consumer c's copies in doubt, oldest first, while gone
+// says they are; a copy received meanwhile is simply no longer in doubt.
+func (l *ledger) dropDoubtful(c int, why string, gone func(*record) bool) []string {
+	var ids []string
+	q := l.doubtful[c]
+	for len(q) > 0 && gone(q[0]) {
+		r := q[0]
+		q[0], q = nil, q[1:]
+		if cp := r.copies[c]; cp.state == pending && cp.deliveries == 0 {
+			l.move(r, c, dropped, why)
+			l.settleIfDone(r)
+			ids = append(ids, r.id)
+		}
+	}
+	if len(q) == 0 {
+		q = nil // let the array go
+	}
+	l.doubtful[c] = q
+	return ids
 }
 
 // confirm records the broker's confirm of a publish.
@@ -207,7 +344,7 @@ func (l *ledger) sweepBefore(c int, id string) []string {
 	}
 	var ids []string
 	for _, r := range l.open {
-		if r.seq < first.seq && r.copies[c].state == pending {
+		if r.order < first.order && r.copies[c].state == pending {
 			l.move(r, c, dropped, "published before the new queue was bound")
 			ids = append(ids, r.id)
 		}
@@ -227,12 +364,11 @@ func (l *ledger) deliver(c int, id string) (known bool, attempt int) {
 	if !ok {
 		return false, 1
 	}
+	// A copy counted lost too early (published in the instant its queue was
+	// bound, or in doubt) that arrived after all, or one that comes again
+	// after it was settled, is in flight again.
+	l.open[r.id] = r
 	cp := &r.copies[c]
-	if cp.state == dropped {
-		// It was counted lost too early (published in the instant its queue
-		// was bound): it arrived after all, so it is in flight again.
-		l.open[r.id] = r
-	}
 	cp.deliveries++
 	if cp.deliveries > 1 {
 		l.totals.redelivered++

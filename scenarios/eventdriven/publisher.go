@@ -30,6 +30,20 @@ type publisher struct {
 	burst int       // events still to send at once, beside the rate
 	costs []float64 // milliseconds per publish since the chart last looked
 	p50   float64
+
+	// again is an event whose publish was never confirmed because its
+	// connection died (a black hole swallows the publish or its confirm): it
+	// is published again before anything new. Only run's goroutine touches it.
+	again *orderMessage
+}
+
+// orderMessage is one order_placed event on its way to the exchange.
+type orderMessage struct {
+	id     string
+	body   []byte
+	poison bool
+	routed []bool // per consumer, whether a queue was there to take its copy
+	again  bool   // sent before, never confirmed
 }
 
 type publisherSettings struct {
@@ -50,12 +64,16 @@ func newPublisher(s *Scenario) *publisher {
 // errSettingsChanged ends a connection whose settings no longer hold.
 var errSettingsChanged = errors.New("settings changed")
 
+// errRefused ends a connection on which the broker refused a publish, so that
+// publishing it again waits out the backoff.
+var errRefused = errors.New("the broker refused a publish")
+
 // run publishes until ctx ends, reconnecting with backoff after a failure.
 func (p *publisher) run(ctx context.Context) {
 	next := time.Now()
 	rabbit.Retry(ctx, p.status, p.wake, func() (bool, error) {
 		set := p.settings()
-		if set.rate == 0 && p.burstLeft() == 0 {
+		if set.rate == 0 && p.burstLeft() == 0 && p.again == nil {
 			p.status.Set("paused", nil)
 			select {
 			case <-ctx.Done():
@@ -84,13 +102,24 @@ func (p *publisher) longLived(ctx context.Context, set publisherSettings, next *
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	from := p.s.ledger.nextSend()
+	defer func() {
+		// A close the broker answered came after it took in every publish
+		// before it; without that answer, and without confirms, what was sent
+		// on this connection may be gone.
+		if conn.Close() != nil && !set.confirms {
+			p.s.ledger.doubtSince(from, time.Now())
+		}
+	}()
 	ch, returns, err := p.openChannel(conn, set)
 	if err != nil {
 		return err
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	p.status.Set("up", nil)
+	if err := p.sendAgain(ctx, ch, set, time.Now()); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -110,8 +139,11 @@ func (p *publisher) longLived(ctx context.Context, set publisherSettings, next *
 			}
 			set = now
 		case <-p.due(set, next):
+			if err := p.sendAgain(ctx, ch, set, time.Now()); err != nil {
+				return err
+			}
 			p.sending(set, next)
-			if err := p.publish(ctx, ch, set, time.Now()); err != nil {
+			if err := p.publish(ctx, ch, set, p.newOrder(set), time.Now()); err != nil {
 				return err
 			}
 			drainReturns(returns, p.returned)
@@ -124,34 +156,49 @@ func (p *publisher) longLived(ctx context.Context, set publisherSettings, next *
 // the publish latency.
 func (p *publisher) publishEach(ctx context.Context, set publisherSettings, next *time.Time) error {
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-p.wake:
-			if now := p.settings(); !now.perPublish {
-				return errSettingsChanged
+		if p.again == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-p.wake:
+				if now := p.settings(); !now.perPublish {
+					return errSettingsChanged
+				}
+				set = p.settings()
+				continue
+			case <-p.due(set, next):
 			}
-			set = p.settings()
-			continue
-		case <-p.due(set, next):
+			p.sending(set, next)
 		}
-		p.sending(set, next)
-		start := time.Now()
-		conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
-		if err != nil {
-			return err
-		}
-		ch, returns, err := p.openChannel(conn, set)
-		if err == nil {
-			err = p.publish(ctx, ch, set, start)
-		}
-		conn.Close() // the broker routed the event before it answers the close
-		drainReturns(returns, p.returned)
-		if err != nil {
+		if err := p.publishOnce(ctx, set); err != nil {
 			return err
 		}
 		p.status.Set("up", nil)
 	}
+}
+
+// publishOnce connects, publishes the event to send again or else a new one,
+// and closes the connection.
+func (p *publisher) publishOnce(ctx context.Context, set publisherSettings) error {
+	start := time.Now()
+	conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
+	if err != nil {
+		return err
+	}
+	from := p.s.ledger.nextSend()
+	ch, returns, err := p.openChannel(conn, set)
+	if err == nil && p.again != nil {
+		err = p.sendAgain(ctx, ch, set, start)
+	} else if err == nil {
+		err = p.publish(ctx, ch, set, p.newOrder(set), start)
+	}
+	// The broker routed the event before it answers the close; without that
+	// answer, and without confirms, the event may be gone.
+	if conn.Close() != nil && !set.confirms {
+		p.s.ledger.doubtSince(from, time.Now())
+	}
+	drainReturns(returns, p.returned)
+	return err
 }
 
 // openChannel opens the publishing channel and declares the exchange as the
@@ -180,23 +227,47 @@ func declareExchange(ch *amqp.Channel, name string) error {
 	return ch.ExchangeDeclare(name, amqp.ExchangeFanout, false, false, false, false, nil)
 }
 
+// newOrder opens the ledger's record of a new order_placed event and writes
+// it.
+func (p *publisher) newOrder(set publisherSettings) orderMessage {
+	id, seq, routed := p.s.ledger.publish()
+	body, poison := orderEvent(seq, set.poison)
+	return orderMessage{id: id, body: body, poison: poison, routed: routed}
+}
+
+// sendAgain publishes the event whose first publish was never confirmed, if
+// there is one.
+func (p *publisher) sendAgain(ctx context.Context, ch *amqp.Channel, set publisherSettings, start time.Time) error {
+	m := p.again
+	if m == nil {
+		return nil
+	}
+	p.again = nil
+	m.routed = p.s.ledger.sendAgain(m.id)
+	return p.publish(ctx, ch, set, *m, start)
+}
+
 // publish sends one order_placed event and, with confirms on, waits for the
 // broker's confirm. The publish event goes out before the broker can act on
 // the message, so that no trace shows a delivery before its publish; in the
 // article's mode it carries what opening a connection cost before the event
 // could even be sent. The whole cost, from start to the confirm or the end of
-// the publish, goes to the chart.
-func (p *publisher) publish(ctx context.Context, ch *amqp.Channel, set publisherSettings, start time.Time) error {
-	id, seq, routed := p.s.ledger.publish()
-	body, poison := orderEvent(seq, set.poison)
-	p.s.emit.Emit(flow.Event{Kind: flow.KindPublish, From: nodeOrderService, To: nodeExchange, MsgID: id,
-		Detail: flow.Detail{LatencyMS: millis(time.Since(start)), Payload: shorten(body), Raw: poison}})
+// the publish, goes to the chart. An event whose confirm never came because
+// its channel closed is published again on the next connection: at least
+// once. An error means the connection is failing.
+func (p *publisher) publish(ctx context.Context, ch *amqp.Channel, set publisherSettings, m orderMessage, start time.Time) error {
+	ev := flow.Event{Kind: flow.KindPublish, From: nodeOrderService, To: nodeExchange, MsgID: m.id,
+		Detail: flow.Detail{LatencyMS: millis(time.Since(start)), Payload: shorten(m.body), Raw: m.poison}}
+	if m.again {
+		ev.Detail.Outcome = "published again: the first publish was never confirmed"
+	}
+	p.s.emit.Emit(ev)
 	msg := amqp.Publishing{
 		ContentType: "application/json",
-		MessageId:   id,
+		MessageId:   m.id,
 		AppId:       "flowlab",
 		Timestamp:   time.Now(),
-		Body:        body,
+		Body:        m.body,
 	}
 	var confirm *amqp.DeferredConfirmation
 	var err error
@@ -206,39 +277,49 @@ func (p *publisher) publish(ctx context.Context, ch *amqp.Channel, set publisher
 		err = ch.PublishWithContext(ctx, p.s.exchange, "", set.mandatory, false, msg)
 	}
 	if err != nil {
-		p.s.ledger.unpublish(id)
-		p.s.emit.Emit(flow.Event{Kind: flow.KindError, From: nodeOrderService, To: nodeExchange, MsgID: id,
+		if m.again {
+			p.again = &m // the first publish may have reached the broker: keep trying
+		} else {
+			p.s.ledger.unpublish(m.id)
+		}
+		p.s.emit.Emit(flow.Event{Kind: flow.KindError, From: nodeOrderService, To: nodeExchange, MsgID: m.id,
 			Detail: flow.Detail{Outcome: "not published", Error: rabbit.ErrorText(err)}})
 		return err
 	}
 	for i, name := range consumerNames {
-		if routed[i] {
-			p.s.emit.Emit(flow.Event{Kind: flow.KindRoute, From: nodeExchange, To: queueNode(name), MsgID: id,
+		if m.routed[i] {
+			p.s.emit.Emit(flow.Event{Kind: flow.KindRoute, From: nodeExchange, To: queueNode(name), MsgID: m.id,
 				Detail: flow.Detail{Queue: name}})
-		} else {
-			p.s.emit.Emit(flow.Event{Kind: flow.KindDrop, From: nodeExchange, To: queueNode(name), MsgID: id,
+		} else if !m.again {
+			p.s.emit.Emit(flow.Event{Kind: flow.KindDrop, From: nodeExchange, To: queueNode(name), MsgID: m.id,
 				Detail: flow.Detail{Queue: name, Outcome: "no queue bound: " + name + "'s exclusive queue is gone"}})
 		}
 	}
 	if confirm != nil {
 		// A confirm is the broker's ack to the publisher: drawn as one.
-		ok, err := confirm.WaitContext(ctx)
-		ev := flow.Event{Kind: flow.KindAck, From: nodeExchange, To: nodeOrderService, MsgID: id,
+		ok, werr := confirm.WaitContext(ctx)
+		ev := flow.Event{Kind: flow.KindAck, From: nodeExchange, To: nodeOrderService, MsgID: m.id,
 			Detail: flow.Detail{LatencyMS: millis(time.Since(start)), Outcome: "confirmed by the broker"}}
 		switch {
-		case err != nil:
+		case werr != nil:
 			ev.Kind, ev.Detail.Outcome = flow.KindNack, "unconfirmed: order-service stopped waiting"
 		case ok:
-			p.s.ledger.confirm(id)
+			p.s.ledger.confirm(m.id)
 		default:
-			ev.Kind, ev.Detail.Outcome = flow.KindNack, "not confirmed: the broker refused it or the connection closed; its fate is unknown"
+			m.again = true
+			p.again = &m
+			ev.Kind, ev.Detail.Outcome = flow.KindNack, "not confirmed: the broker refused it or the connection closed; it will be published again"
+			err = errRefused
+			if ch.IsClosed() {
+				err = amqp.ErrClosed
+			}
 		}
 		p.s.emit.Emit(ev)
 	}
 	p.mu.Lock()
 	p.costs = append(p.costs, millis(time.Since(start)))
 	p.mu.Unlock()
-	return nil
+	return err
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -3,6 +3,7 @@ package eventdriven
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"flowlab/flow"
 	"flowlab/scenarios/internal/rabbit"
@@ -32,12 +33,19 @@ func (w *watcher) look(queues *rabbit.Queues) {
 	for _, c := range w.s.consumers {
 		c.mu.Lock()
 		durable := c.set.durable || c.durableExists
+		// The durable queue is where the consumer's copies go only while it
+		// is bound and no exclusive queue replaced it.
+		inUse := c.durableExists && (c.queue == c.durableQueue || c.queue == "" && c.set.durable)
 		c.mu.Unlock()
 		if !durable {
 			continue
 		}
+		at := time.Now()
 		if q, ok := queues.Peek(c.durableQueue); ok {
 			c.setDepth(q.Messages, q.Consumers)
+			if inUse && q.Messages == 0 {
+				c.queueEmpty(at)
+			}
 		}
 	}
 	q, ok := queues.Peek(w.s.dlq)
