@@ -312,15 +312,14 @@ func (c *consumer) received(d amqp.Delivery, first *bool) delivery {
 	dl := delivery{Delivery: d, id: d.MessageId, poison: !wellFormed(d.Body)}
 	known, attempt := false, 1
 	if d.MessageId != "" {
-		known, attempt = c.s.ledger.deliver(c.index, d.MessageId)
+		var lost []string
+		known, attempt, lost = c.s.ledger.deliver(c.index, d.MessageId, d.Redelivered)
+		c.s.noteLost(nodeExchange, queueNode(c.name), lost, lostBeforeLater)
 	}
 	if known && *first && !d.Redelivered {
 		*first = false
 		lost := c.s.ledger.sweepBefore(c.index, d.MessageId)
 		c.s.noteLost(nodeExchange, queueNode(c.name), lost, "published before the new queue was bound")
-	}
-	if known && attempt == 1 && !d.Redelivered {
-		c.s.noteLost(nodeExchange, queueNode(c.name), c.s.ledger.receivedFresh(c.index, d.MessageId), lostBeforeLater)
 	}
 	detail := flow.Detail{Queue: c.name, Redeliver: d.Redelivered}
 	if !known {

@@ -225,23 +225,6 @@ const (
 // broker, too, notices only when heartbeats stop).
 const doubtSettle = 3 * rabbit.Heartbeat
 
-// receivedFresh settles the doubt about consumer c's copies sent before id,
-// which c just received for the first time: a queue hands messages out in
-// the order they were sent, so an older copy not received yet never reached
-// it. It returns the ids of the copies dropped.
-func (l *ledger) receivedFresh(c int, id string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.doubtful[c]) == 0 {
-		return nil
-	}
-	first, ok := l.find(id)
-	if !ok {
-		return nil
-	}
-	return l.dropDoubtful(c, lostBeforeLater, func(r *record) bool { return r.order < first.order })
-}
-
 // queueEmpty settles the doubt about consumer c's copies when the broker,
 // asked at readAt, said c's queue held no message ready: a copy c has not
 // received is not there.
@@ -356,13 +339,20 @@ func (l *ledger) sweepBefore(c int, id string) []string {
 }
 
 // deliver records that consumer c received message id, for the attempt-th
-// time. known is false for a message flowlab did not publish.
-func (l *ledger) deliver(c int, id string) (known bool, attempt int) {
+// time; redelivered is the broker's flag. known is false for a message
+// flowlab did not publish. A first delivery settles the doubt about c's
+// copies sent before it: a queue hands messages out in the order they were
+// sent, so an older copy not received yet never reached it. lost are the ids
+// of those copies, now dropped.
+func (l *ledger) deliver(c int, id string, redelivered bool) (known bool, attempt int, lost []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r, ok := l.find(id)
 	if !ok {
-		return false, 1
+		return false, 1, nil
+	}
+	if r.copies[c].deliveries == 0 && !redelivered && len(l.doubtful[c]) > 0 {
+		lost = l.dropDoubtful(c, lostBeforeLater, func(older *record) bool { return older.order < r.order })
 	}
 	// A copy counted lost too early (published in the instant its queue was
 	// bound, or in doubt) that arrived after all, or one that comes again
@@ -375,7 +365,7 @@ func (l *ledger) deliver(c int, id string) (known bool, attempt int) {
 		l.per[c].redelivered++
 	}
 	l.move(r, c, delivered, "")
-	return true, cp.deliveries
+	return true, cp.deliveries, lost
 }
 
 // settle ends consumer c's copy of id: acked, dead-lettered or dropped; or

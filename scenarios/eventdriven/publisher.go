@@ -65,7 +65,7 @@ func newPublisher(s *Scenario) *publisher {
 var errSettingsChanged = errors.New("settings changed")
 
 // errRefused ends a connection on which the broker refused a publish, so that
-// publishing it again waits out the backoff.
+// publishing it again, first thing on the next, waits out the backoff.
 var errRefused = errors.New("the broker refused a publish")
 
 // run publishes until ctx ends, reconnecting with backoff after a failure.
@@ -139,9 +139,6 @@ func (p *publisher) longLived(ctx context.Context, set publisherSettings, next *
 			}
 			set = now
 		case <-p.due(set, next):
-			if err := p.sendAgain(ctx, ch, set, time.Now()); err != nil {
-				return err
-			}
 			p.sending(set, next)
 			if err := p.publish(ctx, ch, set, p.newOrder(set), time.Now()); err != nil {
 				return err
@@ -187,9 +184,11 @@ func (p *publisher) publishOnce(ctx context.Context, set publisherSettings) erro
 	}
 	from := p.s.ledger.nextSend()
 	ch, returns, err := p.openChannel(conn, set)
-	if err == nil && p.again != nil {
+	switch {
+	case err != nil:
+	case p.again != nil:
 		err = p.sendAgain(ctx, ch, set, start)
-	} else if err == nil {
+	default:
 		err = p.publish(ctx, ch, set, p.newOrder(set), start)
 	}
 	// The broker routed the event before it answers the close; without that
