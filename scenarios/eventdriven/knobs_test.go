@@ -173,3 +173,24 @@ func TestPresetsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Prefetch set under auto-ack is kept for when the ack mode turns manual, and
+// does not make the running consumer subscribe again (which, with auto-ack,
+// would lose what it holds).
+func TestPrefetchUnderAutoAckKeepsTheSubscription(t *testing.T) {
+	l := MustStart(t, rabbittest.URL())
+	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up", rabbittest.AllUp(consumers...))
+	changes := func() int {
+		return l.sink.Count(func(e flow.Event) bool { return e.Kind == flow.KindState && e.From == "email" })
+	}
+	before := changes()
+	rabbittest.MustSet(t, l, "email.prefetch", 20)
+	time.Sleep(300 * time.Millisecond)
+	if after := changes(); after != before {
+		t.Errorf("email changed state %d times after a prefetch change under auto-ack", after-before)
+	}
+	rabbittest.MustSet(t, l, "email.ack", "manual")
+	rabbittest.WaitFor(t, l, 10*time.Second, "email on manual ack with the prefetch set before", func(st flow.Stats) bool {
+		return rabbittest.HasBadge(st.Nodes["email"], "manual ack, prefetch 20")
+	})
+}
