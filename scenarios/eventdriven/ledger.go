@@ -51,7 +51,7 @@ type ledger struct {
 	seq       uint64
 	sends     uint64             // publishes to the exchange, sends again included
 	open      map[string]*record // messages with a copy still in flight
-	doubtful  [][]*record        // per consumer, oldest first: copies it never received, sent without a confirm on a connection that died
+	doubtful  [][]*record        // per consumer, oldest first: its copies in doubt
 	recent    []*record          // settled messages, a ring kept for look-ups
 	recentIdx map[string]*record
 	next      int
@@ -85,7 +85,7 @@ type record struct {
 	id        string
 	seq       uint64
 	order     uint64    // when it was last sent to the exchange, in sends
-	doubt     time.Time // when its connection died unconfirmed; zero if it did not
+	doubt     time.Time // when it was last put in doubt (see doubtSince)
 	confirmed bool
 	returned  bool
 	copies    []copyRecord
