@@ -124,7 +124,7 @@ func (s *Scenario) Knobs() []flow.Knob {
 			Help: "Stops the members, resets the group's committed offsets to the start of the log, and starts them again: everything is processed again."},
 		{Name: "replay-offset", Group: "inventory", Label: "Replay from offset", Type: flow.IntKnob,
 			Min: 0, Max: math.MaxInt32, Value: set.replayOffset,
-			Help: "Setting it resets the group to this offset in each chosen partition. It must not be past a partition's end."},
+			Help: "Setting it resets the group to this offset in each chosen partition. It must not be past a partition's end; an offset whose record the broker has deleted already (retention) replays from the first record left, and the log says so."},
 		{Name: "replay-minutes-ago", Group: "inventory", Label: "Replay from minutes ago", Type: flow.IntKnob,
 			Min: 1, Max: 7 * 24 * 60, Unit: "minutes ago", Value: set.replayMinutes,
 			Help: "Setting it resets the group to the first record written at or after that time. A time is given as minutes before now because a knob holds a number, not a date."},

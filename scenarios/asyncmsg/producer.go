@@ -310,7 +310,7 @@ func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
 		o.full.Store(time.Now().UnixNano())
 		s.ledger.refuse(out.n)
 	} else {
-		s.ledger.produced(out.n, err, confirmed)
+		s.ledger.produced(out.n, err, confirmed, r.Partition, r.Offset)
 	}
 	s.window.producedOK(err == nil)
 	if err == nil {

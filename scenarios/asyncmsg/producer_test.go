@@ -1,12 +1,16 @@
 package asyncmsg_test
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"flowlab/flow"
 )
@@ -89,4 +93,55 @@ func TestSendBurstsAreCappedByTheProducersBuffer(t *testing.T) {
 	if f, r := l.part("failed"), l.part("refused"); f != 0 || r != 0 || l.s.Stats().Ledger.Total.Value != 10_000 {
 		t.Errorf("after the restore: failed %d, refused %d, ledger %+v; want 10,000 processed", f, r, l.s.Stats().Ledger)
 	}
+}
+
+// TestDeletedRecordsAreCountedAndReplayStartsAtTheLogStart deletes the
+// records of a slow group's backlog with the broker's own record deletion,
+// as retention does: the ledger counts those no member processed as
+// expired, not as still in the log, and stays balanced; a replay from
+// offset 0 then starts where each log starts now, and says so.
+func TestDeletedRecordsAreCountedAndReplayStartsAtTheLogStart(t *testing.T) {
+	l := startLab(t, map[string]any{"rate": 0, "flush-each": false, "linger": 5,
+		"m1-processing": 1000, "m2-processing": 1000, "m3-processing": 1000})
+	l.waitStable()
+	mustSet(t, l.s, "send-1000", nil)
+	eventually(t, 10*time.Second, "1000 order events acknowledged", func() bool { return l.counter("acked") == 1000 })
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, l.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := make(kadm.Offsets)
+	ends.Each(func(o kadm.ListedOffset) { to.Add(kadm.Offset{Topic: o.Topic, Partition: o.Partition, At: o.Offset}) })
+	if resp, err := adm.DeleteRecords(ctx, to); err != nil || resp.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, resp.Error())
+	}
+	eventually(t, 15*time.Second, "nothing left in the log unprocessed", func() bool {
+		return l.part("in-log") == 0 && l.part("waiting") == 0
+	})
+	led := l.s.Stats().Ledger
+	t.Logf("after the deletion: %d processed, %d expired", l.part("processed"), l.part("expired"))
+	if !led.Balanced() || l.part("expired") < 500 || l.part("processed")+l.part("expired") != 1000 || l.counter("expired") != l.part("expired") {
+		t.Errorf("ledger %+v: want the 1000 events processed or expired, most of them expired", led)
+	}
+
+	for _, m := range []string{"m1", "m2", "m3"} {
+		mustSet(t, l.s, m+"-processing", 0)
+	}
+	mustSet(t, l.s, "replay-offset", 0)
+	notes := l.events.where(func(ev flow.Event) bool {
+		return ev.Kind == flow.KindState && ev.Detail.Node == "inventory" && strings.Contains(ev.Detail.Payload, "were deleted")
+	})
+	if len(notes) == 0 {
+		t.Fatalf("a replay from offset 0 of deleted records does not say where it starts")
+	}
+	t.Logf("replay: %s", notes[len(notes)-1].Detail.Payload)
 }

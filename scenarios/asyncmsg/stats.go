@@ -42,7 +42,11 @@ func (s *Scenario) readBroker(ctx context.Context, admin *kadm.Client) {
 			return
 		case <-tick.C:
 		}
+		topics := s.ledger.log()
 		parts, err := s.readPartitions(ctx, admin)
+		if err == nil {
+			s.ledger.trimmed(topics, parts)
+		}
 		now := time.Now()
 		elapsed := now.Sub(last)
 		last = now
