@@ -19,11 +19,12 @@ type kafkaBroker struct {
 // startKafka starts the embedded broker on addr. kfake keeps every record in
 // memory, so a day-long workshop would grow without bound: with a retention
 // above 0 the broker deletes records older than that from every topic, as a
-// real broker does with log.retention.ms. kfake knows log.retention.ms but
-// enforces it only when asked (its own ticker runs hourly, and only for
-// topics with a retention config of their own), so the broker is asked every
-// retentionCheck(retention). Records a group has not processed yet are
-// deleted too, as Kafka would: the lab's ledger counts them.
+// real broker does with log.retention.ms, a segment at a time. kfake knows
+// log.retention.ms but enforces it only when asked (its own ticker runs
+// hourly, and only for topics with a retention config of their own), so the
+// broker is asked every retentionCheck(retention). Records a group has not
+// processed yet are deleted too, as Kafka would: the lab's ledger counts
+// them.
 func startKafka(addr string, retention time.Duration) (*kafkaBroker, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
@@ -35,7 +36,13 @@ func startKafka(addr string, retention time.Duration) (*kafkaBroker, error) {
 		kfake.GroupMinSessionTimeout(time.Second),
 	}
 	if retention > 0 {
-		opts = append(opts, kfake.BrokerConfigs(map[string]string{"log.retention.ms": strconv.FormatInt(retention.Milliseconds(), 10)}))
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{
+			"log.retention.ms": strconv.FormatInt(retention.Milliseconds(), 10),
+			// Retention frees whole segments only, and kfake rolls one
+			// at 100 MiB by default (never by age): a partition would
+			// hold 100 MiB before any were freed.
+			"log.segment.bytes": strconv.Itoa(segmentBytes),
+		}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -45,6 +52,10 @@ func startKafka(addr string, retention time.Duration) (*kafkaBroker, error) {
 	go k.trim(retention)
 	return k, nil
 }
+
+// segmentBytes is the embedded broker's segment size with a retention: the
+// most a partition holds beyond its retention, and Kafka's smallest.
+const segmentBytes = 1 << 20
 
 // trim applies the retention until Close.
 func (k *kafkaBroker) trim(retention time.Duration) {
