@@ -20,8 +20,9 @@ import (
 const maxBuffered = 10_000
 
 // orderService is the article's producer: one kgo client that writes order
-// events to the topic. It is replaced whole when acks or linger change,
-// because a kgo client's options are fixed when it is built.
+// events to the topic. It is replaced whole when acks, linger or the
+// delivery timeout change, because a kgo client's options are fixed when it
+// is built.
 type orderService struct {
 	cl   *kgo.Client
 	acks string
