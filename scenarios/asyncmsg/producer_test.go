@@ -144,6 +144,8 @@ func TestDeletedRecordsAreCountedAndReplayStartsAtTheLogStart(t *testing.T) {
 		t.Errorf("ledger %+v: want the 1000 events processed or expired, most of them expired", led)
 	}
 
+	eventually(t, 5*time.Second, "p0 says where its log starts now", func() bool { return l.badge("p0", "starts at") > 0 })
+
 	for _, m := range []string{"m1", "m2", "m3"} {
 		mustSet(t, l.s, m+"-processing", 0)
 	}
