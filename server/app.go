@@ -48,7 +48,7 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	}
 	brokers := cfg.KafkaBrokers
 	if len(brokers) == 0 {
-		if a.kafka, err = startKafka(cfg.KafkaAddr); err != nil {
+		if a.kafka, err = startKafka(cfg.KafkaAddr, cfg.KafkaRetention); err != nil {
 			return nil, listenError(err, cfg.KafkaAddr, "-kafka-addr", "KAFKA_ADDR")
 		}
 		brokers = a.kafka.Addrs()

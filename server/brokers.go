@@ -2,41 +2,14 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// kafkaBroker is the embedded Kafka-protocol broker (franz-go's kfake), used
-// unless KAFKA_BROKERS names a real cluster.
-type kafkaBroker struct {
-	cluster *kfake.Cluster
-}
-
-func startKafka(addr string) (*kafkaBroker, error) {
-	// ListenFn keeps the host part of addr, which kfake.Ports alone would not.
-	c, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
-		kfake.AllowAutoTopicCreation(),
-		// Real Kafka refuses session timeouts under 6 s; the embedded broker
-		// takes 1 s, so a crashed member's rebalance can be watched quickly.
-		kfake.GroupMinSessionTimeout(time.Second),
-	)
-	if err != nil {
-		return nil, err
-	}
-	return &kafkaBroker{cluster: c}, nil
-}
-
-func (k *kafkaBroker) Addrs() []string { return k.cluster.ListenAddrs() }
-func (k *kafkaBroker) Close()          { k.cluster.Close() }
 
 // brokerState is what the page and the health endpoint say about a broker.
 type brokerState struct {

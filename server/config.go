@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -22,6 +23,11 @@ type Config struct {
 	KafkaAddr    string   // where the embedded broker listens
 	AMQPURL      string   // RabbitMQ
 	Lab          string   // the lab's id, which names every broker object it uses
+
+	// KafkaRetention is how long the embedded broker keeps records; 0
+	// keeps them all (and their memory).
+	KafkaRetention time.Duration
+	kafkaRetention string // as given
 }
 
 // setting is one configurable value: its flag, its environment variable, its
@@ -38,6 +44,7 @@ func (c *Config) settings(kafka *string) []setting {
 		{"product-addr", "PRODUCT_ADDR", ":5000", "address of product-service (request-response)", &c.ProductAddr},
 		{"kafka-brokers", "KAFKA_BROKERS", "", "comma-separated external Kafka brokers; empty starts the embedded broker", kafka},
 		{"kafka-addr", "KAFKA_ADDR", "127.0.0.1:9092", "address of the embedded Kafka broker", &c.KafkaAddr},
+		{"kafka-retention", "KAFKA_RETENTION", "10m", "how long the embedded Kafka broker keeps records (log.retention.ms, every topic); 0 keeps every record, in memory", &c.kafkaRetention},
 		{"amqp-url", "AMQP_URL", "amqp://guest:guest@localhost:5672/", "RabbitMQ URL", &c.AMQPURL},
 		{"lab", "FLOWLAB_LAB", flow.DefaultLab, "lab id: names its exchanges, queues, topics and groups; the default lab uses the article's names", &c.Lab},
 	}
@@ -72,6 +79,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if kafka != "" {
 		c.KafkaBrokers = strings.Split(kafka, ",")
 	}
+	c.KafkaRetention, _ = time.ParseDuration(c.kafkaRetention) // checked above
 	return c, nil
 }
 
@@ -87,6 +95,11 @@ func check(name, v string) error {
 			if err := checkAddr(b); err != nil {
 				return err
 			}
+		}
+	case "kafka-retention":
+		d, err := time.ParseDuration(v)
+		if err != nil || (d != 0 && d < time.Second) {
+			return fmt.Errorf("%q is not a retention like 10m or 2h (at least 1s, or 0 to keep every record)", v)
 		}
 	case "lab":
 		if _, err := flow.NewLab(v); err != nil {

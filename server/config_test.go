@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigFlagsWinOverEnvironment(t *testing.T) {
@@ -28,6 +29,9 @@ func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
 		{[]string{"-product-addr", ":99999"}, nil, "-product-addr / PRODUCT_ADDR"},
 		{nil, map[string]string{"KAFKA_BROKERS": "localhost"}, "-kafka-brokers / KAFKA_BROKERS"},
 		{nil, map[string]string{"AMQP_URL": "http://x"}, "-amqp-url / AMQP_URL"},
+		{[]string{"-kafka-retention", "10"}, nil, "-kafka-retention / KAFKA_RETENTION"},
+		{nil, map[string]string{"KAFKA_RETENTION": "500ms"}, "-kafka-retention / KAFKA_RETENTION"},
+		{nil, map[string]string{"KAFKA_RETENTION": "-1h"}, "-kafka-retention / KAFKA_RETENTION"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{[]string{"-nope"}, nil, "not defined"},
 	}
@@ -35,6 +39,18 @@ func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
 		_, err := parseConfig(c.args, func(k string) string { return c.env[k] }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: error %v, want it to mention %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+func TestKafkaRetentionIsADuration(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want time.Duration
+	}{{"", 10 * time.Minute}, {"2h", 2 * time.Hour}, {"0", 0}} {
+		cfg, err := parseConfig(nil, func(k string) string { return map[string]string{"KAFKA_RETENTION": c.env}[k] }, io.Discard)
+		if err != nil || cfg.KafkaRetention != c.want {
+			t.Errorf("KAFKA_RETENTION=%q: retention %v (%v), want %v", c.env, cfg.KafkaRetention, err, c.want)
 		}
 	}
 }

@@ -895,11 +895,12 @@ func mustLab(t testing.TB) *flow.Lab {
 }
 
 // TestLongOutageFailsRecordsWithoutHanging keeps the path cut past the
-// producer's 10 s delivery timeout while order-service flushes after every
-// record, as in the article: the records fail and are counted as failed, the
-// producer never hangs, and after the restore new records go through.
+// producer's delivery timeout, shortened to 3 s, while order-service flushes
+// after every record, as in the article: the records fail and are counted as
+// failed, the producer never hangs, and after the restore new records go
+// through.
 func TestLongOutageFailsRecordsWithoutHanging(t *testing.T) {
-	l := startLab(t, map[string]any{"rate": 50, "flush-each": true})
+	l := startLab(t, map[string]any{"rate": 50, "flush-each": true, "delivery-timeout": 3})
 	l.waitStable()
 	eventually(t, 15*time.Second, "some events processed", func() bool { return l.part("processed") >= 10 })
 	mustSet(t, l.s, "cut-path", nil)

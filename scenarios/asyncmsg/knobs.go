@@ -14,7 +14,7 @@ const (
 	maxMembers     = 8
 	defaultMembers = 3
 	maxRate        = 2000
-	burstSize      = 1000 // order events one press of send-1000 sends
+	burstSize      = 1000 // order events (not orders) one press of send-1000 sends
 )
 
 // Commit modes of the inventory members.
@@ -29,6 +29,7 @@ type settings struct {
 	acks           string
 	flushEach      bool // flush after every record, as in the article
 	lingerMS       int
+	deliverySecs   int // the producer's delivery timeout (Kafka's delivery.timeout.ms)
 	latencyMS      int // added on the path to the broker
 	partitions     int
 	commitMode     string
@@ -45,6 +46,7 @@ func defaultSettings() settings {
 		rate:           10,
 		acks:           "all",
 		flushEach:      true,
+		deliverySecs:   120, // Kafka's default: a minute's outage costs nothing
 		partitions:     3,
 		commitMode:     commitAuto,
 		sessionTimeout: 10,
@@ -72,8 +74,8 @@ func (s *Scenario) Knobs() []flow.Knob {
 		{Name: "rate", Group: "order-service", Label: "Order events per second", Type: flow.IntKnob,
 			Min: 0, Max: maxRate, Step: 10, Unit: "events/s", Value: set.rate,
 			Help: "Each order gets three events (placed, paid, shipped), keyed by its order id."},
-		{Name: "send-1000", Group: "order-service", Label: "Send 1000 orders at once", Type: flow.ActionKnob,
-			Help: "Hands 1000 order events to the producer as fast as it takes them, beside the rate and above its 2000/s cap. Batching sends them in a few requests within milliseconds; flushing after every record waits for the broker 1000 times — compare how long the burst takes. The producer holds at most 10,000 waiting records: what does not fit is refused, and counted as such."},
+		{Name: "send-1000", Group: "order-service", Label: "Send 1000 order events at once", Type: flow.ActionKnob,
+			Help: "Hands 1000 order events (placed, paid and shipped events of about 333 orders) to the producer as fast as it takes them, beside the rate and above its 2000/s cap. Batching sends them in a few requests within milliseconds; flushing after every record waits for the broker 1000 times — compare how long the burst takes. The producer holds at most 10,000 waiting records: a press whose events would not fit beside those waiting and those of earlier presses is refused, and says so."},
 		{Name: "acks", Group: "order-service", Label: "Producer acks", Type: flow.ChoiceKnob,
 			Choices: []flow.Choice{
 				{Value: "all", Label: "all in-sync replicas"},
@@ -87,8 +89,11 @@ func (s *Scenario) Knobs() []flow.Knob {
 		{Name: "linger", Group: "order-service", Label: "Batch linger", Type: flow.IntKnob,
 			Min: 1, Max: 1000, Unit: "ms", Off: "send at once", Value: set.lingerMS,
 			Help: "How long the producer waits to fill a batch when it does not flush after every record."},
+		{Name: "delivery-timeout", Group: "order-service", Label: "Delivery timeout", Type: flow.IntKnob,
+			Min: 1, Max: 600, Unit: "s", Value: set.deliverySecs,
+			Help: "Kafka's delivery.timeout.ms: how long the producer keeps a record and retries it through an outage before it fails it — and with it every record waiting for the same partition. Kafka's default is 120 s. Changing it replaces the producer: records still waiting then fail, counted."},
 		{Name: "cut-path", Group: "orders", Label: "Cut the path to the broker", Type: flow.ActionKnob,
-			Help: "Closes every connection between flowlab's clients and Kafka and refuses new ones. The producer buffers and retries for up to 10 s per record, then fails it; members stop fetching. The broker keeps running for everyone else."},
+			Help: "Closes every connection between flowlab's clients and Kafka and refuses new ones. The producer keeps records in its buffer (10,000 at most: more are refused, counted) and retries them until the delivery timeout, then fails them, counted; members stop fetching. The broker keeps running for everyone else."},
 		{Name: "restore-path", Group: "orders", Label: "Restore the path", Type: flow.ActionKnob},
 		{Name: "path-latency", Group: "orders", Label: "Network latency to the broker", Type: flow.IntKnob,
 			Min: 1, Max: 1000, Unit: "ms", Off: "none", Value: set.latencyMS,
@@ -119,7 +124,7 @@ func (s *Scenario) Knobs() []flow.Knob {
 			Help: "Stops the members, resets the group's committed offsets to the start of the log, and starts them again: everything is processed again."},
 		{Name: "replay-offset", Group: "inventory", Label: "Replay from offset", Type: flow.IntKnob,
 			Min: 0, Max: math.MaxInt32, Value: set.replayOffset,
-			Help: "Setting it resets the group to this offset in each chosen partition. It must not be past a partition's end."},
+			Help: "Setting it resets the group to this offset in each chosen partition. It must not be past a partition's end; an offset whose record the broker has deleted already (retention) replays from the first record left, and the log says so."},
 		{Name: "replay-minutes-ago", Group: "inventory", Label: "Replay from minutes ago", Type: flow.IntKnob,
 			Min: 1, Max: 7 * 24 * 60, Unit: "minutes ago", Value: set.replayMinutes,
 			Help: "Setting it resets the group to the first record written at or after that time. A time is given as minutes before now because a knob holds a number, not a date."},
@@ -155,8 +160,8 @@ func (s *Scenario) Presets() []flow.Preset {
 			Values: map[string]any{"flush-each": true, "acks": "all", "linger": 0,
 				"commit-mode": commitAuto, "idempotent": false, "session-timeout": 45}},
 		{Name: "reliable", Label: "Reliable",
-			Help: "Batch with a short linger, wait for all replicas, commit only after processing and skip duplicates by order event id: a crash costs a few seconds, never a double reservation.",
-			Values: map[string]any{"flush-each": false, "acks": "all", "linger": 5,
+			Help: "Batch with a short linger, wait for all replicas, retry a record through an outage for up to 2 minutes, commit only after processing and skip duplicates by order event id: a crash costs a few seconds, never a double reservation.",
+			Values: map[string]any{"flush-each": false, "acks": "all", "linger": 5, "delivery-timeout": 120,
 				"commit-mode": commitAfter, "idempotent": true, "session-timeout": 10}},
 	}
 }
@@ -182,6 +187,8 @@ func (s *Scenario) Set(knob string, value any) error {
 		return setValue(s, knob, value, func(set *settings, b bool) { set.flushEach = b })
 	case "linger":
 		return setProducerOption(s, knob, value, func(set *settings, n int) { set.lingerMS = n })
+	case "delivery-timeout":
+		return setProducerOption(s, knob, value, func(set *settings, n int) { set.deliverySecs = n })
 	case "idempotent":
 		return setValue(s, knob, value, func(set *settings, b bool) { set.idempotent = b })
 	case "replay-partition":

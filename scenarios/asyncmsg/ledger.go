@@ -22,6 +22,7 @@ const (
 	inLog                        // the broker has it; no member processed it yet
 	processed                    // a member processed it at least once
 	deleted                      // in the log when the topic was recreated
+	expired                      // deleted by retention before any member processed it
 	numStates
 )
 
@@ -32,6 +33,7 @@ var stateParts = [numStates]flow.Counter{
 	inLog:     {Name: "in-log", Label: "in the log, not yet processed"},
 	processed: {Name: "processed", Label: "processed"},
 	deleted:   {Name: "deleted", Label: "deleted with the topic"},
+	expired:   {Name: "expired", Label: "deleted by retention before processing"},
 }
 
 // ledger accounts for every order event order-service produced, by its
@@ -53,6 +55,18 @@ type ledger struct {
 	// seenOutside counts how often each record from outside (or from an
 	// earlier run) was processed, by message id: their dedupe table.
 	seenOutside map[string]int
+	// logged is, per partition and in offset order, where the broker put
+	// each event that may still be in the log unprocessed, so that one the
+	// retention deletes first is counted expired (see trimmed). Processed
+	// ones leave from the front; it holds about the group's lag.
+	logged [maxPartitions][]placed
+	topics int // topics deleted: offsets read before one are of another log
+}
+
+// placed is event n at an offset of its partition.
+type placed struct {
+	offset int64
+	n      uint64
 }
 
 func newLedger() *ledger { return &ledger{seenOutside: make(map[string]int)} }
@@ -76,9 +90,10 @@ func (l *ledger) add(st recordState, k int) uint64 {
 	return first
 }
 
-// produced records the producer's answer for event n; confirmed is false
-// with acks none, where success only means the bytes were written.
-func (l *ledger) produced(n uint64, err error, confirmed bool) {
+// produced records the producer's answer for event n, written at offset of
+// partition; confirmed is false with acks none, where success only means
+// the bytes were written and the offset is not known.
+func (l *ledger) produced(n uint64, err error, confirmed bool, partition int32, offset int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil && confirmed {
@@ -89,8 +104,38 @@ func (l *ledger) produced(n uint64, err error, confirmed bool) {
 	}
 	if err != nil {
 		l.move(n, failed)
-	} else {
-		l.move(n, inLog)
+		return
+	}
+	l.move(n, inLog)
+	if confirmed && partition >= 0 && partition < maxPartitions {
+		l.logged[partition] = append(l.logged[partition], placed{offset, n})
+	}
+}
+
+// trimmed takes every partition's first offset in the log, as the broker
+// reported it while log() was topics: an event before it that no member
+// processed was deleted by the retention and is counted expired, not left
+// "in the log" for ever. With acks none the producer never learns an
+// event's offset, so such an event stays counted in the log.
+func (l *ledger) trimmed(topics int, parts []partitionRead) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if topics != l.topics {
+		return // read from the log of a topic since deleted
+	}
+	for p, part := range parts[:min(len(parts), maxPartitions)] {
+		start := part.start
+		q := l.logged[p]
+		i := 0
+		for ; i < len(q); i++ {
+			st := l.states[q[i].n-1]
+			if st == inLog && q[i].offset < start {
+				l.move(q[i].n, expired)
+			} else if st == inLog {
+				break // still in the log, waiting for a member
+			}
+		}
+		l.logged[p] = q[i:]
 	}
 }
 
@@ -178,6 +223,15 @@ func (l *ledger) topicDeleted() {
 			l.move(uint64(i+1), deleted)
 		}
 	}
+	clear(l.logged[:]) // the new topic's offsets start again at 0
+	l.topics++
+}
+
+// log returns how many topics were deleted, for trimmed.
+func (l *ledger) log() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.topics
 }
 
 func (l *ledger) move(n uint64, to recordState) {
@@ -206,6 +260,7 @@ func (l *ledger) snapshot() (flow.Ledger, []flow.Counter) {
 		{Name: "acked", Label: "acknowledged by the broker", Value: l.acked},
 		{Name: "failed", Label: "failed to produce", Value: l.counts[failed]},
 		{Name: "refused", Label: "refused: producer buffer full", Value: l.counts[refused]},
+		{Name: "expired", Label: "deleted by retention before processing", Value: l.counts[expired]},
 		{Name: "consumed", Label: "processed at least once", Value: l.counts[processed]},
 		{Name: "redelivered", Label: "delivered again after processing", Value: l.redelivered},
 		{Name: "duplicates", Label: "processed again: stock reserved twice", Value: l.duplicates},

@@ -186,13 +186,13 @@ func replayOffset(offset int64) replayTarget {
 		for _, p := range parts {
 			st, _ := starts.Lookup(s.topic, p)
 			end, _ := ends.Lookup(s.topic, p)
-			switch {
-			case offset > end.Offset:
+			if offset > end.Offset {
 				return nil, flow.Errorf(flow.Invalid, "offset %d is in the future for partition %d: its next record gets offset %d", offset, p, end.Offset)
-			case offset < st.Offset:
-				return nil, flow.Errorf(flow.Invalid, "offset %d is before the start of partition %d, which begins at %d", offset, p, st.Offset)
 			}
-			to[p] = offset
+			// Records before the log's start were deleted (by retention,
+			// or a learner's DeleteRecords): replay from the first one
+			// left, and say so.
+			to[p] = max(offset, st.Offset)
 		}
 		return to, nil
 	}
@@ -300,7 +300,11 @@ func (s *Scenario) replay(knob string, value any, target replayTarget) error {
 	}
 	var where []string
 	for _, p := range parts {
-		where = append(where, fmt.Sprintf("%s from %d", partitionID(p), to[p]))
+		w := fmt.Sprintf("%s from %d", partitionID(p), to[p])
+		if v, ok := value.(int); ok && knob == "replay-offset" && int64(v) < to[p] {
+			w += fmt.Sprintf(" (asked for %d, but records %d to %d were deleted: the log starts at %d now)", v, v, to[p]-1, to[p])
+		}
+		where = append(where, w)
 	}
 	s.state("inventory", "replaying", strings.Join(where, ", "))
 	return nil

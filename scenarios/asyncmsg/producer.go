@@ -15,25 +15,23 @@ import (
 	"flowlab/flow"
 )
 
-const (
-	// deliveryTimeout bounds how long a record may wait in the producer: with
-	// idempotent writes off, kgo fails it after this instead of retrying
-	// forever through an outage (see STACK-NOTES: an idempotent producer was
-	// still blocked after 40 s).
-	deliveryTimeout = 10 * time.Second
-	// maxBuffered is how many records may wait in the producer; past it
-	// order-service's sends are refused rather than blocking it.
-	maxBuffered = 10_000
-)
+// maxBuffered is how many records may wait in the producer; past it
+// order-service's sends are refused rather than blocking it.
+const maxBuffered = 10_000
 
 // orderService is the article's producer: one kgo client that writes order
-// events to the topic. It is replaced whole when acks or linger change,
-// because a kgo client's options are fixed when it is built.
+// events to the topic. It is replaced whole when acks, linger or the
+// delivery timeout change, because a kgo client's options are fixed when it
+// is built.
 type orderService struct {
 	cl   *kgo.Client
 	acks string
-	net  *netWatch
-	sent atomic.Int64 // records handed to the client, for the send rate
+	// timeout is the delivery timeout: how long kgo retries a record
+	// through an outage before it fails it, and with it every record
+	// buffered for the same partition.
+	timeout time.Duration
+	net     *netWatch
+	sent    atomic.Int64 // records handed to the client, for the send rate
 
 	answers atomic.Int64 // records the broker took, for the view's "retrying"
 	full    atomic.Int64 // unix nanoseconds of the newest refused send
@@ -45,7 +43,7 @@ type orderService struct {
 }
 
 func (s *Scenario) startProducer(rt *runtime, set settings) error {
-	o := &orderService{acks: set.acks}
+	o := &orderService{acks: set.acks, timeout: time.Duration(set.deliverySecs) * time.Second}
 	o.net = &netWatch{answers: &o.answers}
 	o.promise = func(r *kgo.Record, err error) { s.produced(o, r, err) }
 	acks := map[string]kgo.Acks{"all": kgo.AllISRAcks(), "leader": kgo.LeaderAck(), "none": kgo.NoAck()}[set.acks]
@@ -54,10 +52,13 @@ func (s *Scenario) startProducer(rt *runtime, set settings) error {
 		kgo.Dialer(rt.paths.Dial),
 		kgo.ClientID("order-service"),
 		kgo.DefaultProduceTopic(s.topic),
+		// With idempotent writes a producer was still blocked 40 s into an
+		// outage, past its context and delivery timeout (STACK-NOTES);
+		// without them the delivery timeout is kept.
 		kgo.DisableIdempotentWrite(),
 		kgo.RequiredAcks(acks),
 		kgo.ProducerLinger(time.Duration(set.lingerMS)*time.Millisecond),
-		kgo.RecordDeliveryTimeout(deliveryTimeout),
+		kgo.RecordDeliveryTimeout(o.timeout),
 		kgo.MaxBufferedRecords(maxBuffered),
 		// New partitions must be seen within a second, not after the
 		// default five minutes.
@@ -147,12 +148,25 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 }
 
 // sendBurst has order-service send n more order events at once, beside the
-// rate.
+// rate. A burst that would not fit in the producer's buffer beside what
+// waits there and what earlier bursts still have to send is refused whole:
+// pressing the button again and again during an outage or while flushing
+// after every record would otherwise pile up events only to refuse them.
 func (s *Scenario) sendBurst(n int) error {
 	if _, err := s.running(); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	buffered := 0
+	if s.producer != nil {
+		buffered = int(s.producer.cl.BufferedProduceRecords())
+	}
+	if s.burst+buffered+n > maxBuffered {
+		burst := s.burst
+		s.mu.Unlock()
+		return flow.Errorf(flow.Unavailable, "order-service cannot take %d more order events now: %d wait in the producer's buffer and %d of earlier bursts are still to send, and the buffer holds %d; try again once it drains",
+			n, buffered, burst, maxBuffered)
+	}
 	s.burst += n
 	left := s.burst
 	s.mu.Unlock()
@@ -196,7 +210,7 @@ func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, 
 	if !flush {
 		return start
 	}
-	fctx, cancel := context.WithTimeout(ctx, deliveryTimeout+time.Second)
+	fctx, cancel := context.WithTimeout(ctx, o.timeout+time.Second)
 	o.cl.Flush(fctx)
 	cancel()
 	return time.Now()
@@ -297,7 +311,7 @@ func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
 		o.full.Store(time.Now().UnixNano())
 		s.ledger.refuse(out.n)
 	} else {
-		s.ledger.produced(out.n, err, confirmed)
+		s.ledger.produced(out.n, err, confirmed, r.Partition, r.Offset)
 	}
 	s.window.producedOK(err == nil)
 	if err == nil {
@@ -329,10 +343,11 @@ func (o *orderService) state(rate, burst int) (string, []string) {
 	if burst > 0 {
 		badges = append(badges, fmt.Sprintf("burst: %d to send", burst))
 	}
-	unanswered, errText := o.net.sinceAnswer()
+	unanswered, errText, since := o.net.sinceAnswer()
 	switch {
 	case buffered > 0 && unanswered:
-		return "retrying", append(badges, "retrying: "+errText)
+		return "retrying", append(badges, "retrying: "+errText,
+			fmt.Sprintf("no answer for %.0f s; a record fails after %.0f s", time.Since(since).Seconds(), o.timeout.Seconds()))
 	case time.Now().UnixNano()-o.full.Load() < int64(time.Second):
 		return "buffer full", badges
 	case rate == 0 && burst == 0 && buffered == 0:
@@ -387,6 +402,9 @@ type netWatch struct {
 	at        int64 // unix nanoseconds
 	text      string
 	answersAt int64 // *answers at the newest failure
+	// since is the first failure after the broker's newest answer: how
+	// long a producer has had no answer.
+	since time.Time
 }
 
 func (w *netWatch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
@@ -403,18 +421,23 @@ func (w *netWatch) failed(err error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.at, w.text = time.Now().UnixNano(), err.Error()
+	now := time.Now()
 	if w.answers != nil {
-		w.answersAt = w.answers.Load()
+		n := w.answers.Load()
+		if w.text == "" || n != w.answersAt {
+			w.since = now
+		}
+		w.answersAt = n
 	}
+	w.at, w.text = now.UnixNano(), err.Error()
 }
 
 // sinceAnswer reports whether the broker answered no record since the
-// newest failure, and what the failure was.
-func (w *netWatch) sinceAnswer() (bool, string) {
+// newest failure, what the failure was, and since when there was none.
+func (w *netWatch) sinceAnswer() (bool, string, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.text != "" && w.answers.Load() == w.answersAt, w.text
+	return w.text != "" && w.answers.Load() == w.answersAt, w.text, w.since
 }
 
 func (w *netWatch) last() (int64, string) {

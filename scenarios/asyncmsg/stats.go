@@ -17,13 +17,10 @@ type partitionRead struct {
 	committed  int64 // the group's committed offset, -1 when it has none
 }
 
-// lag is how many records the group has still to process in the partition.
+// lag is how many records the group has still to process in the partition:
+// those deleted (retention) before it got to them are not there to process.
 func (p partitionRead) lag() int64 {
-	from := p.committed
-	if from < 0 {
-		from = p.start
-	}
-	return max(0, p.end-from)
+	return max(0, p.end-max(p.committed, p.start))
 }
 
 // readBroker asks the broker once a second for every partition's offsets and
@@ -42,7 +39,11 @@ func (s *Scenario) readBroker(ctx context.Context, admin *kadm.Client) {
 			return
 		case <-tick.C:
 		}
+		topics := s.ledger.log()
 		parts, err := s.readPartitions(ctx, admin)
+		if err == nil {
+			s.ledger.trimmed(topics, parts)
+		}
 		now := time.Now()
 		elapsed := now.Sub(last)
 		last = now
@@ -202,6 +203,9 @@ func partitionState(p int32, parts []partitionRead, owners []string, orphan stri
 			committed = fmt.Sprint(r.committed)
 		}
 		st.Badges = []string{fmt.Sprintf("end %d", r.end), "commit " + committed, fmt.Sprintf("lag %d", r.lag())}
+		if r.start > 0 {
+			st.Badges = append(st.Badges, fmt.Sprintf("starts at %d: older records deleted", r.start))
+		}
 		st.State = "caught up"
 		if r.lag() > 0 {
 			st.State = "behind"
