@@ -128,9 +128,9 @@ function brokers(list) {
     if (b.name === app.dataset.broker && !b.ok) missing = `${b.name} at ${b.where} is ${b.status}`;
     const pill = document.querySelector(`[data-broker="${CSS.escape(b.name)}"]`);
     if (!pill) continue;
-    pill.className = `pill ${b.ok ? 'ok' : 'bad'}`;
+    pill.className = `pill ${b.ok ? 'ok' : b.starting ? '' : 'bad'}`;
     pill.title = `${b.where}: ${b.status}`;
-    pill.lastChild.textContent = `${b.name} ${b.ok ? 'up' : 'not answering'}`;
+    pill.lastChild.textContent = `${b.name} ${b.ok ? 'up' : b.starting ? 'starting…' : 'not answering'}`;
   }
   if (list) {
     note.hidden = missing === '';
