@@ -141,7 +141,7 @@ const (
 	// stopGrace is how long the node may take to stop cleanly (~1.4 s
 	// measured) before it is killed: flowlab's whole stop must stay within
 	// the promised 5 s.
-	stopGrace = 3 * time.Second
+	stopGrace = 2500 * time.Millisecond
 )
 
 // newRabbitNode prepares a node named name@localhost with its data in dir
@@ -226,6 +226,9 @@ func (n *rabbitNode) launch() (*exec.Cmd, error) {
 	if err := os.WriteFile(n.file("enabled_plugins"), []byte("[].\n"), 0o600); err != nil {
 		return nil, err
 	}
+	if err := os.Remove(n.file("node.pid")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err // a stale one would name another process
+	}
 	out, err := os.Create(filepath.Join(logDir, "startup.log"))
 	if err != nil {
 		return nil, err
@@ -272,11 +275,22 @@ func (n *rabbitNode) stop(cmd *exec.Cmd, exited <-chan error) {
 	select {
 	case <-exited:
 	case <-time.After(stopGrace):
-		killNodeGroup(cmd.Process)
+		killNodeGroup(cmd.Process, n.vmPID())
 		<-exited
 	}
 	n.set(nodeDown, errors.New("it stopped with flowlab"))
 	n.log.Info("private RabbitMQ node stopped", "node", n.Name)
+}
+
+// vmPID is the Erlang VM's process id, which the node writes once it boots;
+// 0 before that.
+func (n *rabbitNode) vmPID() int {
+	b, err := os.ReadFile(n.file("node.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
 
 // answers reports whether the node takes an AMQP connection as guest.

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // installCommand is the one command that installs rabbitmq-server here.
@@ -29,5 +33,24 @@ func nodeProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
-// killNodeGroup kills the script and the Erlang VM it started.
-func killNodeGroup(p *os.Process) { syscall.Kill(-p.Pid, syscall.SIGKILL) }
+// killNodeGroup kills the script and the Erlang VM it started (vm, 0 when
+// not known yet), and waits up to a second for the VM to be dead: one of a
+// few hundred MiB takes a moment, and flowlab must not exit before it has.
+func killNodeGroup(p *os.Process, vm int) {
+	syscall.Kill(-p.Pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(time.Second); vm != 0 && running(vm) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// running reports whether pid is a live process. A zombie is not: the VM,
+// orphaned when its script is killed with it, waits there for init.
+func running(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
+}

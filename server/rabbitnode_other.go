@@ -17,4 +17,4 @@ func findRabbitServer() string { return "" }
 
 func nodeProcAttr() *syscall.SysProcAttr { return nil }
 
-func killNodeGroup(p *os.Process) { p.Kill() }
+func killNodeGroup(p *os.Process, _ int) { p.Kill() }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,13 +68,9 @@ func TestPrivateRabbitNodeAnswersAndStopsWithoutATrace(t *testing.T) {
 		t.Fatalf("get = %q %v %v", m.Body, ok, err)
 	}
 	conn.Close()
-	pidText, err := os.ReadFile(filepath.Join(n.dir, "node.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	beam, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
-	if err != nil || !running(beam) {
-		t.Fatalf("node.pid = %q: not a running Erlang VM", pidText)
+	beam := n.vmPID()
+	if beam == 0 || !running(beam) {
+		t.Fatalf("node.pid names no running Erlang VM (pid %d)", beam)
 	}
 
 	cancel()
@@ -98,25 +93,10 @@ func TestPrivateRabbitNodeAnswersAndStopsWithoutATrace(t *testing.T) {
 	}
 }
 
-// running reports whether pid is a live process; a zombie, which holds no
-// port and no memory, is not.
-func running(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	rest := stat[strings.LastIndexByte(string(stat), ')')+1:]
-	return !strings.HasPrefix(strings.TrimSpace(string(rest)), "Z")
-}
-
 // Where nothing answers at the default URL and rabbitmq-server is not
 // installed, the page names the one command that installs it; a URL the user
 // chose, or a default one that answers, is kept and no node is planned.
 func TestRabbitPlanWithoutRabbitMQServerSaysHowToInstallIt(t *testing.T) {
-	if installCommand == "" {
-		t.Skip("flowlab starts private nodes on Linux only")
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
