@@ -45,8 +45,8 @@ func planRabbit(rawURL string, isDefault bool, server string, dataDir func() (st
 	}
 	if server == "" {
 		if installCommand != "" {
-			plan.HowTo = "rabbitmq-server is not installed here: install it with `" + installCommand + "`, then start flowlab again " +
-				"and it runs a private RabbitMQ node of its own (or uses the one the package starts here)."
+			plan.HowTo = "rabbitmq-server is not installed here: install it with `" + installCommand + "`. " +
+				"flowlab uses the node the package starts, or starts a private node of its own when you run it again."
 		}
 		return plan
 	}
