@@ -30,6 +30,7 @@ type App struct {
 	stdout  io.Writer
 	web     net.Listener
 	kafka   *kafkaBroker
+	rabbit  *rabbitNode // flowlab's private RabbitMQ node, or nil
 	brokers *brokerWatch
 	labs    map[string]*labRun
 }
@@ -53,7 +54,11 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 		}
 		brokers = a.kafka.Addrs()
 	}
-	a.brokers = newBrokerWatch(brokers, a.kafka != nil, cfg.AMQPURL)
+	// The scenarios get the private node's URL before it answers: they
+	// redial by themselves, so the page is served at once.
+	rabbit := planRabbit(cfg.AMQPURL, cfg.AMQPURL == defaultAMQPURL(), findRabbitServer(), rabbitDataDir, a.log)
+	a.cfg.AMQPURL, a.rabbit = rabbit.URL, rabbit.Node
+	a.brokers = newBrokerWatch(brokers, a.kafka != nil, rabbit)
 
 	lab, err := a.openLab(cfg.Lab)
 	if err != nil {
@@ -117,6 +122,11 @@ func (a *App) Run(ctx context.Context) error {
 				cancel()
 			}
 		}()
+	}
+	if a.rabbit != nil {
+		// It stops as soon as runCtx ends, alongside the rest of the
+		// shutdown, and wg.Wait waits for it.
+		start(func(ctx context.Context) error { a.rabbit.Run(ctx); return nil })
 	}
 	start(func(ctx context.Context) error { a.brokers.Run(ctx); return nil })
 	for _, l := range a.labs {

@@ -13,10 +13,11 @@ import (
 
 // brokerState is what the page and the health endpoint say about a broker.
 type brokerState struct {
-	Name   string `json:"name"`   // "Kafka" or "RabbitMQ"
-	OK     bool   `json:"ok"`     // answered the last probe
-	Where  string `json:"where"`  // address, credentials removed
-	Status string `json:"status"` // one sentence for a person
+	Name     string `json:"name"`               // "Kafka" or "RabbitMQ"
+	OK       bool   `json:"ok"`                 // answered the last probe
+	Starting bool   `json:"starting,omitempty"` // flowlab's private node is on its way
+	Where    string `json:"where"`              // address, credentials removed
+	Status   string `json:"status"`             // one sentence for a person
 }
 
 // brokerWatch probes each broker every probeEvery, so the page always says
@@ -25,6 +26,8 @@ type brokerWatch struct {
 	kafkaAddrs []string
 	embedded   bool
 	amqpURL    string
+	node       *rabbitNode // flowlab's private RabbitMQ node, or nil
+	howTo      string      // how to get a RabbitMQ that answers
 	kafka      *kgo.Client
 	rabbit     *amqp.Connection // only Run's goroutine uses it, then Close
 
@@ -37,11 +40,11 @@ const (
 	probeTimeout = 2 * time.Second
 )
 
-func newBrokerWatch(kafkaAddrs []string, embedded bool, amqpURL string) *brokerWatch {
-	w := &brokerWatch{kafkaAddrs: kafkaAddrs, embedded: embedded, amqpURL: amqpURL}
+func newBrokerWatch(kafkaAddrs []string, embedded bool, rabbit rabbitPlan) *brokerWatch {
+	w := &brokerWatch{kafkaAddrs: kafkaAddrs, embedded: embedded, amqpURL: rabbit.URL, node: rabbit.Node, howTo: rabbit.HowTo}
 	w.states = []brokerState{
 		{Name: "Kafka", Where: strings.Join(kafkaAddrs, ","), Status: "checking…"},
-		{Name: "RabbitMQ", Where: redactURL(amqpURL), Status: "checking…"},
+		{Name: "RabbitMQ", Where: redactURL(rabbit.URL), Status: "checking…"},
 	}
 	// The client dials lazily, so creating it cannot fail on an absent broker.
 	w.kafka, _ = kgo.NewClient(kgo.SeedBrokers(kafkaAddrs...))
@@ -105,21 +108,29 @@ func (w *brokerWatch) probeKafka(ctx context.Context) brokerState {
 // probeRabbit keeps one connection open and dials again only once it has
 // closed: a connection per probe would be the article's connection per
 // publish, every two seconds, in the broker's log. A short heartbeat makes a
-// broker that went away show within seconds.
+// broker that went away show within seconds. While flowlab's private node
+// is starting or down, the node says what it is doing instead.
 func (w *brokerWatch) probeRabbit() brokerState {
-	s := brokerState{Name: "RabbitMQ", Where: redactURL(w.amqpURL)}
+	s := brokerState{Name: "RabbitMQ", Where: redactURL(w.amqpURL), Status: "answering"}
+	if w.node != nil {
+		var p nodePhase
+		p, s.Status = w.node.State()
+		if p != nodeUp {
+			s.Starting = p == nodeStarting
+			return s
+		}
+	}
 	if w.rabbit != nil && !w.rabbit.IsClosed() {
-		s.OK, s.Status = true, "answering"
+		s.OK = true
 		return s
 	}
 	conn, err := amqp.DialConfig(w.amqpURL, amqp.Config{Dial: amqp.DefaultDial(probeTimeout), Heartbeat: probeEvery})
 	if err != nil {
-		s.Status = "not answering (" + err.Error() + "). Get one with `sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached`, " +
-			"or `docker compose up -d rabbitmq`, or point AMQP_URL at yours. flowlab keeps trying every few seconds."
+		s.Status = "not answering (" + err.Error() + "). " + w.howTo + " flowlab keeps trying every few seconds."
 		return s
 	}
 	w.rabbit = conn
-	s.OK, s.Status = true, "answering"
+	s.OK = true
 	return s
 }
 

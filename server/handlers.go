@@ -54,7 +54,7 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 func brokerViews(states []brokerState) []web.Broker {
 	out := make([]web.Broker, len(states))
 	for i, b := range states {
-		out[i] = web.Broker{Name: b.Name, OK: b.OK, Where: b.Where, Status: b.Status}
+		out[i] = web.Broker{Name: b.Name, OK: b.OK, Starting: b.Starting, Where: b.Where, Status: b.Status}
 	}
 	return out
 }

@@ -123,17 +123,21 @@ function counters(list) {
 // this pattern needs when it does not answer.
 function brokers(list) {
   const note = document.getElementById('broker-note');
-  let missing = '';
+  let missing = '', starting = false;
   for (const b of list || []) {
-    if (b.name === app.dataset.broker && !b.ok) missing = `${b.name} at ${b.where} is ${b.status}`;
+    if (b.name === app.dataset.broker && !b.ok) {
+      missing = `${b.name} at ${b.where} is ${b.status}`;
+      starting = Boolean(b.starting);
+    }
     const pill = document.querySelector(`[data-broker="${CSS.escape(b.name)}"]`);
     if (!pill) continue;
-    pill.className = `pill ${b.ok ? 'ok' : 'bad'}`;
+    pill.className = `pill ${b.ok ? 'ok' : b.starting ? '' : 'bad'}`;
     pill.title = `${b.where}: ${b.status}`;
-    pill.lastChild.textContent = `${b.name} ${b.ok ? 'up' : 'not answering'}`;
+    pill.lastChild.textContent = `${b.name} ${b.ok ? 'up' : b.starting ? 'starting…' : 'not answering'}`;
   }
   if (list) {
     note.hidden = missing === '';
+    note.classList.toggle('starting', starting);
     note.textContent = missing;
   }
 }

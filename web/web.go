@@ -34,10 +34,11 @@ type Tab struct {
 
 // Broker is one broker's state in the header.
 type Broker struct {
-	Name   string
-	OK     bool
-	Where  string
-	Status string
+	Name     string
+	OK       bool
+	Starting bool // flowlab's private node is on its way
+	Where    string
+	Status   string
 }
 
 // KnobGroup is the knobs of one node, in declaration order.
@@ -128,15 +129,21 @@ func switchLabel(k flow.Knob) string {
 }
 
 func brokerClass(b Broker) string {
-	if b.OK {
+	switch {
+	case b.OK:
 		return "pill ok"
+	case b.Starting:
+		return "pill"
 	}
 	return "pill bad"
 }
 
 func brokerText(b Broker) string {
-	if b.OK {
+	switch {
+	case b.OK:
 		return b.Name + " up"
+	case b.Starting:
+		return b.Name + " starting…"
 	}
 	return b.Name + " not answering"
 }

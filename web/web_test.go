@@ -66,6 +66,29 @@ func TestScenarioPageDrawsEveryKnobWithItsValue(t *testing.T) {
 	}
 }
 
+// While flowlab's private RabbitMQ node starts, its pill says so instead of
+// "not answering", and is not drawn as a failure.
+func TestBrokerPillSaysAPrivateNodeIsStarting(t *testing.T) {
+	p := web.Page{Lab: "default", Scenario: "event-driven", Title: "t", Brokers: []web.Broker{{Name: "RabbitMQ", Starting: true, Status: "starting a private RabbitMQ node… (4 s)"}}}
+	var buf bytes.Buffer
+	if err := web.ScenarioPage(p).Render(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pill := testIDs(doc)["broker-RabbitMQ"]
+	if got := text(pill); !strings.Contains(got, "RabbitMQ starting…") {
+		t.Errorf("RabbitMQ pill says %q", got)
+	}
+	for _, a := range pill.Attr {
+		if a.Key == "class" && strings.Contains(a.Val, "bad") {
+			t.Errorf("a starting node's pill has class %q", a.Val)
+		}
+	}
+}
+
 func testIDs(n *html.Node) map[string]*html.Node {
 	m := map[string]*html.Node{}
 	var walk func(*html.Node)
