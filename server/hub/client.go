@@ -106,7 +106,8 @@ func (h *Hub) write(conn *websocket.Conn, c *client) {
 	ping := time.NewTicker(pingPeriod)
 	defer func() {
 		ping.Stop()
-		conn.Close() // unblocks the reader
+		c.stop()     // unblocks a reader waiting to queue a reply
+		conn.Close() // unblocks a reader waiting for a message
 	}()
 	for {
 		if c.behind.Swap(false) {

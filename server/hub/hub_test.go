@@ -24,6 +24,12 @@ import (
 // with {"type":"reply","echo":…}.
 func startHub(t testing.TB, h *hub.Hub) (*httptest.Server, context.CancelFunc) {
 	t.Helper()
+	return startHubWith(t, h, func(msg []byte) any { return map[string]any{"type": "reply", "echo": string(msg)} })
+}
+
+// startHubWith serves h with handle answering every command.
+func startHubWith(t testing.TB, h *hub.Hub, handle hub.Handler) (*httptest.Server, context.CancelFunc) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
@@ -33,7 +39,7 @@ func startHub(t testing.TB, h *hub.Hub) (*httptest.Server, context.CancelFunc) {
 		if err != nil {
 			return
 		}
-		h.Serve(conn, func(msg []byte) any { return map[string]any{"type": "reply", "echo": string(msg)} })
+		h.Serve(conn, handle)
 	}))
 	return srv, func() {
 		cancel()
@@ -271,6 +277,37 @@ func TestNoGoroutineLeftAfterManyClients(t *testing.T) {
 	}
 	waitClients(t, h, 0)
 	stop()
+}
+
+// A browser that leaves while its replies are still being written is
+// forgotten: its reader, blocked on a full reply queue when the writer gives
+// up, must end too.
+func TestClientLeavingWhileRepliesWaitIsForgotten(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := hub.New(hub.Config{})
+	big := strings.Repeat("r", 1<<20)
+	srv, stop := startHubWith(t, h, func([]byte) any { return map[string]any{"type": "reply", "echo": big} })
+	defer stop()
+	small := &websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}).DialContext}
+	for range 3 {
+		conn := mustDial(t, srv, small)
+		waitClients(t, h, 1)
+		// 16 replies of 1 MiB, never read: more than the socket buffers and
+		// the reply queue hold, so the writer blocks and the reader waits.
+		for i := range 16 {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":%d}`, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // let the server read them; a bounded pause, not a timing assertion
+		// Closing with unread data resets the connection: the writer's next
+		// write fails at once.
+		conn.NetConn().(*net.TCPConn).SetLinger(0)
+		conn.Close()
+		waitClients(t, h, 0)
+	}
 }
 
 func waitClients(t testing.TB, h *hub.Hub, n int) {
