@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -116,6 +117,111 @@ func TestCommandsAreAnswered(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if err := conn.ReadJSON(&r); err != nil || r["ok"] != false || !strings.Contains(r["error"].(string), "too large") {
 		t.Fatalf("oversize command answered %v, %v; want an error reply", r, err)
+	}
+}
+
+// A command in a binary frame is refused with an error reply carrying its id,
+// and never reaches the handler.
+func TestBinaryFrameIsRefused(t *testing.T) {
+	var calls atomic.Int64
+	h := hub.New(hub.Config{})
+	srv, stop := startHubWith(t, h, func(msg []byte) any { calls.Add(1); return map[string]any{"type": "reply", "echo": string(msg)} })
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	conn.WriteMessage(websocket.BinaryMessage, []byte(`{"id":3,"op":"set","knob":"rate","value":0}`))
+	r := readReply(t, conn)
+	if r.OK || r.ID != 3 || r.Kind != "invalid" || !strings.Contains(r.Error, "text frame") {
+		t.Fatalf("binary command answered %+v; want an invalid reply for id 3 naming text frames", r)
+	}
+	if calls.Load() != 0 {
+		t.Fatal("the handler was called for a binary frame")
+	}
+}
+
+// Commands past a burst are refused, without reaching the handler, until the
+// rate allows more.
+func TestCommandsAreRateLimited(t *testing.T) {
+	var calls atomic.Int64
+	h := hub.New(hub.Config{})
+	srv, stop := startHubWith(t, h, func(msg []byte) any { calls.Add(1); return map[string]any{"type": "reply", "ok": true} })
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	start := time.Now()
+	const n = 200
+	go func() {
+		for i := range n {
+			conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":%d}`, i+1)))
+		}
+	}()
+	refused := 0
+	for range n {
+		r := readReply(t, conn)
+		if r.OK {
+			continue
+		}
+		refused++
+		if r.ID == 0 || r.Kind != "invalid" || !strings.Contains(r.Error, "too many commands") {
+			t.Fatalf("refused command answered %+v; want its id and a clear error", r)
+		}
+	}
+	elapsed := time.Since(start)
+	handled := int(calls.Load())
+	if handled+refused != n || handled < 20 || float64(handled) > 21+10*elapsed.Seconds() {
+		t.Fatalf("%d of %d commands handled in %v, %d refused; want a burst of 20, then 10 a second", handled, n, elapsed, refused)
+	}
+	t.Logf("%d of %d commands handled in %v", handled, n, elapsed)
+	time.Sleep(300 * time.Millisecond) // the bucket refills
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"id":999}`))
+	if r := readReply(t, conn); !r.OK {
+		t.Fatalf("after a pause a command was refused: %+v", r)
+	}
+}
+
+// A frame with stats and no events carries an empty list, not null: the page
+// iterates it.
+func TestFrameWithoutEventsCarriesEmptyList(t *testing.T) {
+	n := 0
+	h := hub.New(hub.Config{Stats: func() any { n++; return n }, Interval: time.Hour})
+	srv, stop := startHub(t, h)
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	waitClients(t, h, 1)
+	h.Flush()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg), `"events":[]`) {
+		t.Fatalf("frame %s; want \"events\":[]", msg)
+	}
+}
+
+type replyMsg struct {
+	Type  string `json:"type"`
+	ID    int    `json:"id"`
+	OK    bool   `json:"ok"`
+	Kind  string `json:"kind"`
+	Error string `json:"error"`
+}
+
+func readReply(t testing.TB, conn *websocket.Conn) replyMsg {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var r replyMsg
+		if err := conn.ReadJSON(&r); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if r.Type == "reply" {
+			return r
+		}
 	}
 }
 
