@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -17,11 +18,14 @@ import (
 // that, an environment variable.
 type Config struct {
 	Addr         string   // the page and the websocket
+	Hosts        []string // names, besides this machine's, the page may be opened by
 	ProductAddr  string   // product-service of the request-response pattern
 	KafkaBrokers []string // an external Kafka cluster; empty means the embedded broker
 	KafkaAddr    string   // where the embedded broker listens
 	AMQPURL      string   // RabbitMQ
 	Lab          string   // the lab's id, which names every broker object it uses
+
+	hosts string // Hosts as given, comma-separated
 }
 
 // setting is one configurable value: its flag, its environment variable, its
@@ -35,6 +39,7 @@ type setting struct {
 func (c *Config) settings(kafka *string) []setting {
 	return []setting{
 		{"addr", "FLOWLAB_ADDR", ":8080", "address of the web page and websocket", &c.Addr},
+		{"hosts", "FLOWLAB_HOSTS", "", "comma-separated host names, besides localhost and this machine's addresses, that may open the page (e.g. a classroom's LAN name)", &c.hosts},
 		{"product-addr", "PRODUCT_ADDR", ":5000", "address of product-service (request-response)", &c.ProductAddr},
 		{"kafka-brokers", "KAFKA_BROKERS", "", "comma-separated external Kafka brokers; empty starts the embedded broker", kafka},
 		{"kafka-addr", "KAFKA_ADDR", "127.0.0.1:9092", "address of the embedded Kafka broker", &c.KafkaAddr},
@@ -72,6 +77,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if kafka != "" {
 		c.KafkaBrokers = strings.Split(kafka, ",")
 	}
+	if c.hosts != "" {
+		for _, h := range strings.Split(c.hosts, ",") {
+			c.Hosts = append(c.Hosts, strings.TrimSuffix(strings.ToLower(h), "."))
+		}
+	}
 	return c, nil
 }
 
@@ -88,6 +98,15 @@ func check(name, v string) error {
 				return err
 			}
 		}
+	case "hosts":
+		if v == "" {
+			return nil
+		}
+		for _, h := range strings.Split(v, ",") {
+			if !hostName.MatchString(h) {
+				return fmt.Errorf("%q is not a host name like classroom.local (no scheme, port or spaces)", h)
+			}
+		}
 	case "lab":
 		if _, err := flow.NewLab(v); err != nil {
 			return err
@@ -99,6 +118,10 @@ func check(name, v string) error {
 	}
 	return nil
 }
+
+// hostName is a DNS name or an IPv4 address; an IPv6 address needs no
+// configuring, as only this machine's are reachable.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
 
 func checkAddr(v string) error {
 	_, port, err := net.SplitHostPort(v)

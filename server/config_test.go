@@ -28,6 +28,9 @@ func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
 		{[]string{"-product-addr", ":99999"}, nil, "-product-addr / PRODUCT_ADDR"},
 		{nil, map[string]string{"KAFKA_BROKERS": "localhost"}, "-kafka-brokers / KAFKA_BROKERS"},
 		{nil, map[string]string{"AMQP_URL": "http://x"}, "-amqp-url / AMQP_URL"},
+		{[]string{"-hosts", "http://classroom.lan"}, nil, "-hosts / FLOWLAB_HOSTS"},
+		{nil, map[string]string{"FLOWLAB_HOSTS": "a.lan,b.lan:8080"}, "-hosts / FLOWLAB_HOSTS"},
+		{[]string{"-hosts", "a.lan,"}, nil, "-hosts / FLOWLAB_HOSTS"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{[]string{"-nope"}, nil, "not defined"},
 	}
