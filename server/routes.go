@@ -18,6 +18,8 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /labs/{lab}/{scenario}/messages/{id}", a.handleTrace)
 	mux.HandleFunc("GET /healthz", a.handleHealth)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", noCache(http.FileServerFS(filesOnly{static.Files}))))
+	// No icon: an empty answer spares every page a 404 in its console.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /", a.handleNotFound)
 	return a.ownHostsOnly(mux)
 }
