@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
+	"strconv"
 )
 
 // KnobType says what values a knob takes and how the page draws it.
@@ -68,18 +68,19 @@ func (k Knob) Parse(raw json.RawMessage) (any, error) {
 		}
 		return nil, Errorf(Invalid, "%s has no option %q: pick one of %s", k.Label, s, k.choiceList())
 	case IntKnob:
-		var f float64
-		if null || json.Unmarshal(raw, &f) != nil || f != math.Trunc(f) {
+		// Only a plain integer literal: a float would take 1e-400 as 0 and
+		// round a huge number.
+		n, err := strconv.ParseInt(string(raw), 10, strconv.IntSize)
+		if null || err != nil || raw[0] == '+' || !json.Valid(raw) {
 			return nil, Errorf(Invalid, "%s takes a whole number %s", k.Label, k.rangeText())
 		}
-		n := int(f)
 		if n == 0 && k.Off != "" {
 			return 0, nil
 		}
-		if n < k.Min || n > k.Max {
+		if n < int64(k.Min) || n > int64(k.Max) {
 			return nil, Errorf(Invalid, "%s must be %s, not %d", k.Label, k.rangeText(), n)
 		}
-		return n, nil
+		return int(n), nil
 	}
 	return nil, Errorf(Internal, "knob %s has unknown type %q", k.Name, k.Type)
 }

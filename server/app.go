@@ -23,6 +23,14 @@ import (
 // listening after it.
 const shutdownWait = 4 * time.Second
 
+// Timeouts of the page server. A websocket outlives them: its upgrade clears
+// the connection's deadlines, and the hub keeps its own.
+const (
+	readTimeout  = 10 * time.Second
+	writeTimeout = 30 * time.Second
+	idleTimeout  = 5 * time.Second // an idle keep-alive connection is closed, as Node's http server does
+)
+
 // App is flowlab wired together: listeners bound, nothing running yet.
 type App struct {
 	cfg     Config
@@ -107,7 +115,8 @@ func (a *App) openLab(id string) (*labRun, error) {
 
 // Run serves until ctx ends, then shuts down within shutdownWait.
 func (a *App) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

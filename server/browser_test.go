@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -49,9 +52,73 @@ func browser(t *testing.T) context.Context {
 	}
 	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
 	t.Cleanup(cancel2)
+	failOnPageErrors(t, ctx)
 	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancel3)
 	return ctx
+}
+
+// failOnPageErrors fails the test, as it ends, for every uncaught exception,
+// console.error and error log entry of any page it opened: a page that throws
+// has dropped what it was drawing, even when it still looks right.
+func failOnPageErrors(t *testing.T, ctx context.Context) {
+	var mu sync.Mutex
+	var errs []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		var msg string
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			msg = "uncaught " + ev.ExceptionDetails.Error()
+			if ev.ExceptionDetails.URL != "" {
+				msg += " in " + ev.ExceptionDetails.URL
+			}
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type != runtime.APITypeError {
+				return
+			}
+			msg = "console.error:"
+			for _, a := range ev.Args {
+				msg += " " + a.Description + string(a.Value)
+			}
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level != cdplog.LevelError {
+				return
+			}
+			msg = "error logged: " + ev.Entry.Text + " " + ev.Entry.URL
+		default:
+			return
+		}
+		mu.Lock()
+		errs = append(errs, msg)
+		mu.Unlock()
+	})
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range errs {
+			t.Errorf("the page: %s", e)
+		}
+	})
+}
+
+// Every page loads, goes live and applies frames without a single error in
+// the browser, even while its lab is quiet.
+func TestBrowserLoadsEveryPageWithoutErrors(t *testing.T) {
+	s := MustStart(t)
+	ctx := browser(t)
+	for _, page := range []string{"request-response", "event-driven", "work-queue", "async-messaging"} {
+		if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/"+page)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, page+" live", `document.querySelector('#conn.ok') !== null`)
+		waitJS(t, ctx, page+" counters shown", `document.querySelectorAll('#counters dd').length > 0`)
+		time.Sleep(time.Second) // several frames, the first of a quiet lab among them
+		var png []byte
+		if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(os.TempDir(), "flowlab-load-"+page+".png"), png, 0o644)
+	}
 }
 
 // waitJS polls a JavaScript condition until it holds, and reports how long

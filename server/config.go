@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 // that, an environment variable.
 type Config struct {
 	Addr         string   // the page and the websocket
+	Hosts        []string // names, besides this machine's, the page may be opened by
 	ProductAddr  string   // product-service of the request-response pattern
 	KafkaBrokers []string // an external Kafka cluster; empty means the embedded broker
 	KafkaAddr    string   // where the embedded broker listens
@@ -28,6 +30,7 @@ type Config struct {
 	// keeps them all (and their memory).
 	KafkaRetention time.Duration
 	kafkaRetention string // as given
+	hosts          string // Hosts as given, comma-separated
 }
 
 // setting is one configurable value: its flag, its environment variable, its
@@ -41,6 +44,7 @@ type setting struct {
 func (c *Config) settings(kafka *string) []setting {
 	return []setting{
 		{"addr", "FLOWLAB_ADDR", ":8080", "address of the web page and websocket", &c.Addr},
+		{"hosts", "FLOWLAB_HOSTS", "", "comma-separated host names, besides localhost and this machine's addresses, that may open the page (e.g. a classroom's LAN name)", &c.hosts},
 		{"product-addr", "PRODUCT_ADDR", ":5000", "address of product-service (request-response)", &c.ProductAddr},
 		{"kafka-brokers", "KAFKA_BROKERS", "", "comma-separated external Kafka brokers; empty starts the embedded broker", kafka},
 		{"kafka-addr", "KAFKA_ADDR", "127.0.0.1:9092", "address of the embedded Kafka broker", &c.KafkaAddr},
@@ -80,6 +84,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		c.KafkaBrokers = strings.Split(kafka, ",")
 	}
 	c.KafkaRetention, _ = time.ParseDuration(c.kafkaRetention) // checked above
+	if c.hosts != "" {
+		for _, h := range strings.Split(c.hosts, ",") {
+			c.Hosts = append(c.Hosts, strings.TrimSuffix(strings.ToLower(h), "."))
+		}
+	}
 	return c, nil
 }
 
@@ -101,6 +110,15 @@ func check(name, v string) error {
 		if err != nil || (d != 0 && d < time.Second) {
 			return fmt.Errorf("%q is not a retention like 10m or 2h (at least 1s, or 0 to keep every record)", v)
 		}
+	case "hosts":
+		if v == "" {
+			return nil
+		}
+		for _, h := range strings.Split(v, ",") {
+			if !hostName.MatchString(h) {
+				return fmt.Errorf("%q is not a host name like classroom.local (no scheme, port or spaces)", h)
+			}
+		}
 	case "lab":
 		if _, err := flow.NewLab(v); err != nil {
 			return err
@@ -112,6 +130,10 @@ func check(name, v string) error {
 	}
 	return nil
 }
+
+// hostName is a DNS name or an IPv4 address; an IPv6 address needs no
+// configuring, as only this machine's are reachable.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
 
 func checkAddr(v string) error {
 	_, port, err := net.SplitHostPort(v)

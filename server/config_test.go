@@ -32,6 +32,9 @@ func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
 		{[]string{"-kafka-retention", "10"}, nil, "-kafka-retention / KAFKA_RETENTION"},
 		{nil, map[string]string{"KAFKA_RETENTION": "500ms"}, "-kafka-retention / KAFKA_RETENTION"},
 		{nil, map[string]string{"KAFKA_RETENTION": "-1h"}, "-kafka-retention / KAFKA_RETENTION"},
+		{[]string{"-hosts", "http://classroom.lan"}, nil, "-hosts / FLOWLAB_HOSTS"},
+		{nil, map[string]string{"FLOWLAB_HOSTS": "a.lan,b.lan:8080"}, "-hosts / FLOWLAB_HOSTS"},
+		{[]string{"-hosts", "a.lan,"}, nil, "-hosts / FLOWLAB_HOSTS"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{[]string{"-nope"}, nil, "not defined"},
 	}

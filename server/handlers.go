@@ -3,7 +3,11 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/gorilla/websocket"
@@ -60,7 +64,8 @@ func brokerViews(states []brokerState) []web.Broker {
 }
 
 // upgrader refuses a websocket from a foreign Origin: its default CheckOrigin
-// accepts only an Origin whose host is the request's own.
+// accepts only an Origin whose host and port are the request's own, which
+// ownHostsOnly has already checked.
 var upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384}
 
 func (a *App) handleSocket(w http.ResponseWriter, r *http.Request) {
@@ -162,6 +167,58 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// ownHostsOnly refuses a request whose Host is not localhost, one of this
+// machine's names or addresses, or a name given in -hosts. A page elsewhere
+// could otherwise point its own name at this machine (DNS rebinding) and
+// drive the lab from a learner's browser.
+func (a *App) ownHostsOnly(h http.Handler) http.Handler {
+	names := map[string]bool{"localhost": true}
+	if n, err := os.Hostname(); err == nil {
+		names[strings.ToLower(n)] = true
+	}
+	for _, n := range a.cfg.Hosts {
+		names[n] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		if !names[host] && !strings.HasSuffix(host, ".localhost") && !ownAddress(host) {
+			http.Error(w, fmt.Sprintf("flowlab does not answer to the name %q: open it as localhost or by this machine's address, "+
+				"or start flowlab with -hosts %s (or FLOWLAB_HOSTS) to allow that name", host, host), http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ownAddress says whether host is an IP address of this machine. The
+// interfaces are asked each time, as a laptop's address may change.
+func ownAddress(host string) bool {
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return false
+	}
+	ip = ip.WithZone("").Unmap()
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if own, ok := netip.AddrFromSlice(n.IP); ok && own.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // noCache makes a browser revalidate the embedded files, so a new build is

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"flowlab/flow"
 	"flowlab/server/hub"
@@ -157,13 +159,15 @@ func (s *scenarioRun) frameStats() any {
 	return msg
 }
 
-// command is what a browser sends to change the lab.
+// command is what a browser sends to change the lab: one JSON object of
+// these fields, named exactly so, each at most once. "set" takes knob and
+// value, "preset" takes preset.
 type command struct {
-	ID     int             `json:"id"`
-	Op     string          `json:"op"` // "set" or "preset"
-	Knob   string          `json:"knob,omitempty"`
-	Value  json.RawMessage `json:"value,omitempty"`
-	Preset string          `json:"preset,omitempty"`
+	ID     int
+	Op     string
+	Knob   string
+	Value  json.RawMessage
+	Preset string
 }
 
 // reply answers one command; on success it carries every knob's new value.
@@ -178,16 +182,17 @@ type reply struct {
 
 // handle validates and carries out one command; a bad one changes nothing.
 func (s *scenarioRun) handle(msg []byte) any {
-	var c command
-	if err := decodeStrict(msg, &c); err != nil {
+	c, err := decodeCommand(msg)
+	if err != nil {
 		return errorReply(c.ID, flow.Errorf(flow.Invalid, "malformed command: %v", err))
 	}
-	var err error
-	switch c.Op {
-	case "set":
+	switch {
+	case c.Op == "set" && c.Preset == "":
 		err = flow.SetKnob(s, c.Knob, c.Value)
-	case "preset":
+	case c.Op == "preset" && c.Knob == "" && c.Value == nil:
 		err = flow.ApplyPreset(s, c.Preset)
+	case c.Op == "set" || c.Op == "preset":
+		err = flow.Errorf(flow.Invalid, "malformed command: \"set\" takes knob and value, \"preset\" takes preset")
 	default:
 		err = flow.Errorf(flow.Invalid, "unknown command %q: use \"set\" or \"preset\"", c.Op)
 	}
@@ -201,14 +206,63 @@ func errorReply(id int, err error) reply {
 	return reply{Type: "reply", ID: id, Kind: string(flow.KindOf(err)), Error: flow.MessageOf(err)}
 }
 
-func decodeStrict(msg []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(msg))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
+// decodeCommand reads a command strictly. encoding/json alone takes what
+// follows the object (Decoder.More is false before "]" or "}"), names in
+// another case or by Unicode folding ("KNOB", "\u212anob"), and the last of
+// duplicate names; none of those is a command. On error, c has the id read
+// so far, for the reply.
+func decodeCommand(msg []byte) (c command, err error) {
+	if !utf8.Valid(msg) || !json.Valid(msg) {
+		return c, errors.New("not one JSON value")
 	}
-	if dec.More() {
-		return errors.New("more than one JSON value")
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	if t, _ := dec.Token(); t != json.Delim('{') {
+		return c, errors.New("not a JSON object")
+	}
+	// json.Valid has checked the whole message, so the object's end is the
+	// message's end and every name is a string.
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return c, err
+		}
+		name := t.(string)
+		if seen[name] {
+			return c, fmt.Errorf("field %q appears twice", name)
+		}
+		seen[name] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return c, err
+		}
+		if err := c.setField(name, raw); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func (c *command) setField(name string, raw json.RawMessage) error {
+	var dst any
+	switch name {
+	case "id":
+		dst = &c.ID
+	case "op":
+		dst = &c.Op
+	case "knob":
+		dst = &c.Knob
+	case "preset":
+		dst = &c.Preset
+	case "value":
+		c.Value = raw
+		return nil
+	default:
+		return fmt.Errorf("unknown field %q: a command has only id, op, knob, value and preset, named exactly so", name)
+	}
+	// null would leave the field as it was; a number must be a plain integer.
+	if string(raw) == "null" || json.Unmarshal(raw, dst) != nil {
+		return fmt.Errorf("field %q has the wrong type: id is a whole number, the others are strings", name)
 	}
 	return nil
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"io/fs"
 	"net/http"
 
 	"flowlab/static"
 )
 
-// routes lists every route flowlab serves.
+// routes lists every route flowlab serves. Each names its method, so another
+// method on a known path answers 405 with Allow; only names of this machine
+// reach any of them.
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.handleHome)
@@ -14,7 +17,24 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /labs/{lab}/{scenario}/ws", a.handleSocket)
 	mux.HandleFunc("GET /labs/{lab}/{scenario}/messages/{id}", a.handleTrace)
 	mux.HandleFunc("GET /healthz", a.handleHealth)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", noCache(http.FileServerFS(static.Files))))
-	mux.HandleFunc("/", a.handleNotFound)
-	return mux
+	mux.Handle("GET /static/", http.StripPrefix("/static/", noCache(http.FileServerFS(filesOnly{static.Files}))))
+	// No icon: an empty answer spares every page a 404 in its console.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("GET /", a.handleNotFound)
+	return a.ownHostsOnly(mux)
+}
+
+// filesOnly serves files and refuses folders, so /static/ lists nothing.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, fs.ErrNotExist
+	}
+	return file, nil
 }

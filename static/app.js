@@ -41,15 +41,17 @@ function snapshot(s) {
 }
 
 function frame(f) {
+  // A frame with no events list still carries stats: never let it throw.
+  let events = Array.isArray(f.events) ? f.events : [];
   if (seenUpTo) {
-    f.events = f.events.filter((e) => e.seq > seenUpTo);
+    events = events.filter((e) => e.seq > seenUpTo);
     seenUpTo = 0;
   }
   if (f.stats && f.stats.view) diagram.setView(f.stats.view);
-  if (f.events.length) {
-    diagram.animate(f.events);
-    log.add(f.events);
-    for (const e of f.events) {
+  if (events.length) {
+    diagram.animate(events);
+    log.add(events);
+    for (const e of events) {
       if (e.kind === 'state' && e.detail && e.detail.knob) controls.knobChanged(e.detail.knob, e.detail.value);
       if (e.kind === 'rebalance') callout(e);
     }

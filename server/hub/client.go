@@ -2,11 +2,13 @@ package hub
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // Timing and size limits of a browser connection.
@@ -16,6 +18,11 @@ const (
 	pingPeriod = pongWait * 9 / 10 // ping before the peer's read deadline passes
 	CommandMax = 4 << 10           // a larger command gets an error reply
 	readLimit  = 64 << 10          // a larger frame closes the connection (1009)
+
+	// A connection may send a burst of commands, then this many a second;
+	// past that a command is refused, so one page cannot flood a lab.
+	commandBurst = 20
+	commandRate  = 10
 )
 
 // Handler answers one command message from a browser with one reply message.
@@ -77,16 +84,21 @@ func (h *Hub) read(conn *websocket.Conn, c *client, handle Handler) {
 	conn.SetReadLimit(readLimit)
 	conn.SetReadDeadline(time.Now().Add(pongWait))
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	limit := rate.NewLimiter(commandRate, commandBurst)
 	for {
-		_, msg, err := conn.ReadMessage()
+		typ, msg, err := conn.ReadMessage()
 		if err != nil {
 			return
 		}
 		var reply any
-		if len(msg) > CommandMax {
-			reply = map[string]any{"type": "reply", "ok": false, "kind": "invalid",
-				"error": "command too large: at most 4 KiB"}
-		} else {
+		switch {
+		case !limit.Allow():
+			reply = refusal(msg, fmt.Sprintf("too many commands: at most %d at once, then %d a second; this one was not carried out", commandBurst, commandRate))
+		case typ != websocket.TextMessage:
+			reply = refusal(msg, "a command is JSON text: send it in a text frame, not a binary one")
+		case len(msg) > CommandMax:
+			reply = refusal(msg, "command too large: at most 4 KiB")
+		default:
 			reply = handle(msg)
 		}
 		b, err := json.Marshal(reply)
@@ -102,11 +114,22 @@ func (h *Hub) read(conn *websocket.Conn, c *client, handle Handler) {
 	}
 }
 
+// refusal is the error reply to a command the handler never sees. It carries
+// the command's id, if one can be read, so the page can match it.
+func refusal(msg []byte, why string) map[string]any {
+	var head struct {
+		ID int `json:"id"`
+	}
+	json.Unmarshal(msg, &head)
+	return map[string]any{"type": "reply", "id": head.ID, "ok": false, "kind": "invalid", "error": why}
+}
+
 func (h *Hub) write(conn *websocket.Conn, c *client) {
 	ping := time.NewTicker(pingPeriod)
 	defer func() {
 		ping.Stop()
-		conn.Close() // unblocks the reader
+		c.stop()     // unblocks a reader waiting to queue a reply
+		conn.Close() // unblocks a reader waiting for a message
 	}()
 	for {
 		if c.behind.Swap(false) {

@@ -156,6 +156,9 @@ func (h *Hub) Flush() {
 	h.mu.Unlock()
 
 	f := frame{Type: "frame", Events: sample(events, h.cfg.MaxEvents)}
+	if f.Events == nil {
+		f.Events = []flow.Event{} // a list the page can iterate, never null
+	}
 	f.Omitted = len(events) - len(f.Events) + lost
 	if h.cfg.Stats != nil {
 		stats, err := json.Marshal(h.cfg.Stats())

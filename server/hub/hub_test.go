@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,12 @@ import (
 // with {"type":"reply","echo":…}.
 func startHub(t testing.TB, h *hub.Hub) (*httptest.Server, context.CancelFunc) {
 	t.Helper()
+	return startHubWith(t, h, func(msg []byte) any { return map[string]any{"type": "reply", "echo": string(msg)} })
+}
+
+// startHubWith serves h with handle answering every command.
+func startHubWith(t testing.TB, h *hub.Hub, handle hub.Handler) (*httptest.Server, context.CancelFunc) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
@@ -33,7 +40,7 @@ func startHub(t testing.TB, h *hub.Hub) (*httptest.Server, context.CancelFunc) {
 		if err != nil {
 			return
 		}
-		h.Serve(conn, func(msg []byte) any { return map[string]any{"type": "reply", "echo": string(msg)} })
+		h.Serve(conn, handle)
 	}))
 	return srv, func() {
 		cancel()
@@ -110,6 +117,111 @@ func TestCommandsAreAnswered(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if err := conn.ReadJSON(&r); err != nil || r["ok"] != false || !strings.Contains(r["error"].(string), "too large") {
 		t.Fatalf("oversize command answered %v, %v; want an error reply", r, err)
+	}
+}
+
+// A command in a binary frame is refused with an error reply carrying its id,
+// and never reaches the handler.
+func TestBinaryFrameIsRefused(t *testing.T) {
+	var calls atomic.Int64
+	h := hub.New(hub.Config{})
+	srv, stop := startHubWith(t, h, func(msg []byte) any { calls.Add(1); return map[string]any{"type": "reply", "echo": string(msg)} })
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	conn.WriteMessage(websocket.BinaryMessage, []byte(`{"id":3,"op":"set","knob":"rate","value":0}`))
+	r := readReply(t, conn)
+	if r.OK || r.ID != 3 || r.Kind != "invalid" || !strings.Contains(r.Error, "text frame") {
+		t.Fatalf("binary command answered %+v; want an invalid reply for id 3 naming text frames", r)
+	}
+	if calls.Load() != 0 {
+		t.Fatal("the handler was called for a binary frame")
+	}
+}
+
+// Commands past a burst are refused, without reaching the handler, until the
+// rate allows more.
+func TestCommandsAreRateLimited(t *testing.T) {
+	var calls atomic.Int64
+	h := hub.New(hub.Config{})
+	srv, stop := startHubWith(t, h, func(msg []byte) any { calls.Add(1); return map[string]any{"type": "reply", "ok": true} })
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	start := time.Now()
+	const n = 200
+	go func() {
+		for i := range n {
+			conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":%d}`, i+1)))
+		}
+	}()
+	refused := 0
+	for range n {
+		r := readReply(t, conn)
+		if r.OK {
+			continue
+		}
+		refused++
+		if r.ID == 0 || r.Kind != "invalid" || !strings.Contains(r.Error, "too many commands") {
+			t.Fatalf("refused command answered %+v; want its id and a clear error", r)
+		}
+	}
+	elapsed := time.Since(start)
+	handled := int(calls.Load())
+	if handled+refused != n || handled < 20 || float64(handled) > 21+10*elapsed.Seconds() {
+		t.Fatalf("%d of %d commands handled in %v, %d refused; want a burst of 20, then 10 a second", handled, n, elapsed, refused)
+	}
+	t.Logf("%d of %d commands handled in %v", handled, n, elapsed)
+	time.Sleep(300 * time.Millisecond) // the bucket refills
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"id":999}`))
+	if r := readReply(t, conn); !r.OK {
+		t.Fatalf("after a pause a command was refused: %+v", r)
+	}
+}
+
+// A frame with stats and no events carries an empty list, not null: the page
+// iterates it.
+func TestFrameWithoutEventsCarriesEmptyList(t *testing.T) {
+	n := 0
+	h := hub.New(hub.Config{Stats: func() any { n++; return n }, Interval: time.Hour})
+	srv, stop := startHub(t, h)
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	waitClients(t, h, 1)
+	h.Flush()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg), `"events":[]`) {
+		t.Fatalf("frame %s; want \"events\":[]", msg)
+	}
+}
+
+type replyMsg struct {
+	Type  string `json:"type"`
+	ID    int    `json:"id"`
+	OK    bool   `json:"ok"`
+	Kind  string `json:"kind"`
+	Error string `json:"error"`
+}
+
+func readReply(t testing.TB, conn *websocket.Conn) replyMsg {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var r replyMsg
+		if err := conn.ReadJSON(&r); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if r.Type == "reply" {
+			return r
+		}
 	}
 }
 
@@ -271,6 +383,37 @@ func TestNoGoroutineLeftAfterManyClients(t *testing.T) {
 	}
 	waitClients(t, h, 0)
 	stop()
+}
+
+// A browser that leaves while its replies are still being written is
+// forgotten: its reader, blocked on a full reply queue when the writer gives
+// up, must end too.
+func TestClientLeavingWhileRepliesWaitIsForgotten(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := hub.New(hub.Config{})
+	big := strings.Repeat("r", 1<<20)
+	srv, stop := startHubWith(t, h, func([]byte) any { return map[string]any{"type": "reply", "echo": big} })
+	defer stop()
+	small := &websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}).DialContext}
+	for range 3 {
+		conn := mustDial(t, srv, small)
+		waitClients(t, h, 1)
+		// 16 replies of 1 MiB, never read: more than the socket buffers and
+		// the reply queue hold, so the writer blocks and the reader waits.
+		for i := range 16 {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":%d}`, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // let the server read them; a bounded pause, not a timing assertion
+		// Closing with unread data resets the connection: the writer's next
+		// write fails at once.
+		conn.NetConn().(*net.TCPConn).SetLinger(0)
+		conn.Close()
+		waitClients(t, h, 0)
+	}
 }
 
 func waitClients(t testing.TB, h *hub.Hub, n int) {
