@@ -77,6 +77,13 @@ func (cs *changes) next() *change {
 	return cs.current
 }
 
+// drop forgets the changes not done: they were asked of a run that ended.
+func (cs *changes) drop() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.queue, cs.current = nil, nil
+}
+
 // busy reports the change in progress or waiting that touches the members,
 // if any: while one runs, a member's slot may be empty between its stop and
 // its start.
@@ -116,6 +123,7 @@ func (cs *changes) badges(nodes map[string]flow.NodeState) {
 // member's goodbye.
 func (s *Scenario) runChanges(ctx context.Context, rt *runtime) {
 	defer close(rt.changesDone)
+	defer s.changes.drop()
 	for {
 		c := s.changes.next()
 		if c == nil {
