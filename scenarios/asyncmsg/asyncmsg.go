@@ -191,7 +191,7 @@ func (s *Scenario) shutdown(rt *runtime) {
 	}
 	producer := make(chan struct{})
 	go func() { defer close(producer); s.stopProducer() }()
-	stopMembers(ms...)
+	waitGone(ms...)
 	<-producer
 	rt.wg.Wait()
 }

@@ -273,7 +273,7 @@ func (s *Scenario) setMember(i int, action string, value any) error {
 		return flow.Errorf(flow.Invalid, "%s has not crashed, so there is nothing to restart (crashed: %s)", memberID(i), s.crashedMemberList())
 	}
 	s.rebalances.begin(memberID(i)+" restarted", true)
-	stopMembers(s.detachMember(i)) // forget the crashed one, already gone
+	waitGone(s.detachMember(i)) // forget the crashed one, already gone
 	return s.startMember(rt, i)
 }
 

@@ -136,13 +136,8 @@ func (s *Scenario) detachMember(i int) *member {
 	return m
 }
 
-// stopMembers stops the members given and waits until every one is gone.
-func stopMembers(ms ...*member) {
-	for _, m := range ms {
-		if m != nil {
-			m.stopPolling()
-		}
-	}
+// waitGone waits until every member given that is not nil is gone.
+func waitGone(ms ...*member) {
 	for _, m := range ms {
 		if m != nil {
 			<-m.done
@@ -405,9 +400,10 @@ func (m *member) lost(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
 	}
 }
 
-// goodbyeWait bounds each step of a clean member's goodbye: its last commit,
-// then its LeaveGroup.
-const goodbyeWait = time.Second
+// goodbyeWait bounds each step of a clean member's goodbye, its last commit
+// and then its LeaveGroup: one round trip each, over a path that may add up
+// to a second of latency, and both within a prompt stop of the server.
+const goodbyeWait = 1500 * time.Millisecond
 
 // close closes the client. A crashed member's sockets are already closed and
 // it cannot dial, so its LeaveGroup never reaches the broker and the group

@@ -97,7 +97,7 @@ func (s *Scenario) restartMembers(ctx context.Context, rt *runtime, reason strin
 		stopping = append(stopping, s.detachMember(i))
 	}
 	s.ops.Unlock()
-	stopMembers(stopping...)
+	waitGone(stopping...)
 	err := between()
 
 	s.ops.Lock()
