@@ -173,11 +173,13 @@ func (s *Scenario) Run(ctx context.Context) error {
 	return nil
 }
 
-// shutdown waits for the change in progress to end, then stops every member
-// and the producer at once and waits for all goroutines: each member's
-// goodbye and the producer's last flush are bounded, so this takes a few
-// seconds at most whatever was going on.
+// shutdown stops the producer at once and, when the change in progress has
+// ended, every member, and waits for all goroutines. Each member's goodbye,
+// the producer's last flush and every step of a change are bounded, so this
+// takes a few seconds at most whatever was going on.
 func (s *Scenario) shutdown(rt *runtime) {
+	producer := make(chan struct{})
+	go func() { defer close(producer); s.stopProducer(context.Background()) }()
 	<-rt.changesDone
 	s.ops.Lock()
 	defer s.ops.Unlock()
@@ -189,10 +191,9 @@ func (s *Scenario) shutdown(rt *runtime) {
 	for i := range maxMembers {
 		ms = append(ms, s.detachMember(i))
 	}
-	producer := make(chan struct{})
-	go func() { defer close(producer); s.stopProducer() }()
 	waitGone(ms...)
 	<-producer
+	s.stopProducer(context.Background()) // one a change started meanwhile, if any
 	rt.wg.Wait()
 }
 

@@ -289,7 +289,7 @@ func setProducerOption[T any](s *Scenario, knob string, value any, apply func(*s
 	}
 	s.changes.add(&change{node: "order-service", kind: producerKind, what: knob + " changed",
 		run: func(ctx context.Context, rt *runtime, _ string) error {
-			s.stopProducer()
+			s.stopProducer(ctx)
 			if ctx.Err() != nil {
 				return nil // shutting down
 			}

@@ -162,8 +162,11 @@ func (s *Scenario) changePartitions(ctx context.Context, rt *runtime, n int) err
 		return nil
 	}
 	err := s.restartMembers(ctx, rt, fmt.Sprintf("the topic was recreated with %d partitions", n), func() error {
-		s.stopProducer()
+		s.stopProducer(ctx)
 		err := s.recreateTopic(ctx, rt.admin, n)
+		if ctx.Err() != nil {
+			return err // shutting down
+		}
 		s.mu.Lock()
 		set := s.set
 		s.mu.Unlock()
