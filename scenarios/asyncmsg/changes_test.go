@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"flowlab/flow"
+	"flowlab/scenarios/asyncmsg"
 )
 
 // TestRestartBehindACrashedMemberNeverBlocks is issue 8's repro: the
@@ -106,4 +108,48 @@ func groupMembers(t *testing.T, l *lab) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// TestStopIsPromptWithThePathCut restarts the members while the path to the
+// broker is cut, so that their goodbyes cannot arrive: the command answers
+// at once all the same, and Run, stopped during the restart, returns within a
+// few seconds, as a prompt stop of the server needs.
+func TestStopIsPromptWithThePathCut(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l := mustLab(t)
+	s, err := asyncmsg.Open(asyncmsg.Config{Brokers: c.ListenAddrs(), Lab: l, Emit: flow.NewEmitter(l, asyncmsg.Name, &events{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	lab := &lab{t: t, s: s}
+	eventually(t, 15*time.Second, "m1 to m3 consuming", func() bool {
+		return lab.node("m1").State == "consuming" && lab.node("m2").State == "consuming" && lab.node("m3").State == "consuming"
+	})
+	mustSet(t, s, "rate", 100)
+	mustSet(t, s, "cut-path", nil)
+	asked := time.Now()
+	mustSet(t, s, "commit-mode", "after-processing") // a restart whose goodbyes cannot arrive
+	if took := time.Since(asked); took > time.Second {
+		t.Errorf("the restart's command took %v to answer", took)
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	began := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		t.Logf("Run returned %v after its context ended", time.Since(began))
+	case <-time.After(4 * time.Second):
+		t.Fatal("Run did not return within 4 s of its context ending")
+	}
 }
