@@ -12,13 +12,13 @@ import (
 	"flowlab/flow"
 )
 
-// TestStopIsPromptWithASlowChangeInFlight is issue 8's SIGTERM case: in
+// TestShutdownIsPromptWithASlowChangeInFlight is issue 8's SIGTERM case: in
 // async-messaging with the article's 45 s session timeout, m2 crashes and
 // the reliable preset restarts the members twice while the broker holds
 // their joins for the crashed member. Cancelling run's context, as SIGTERM
 // does, stops everything within 5 s all the same; the presets are answered
 // at once.
-func TestStopIsPromptWithASlowChangeInFlight(t *testing.T) {
+func TestShutdownIsPromptWithASlowChangeInFlight(t *testing.T) {
 	s := MustStart(t)
 	conn, _, err := s.ws(t, s.base+"/async-messaging/ws", s.URL)
 	if err != nil {
