@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -120,12 +123,24 @@ func (a *App) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	start := func(f func(context.Context) error) {
+	var (
+		wg      sync.WaitGroup
+		errs    = make(chan error, 8)
+		mu      sync.Mutex
+		running = map[string]bool{} // the parts still running, by name
+	)
+	start := func(name string, f func(context.Context) error) {
 		wg.Add(1)
+		mu.Lock()
+		running[name] = true
+		mu.Unlock()
 		go func() {
 			defer wg.Done()
+			defer func() {
+				mu.Lock()
+				delete(running, name)
+				mu.Unlock()
+			}()
 			if err := f(runCtx); err != nil {
 				errs <- err
 				cancel()
@@ -134,16 +149,16 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.rabbit != nil {
 		// It stops as soon as runCtx ends, alongside the rest of the
-		// shutdown, and wg.Wait waits for it.
-		start(func(ctx context.Context) error { a.rabbit.Run(ctx); return nil })
+		// shutdown, and the wait below waits for it.
+		start("private RabbitMQ node", func(ctx context.Context) error { a.rabbit.Run(ctx); return nil })
 	}
-	start(func(ctx context.Context) error { a.brokers.Run(ctx); return nil })
+	start("broker watch", func(ctx context.Context) error { a.brokers.Run(ctx); return nil })
 	for _, l := range a.labs {
 		for _, s := range l.scenarios {
-			start(s.Run)
+			start(l.lab.ID+"/"+s.Name(), s.Run)
 		}
 	}
-	start(func(context.Context) error {
+	start("web server", func(context.Context) error {
 		if err := srv.Serve(a.web); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
@@ -161,7 +176,20 @@ func (a *App) Run(ctx context.Context) error {
 		srv.Close()
 	}
 	cancel()
-	wg.Wait()
+	// Every part is built to stop within shutdownWait; one that does not
+	// must not hold the process: the promise is a prompt stop.
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutCtx.Done():
+		mu.Lock()
+		late := slices.Sorted(maps.Keys(running))
+		mu.Unlock()
+		a.close()
+		a.log.Error("stopped without waiting for parts still stopping", "parts", late)
+		return fmt.Errorf("%s did not stop within %v", strings.Join(late, ", "), shutdownWait)
+	}
 	a.close()
 	a.log.Info("stopped")
 	select {

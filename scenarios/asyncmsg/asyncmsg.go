@@ -53,9 +53,10 @@ type Scenario struct {
 	rebalances *rebalances
 	outside    *outsideIDs
 
-	// ops serialises Set and shutdown: some knobs stop and start members or
-	// recreate the topic, and two of those must not interleave.
-	ops sync.Mutex
+	// ops serialises commands and shutdown. It is held only for quick work:
+	// what waits on the broker runs in changes, without it.
+	ops     sync.Mutex
+	changes *changes
 
 	mu       sync.Mutex
 	set      settings
@@ -80,6 +81,9 @@ type runtime struct {
 	wg    sync.WaitGroup
 	admin *kadm.Client
 	paths *brokerPaths
+	// changesDone is closed when runChanges has returned: shutdown waits
+	// for it before it stops the members a change may be starting.
+	changesDone chan struct{}
 }
 
 // Open checks cfg and returns a scenario ready to Run. It dials nothing.
@@ -105,6 +109,7 @@ func Open(cfg Config) (*Scenario, error) {
 		outside:   newOutsideIDs(),
 		set:       defaultSettings(),
 		wake:      make(chan struct{}, 1),
+		changes:   newChanges(),
 	}
 	s.rebalances = newRebalances(s)
 	return s, nil
@@ -127,7 +132,7 @@ func (s *Scenario) Run(ctx context.Context) error {
 	if err != nil {
 		return flow.Errorf(flow.Invalid, "Kafka brokers %v: %v", s.cfg.Brokers, err)
 	}
-	rt := &runtime{ctx: ctx, admin: kadm.NewClient(admin), paths: newBrokerPaths()}
+	rt := &runtime{ctx: ctx, admin: kadm.NewClient(admin), paths: newBrokerPaths(), changesDone: make(chan struct{})}
 	defer admin.Close()
 	defer rt.paths.Close()
 	s.mu.Lock()
@@ -152,11 +157,13 @@ func (s *Scenario) Run(ctx context.Context) error {
 	}
 	s.ops.Unlock()
 	if err != nil {
+		close(rt.changesDone) // never started
 		s.shutdown(rt)
 		return err
 	}
 
-	rt.wg.Add(3)
+	rt.wg.Add(4)
+	go func() { defer rt.wg.Done(); s.runChanges(ctx, rt) }()
 	go func() { defer rt.wg.Done(); s.runOrderService(ctx) }()
 	go func() { defer rt.wg.Done(); s.watch(ctx) }()
 	go func() { defer rt.wg.Done(); s.readBroker(ctx, rt.admin) }()
@@ -166,18 +173,27 @@ func (s *Scenario) Run(ctx context.Context) error {
 	return nil
 }
 
-// shutdown stops every member and the producer and waits for all goroutines.
+// shutdown stops the producer at once and, when the change in progress has
+// ended, every member, and waits for all goroutines. Each member's goodbye,
+// the producer's last flush and every step of a change are bounded, so this
+// takes a few seconds at most whatever was going on.
 func (s *Scenario) shutdown(rt *runtime) {
+	producer := make(chan struct{})
+	go func() { defer close(producer); s.stopProducer(context.Background()) }()
+	<-rt.changesDone
 	s.ops.Lock()
 	defer s.ops.Unlock()
 	s.mu.Lock()
 	s.rt = nil
 	s.burst = 0 // never handed to the producer: nothing to account for
 	s.mu.Unlock()
+	var ms []*member
 	for i := range maxMembers {
-		s.stopMember(i)
+		ms = append(ms, s.detachMember(i))
 	}
-	s.stopProducer()
+	waitGone(ms...)
+	<-producer
+	s.stopProducer(context.Background()) // one a change started meanwhile, if any
 	rt.wg.Wait()
 }
 

@@ -762,6 +762,12 @@ func TestFewerPartitionsRecreatesTheTopic(t *testing.T) {
 	eventually(t, 15*time.Second, "a backlog at slow m1", func() bool { return l.part("in-log") >= 20 })
 	asked := time.Now()
 	mustSet(t, l.s, "partitions", 2)
+	// The recreation is a change in the background: the knob says 2 once
+	// the topic has 2 partitions.
+	eventually(t, 15*time.Second, "the topic recreated with 2 partitions", func() bool {
+		k, _ := flow.FindKnob(l.s, "partitions")
+		return k.Value == 2
+	})
 	shrunk := time.Now()
 	t.Logf("recreating the topic took %v", shrunk.Sub(asked))
 	if led := l.s.Stats().Ledger; !led.Balanced() || l.part("deleted") == 0 {

@@ -1,6 +1,7 @@
 package asyncmsg
 
 import (
+	"context"
 	"math"
 	"strconv"
 	"strings"
@@ -168,8 +169,26 @@ func (s *Scenario) Presets() []flow.Preset {
 
 // Set changes one knob. Values come checked by flow.Knob.Parse; what depends
 // on the broker's state (offsets, members, partitions) is checked here, and an
-// error means nothing changed.
+// error means nothing changed. Set never waits on the broker holding ops: what
+// must wait runs as a change (see changes.go), and the replays read offsets
+// before they take ops.
 func (s *Scenario) Set(knob string, value any) error {
+	switch knob {
+	case "replay-earliest":
+		return s.replay(knob, nil, replayEarliest)
+	case "replay-offset":
+		n, err := typed[int](knob, value)
+		if err != nil {
+			return err
+		}
+		return s.replay(knob, n, replayOffset(int64(n)))
+	case "replay-minutes-ago":
+		n, err := typed[int](knob, value)
+		if err != nil {
+			return err
+		}
+		return s.replay(knob, n, replayTime(time.Now().Add(-time.Duration(n)*time.Minute)))
+	}
 	s.ops.Lock()
 	defer s.ops.Unlock()
 
@@ -231,20 +250,6 @@ func (s *Scenario) Set(knob string, value any) error {
 		return s.addMember()
 	case "remove-member":
 		return s.removeMember()
-	case "replay-earliest":
-		return s.replay(knob, nil, replayEarliest)
-	case "replay-offset":
-		n, err := typed[int](knob, value)
-		if err != nil {
-			return err
-		}
-		return s.replay(knob, n, replayOffset(int64(n)))
-	case "replay-minutes-ago":
-		n, err := typed[int](knob, value)
-		if err != nil {
-			return err
-		}
-		return s.replay(knob, n, replayTime(time.Now().Add(-time.Duration(n)*time.Minute)))
 	}
 	return flow.Errorf(flow.NotFound, "%s has no knob %q", s.Title(), knob)
 }
@@ -256,6 +261,9 @@ func (s *Scenario) setMember(i int, action string, value any) error {
 	}
 	rt, err := s.running()
 	if err != nil {
+		return err
+	}
+	if err := s.membersSteady(); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -272,38 +280,49 @@ func (s *Scenario) setMember(i int, action string, value any) error {
 		return flow.Errorf(flow.Invalid, "%s has not crashed, so there is nothing to restart (crashed: %s)", memberID(i), s.crashedMemberList())
 	}
 	s.rebalances.begin(memberID(i)+" restarted", true)
-	s.stopMember(i) // forget the crashed one
+	waitGone(s.detachMember(i)) // forget the crashed one, already gone
 	return s.startMember(rt, i)
 }
 
 // setProducerOption changes an option the producer client is built with, so
-// the producer is replaced by one built with the new value.
+// the producer is replaced by one built with the new value, as a change: its
+// last flush waits on the broker.
 func setProducerOption[T any](s *Scenario, knob string, value any, apply func(*settings, T)) error {
 	if err := setValue(s, knob, value, apply); err != nil {
 		return err
 	}
-	rt, err := s.running()
-	if err != nil {
+	if _, err := s.running(); err != nil {
 		return nil // the value is kept for the next Run
 	}
-	s.stopProducer()
-	s.mu.Lock()
-	set := s.set
-	s.mu.Unlock()
-	return s.startProducer(rt, set)
+	s.changes.add(&change{node: "order-service", kind: producerKind, what: knob + " changed",
+		run: func(ctx context.Context, rt *runtime, _ string) error {
+			s.stopProducer(ctx)
+			if ctx.Err() != nil {
+				return nil // shutting down
+			}
+			s.mu.Lock()
+			set := s.set
+			s.mu.Unlock()
+			return s.startProducer(rt, set)
+		}})
+	return nil
 }
 
 // setMemberOption changes an option the members' clients are built with, so
-// the running members are stopped cleanly and started again with it.
+// the running members are stopped cleanly and started again with it, as a
+// change.
 func setMemberOption[T any](s *Scenario, knob string, value any, apply func(*settings, T)) error {
 	if err := setValue(s, knob, value, apply); err != nil {
 		return err
 	}
-	rt, err := s.running()
-	if err != nil {
+	if _, err := s.running(); err != nil {
 		return nil
 	}
-	return s.restartMembers(rt, knob+" changed", func() error { return nil })
+	s.changes.add(&change{node: "inventory", kind: restartKind, what: knob + " changed",
+		run: func(ctx context.Context, rt *runtime, what string) error {
+			return s.restartMembers(ctx, rt, what, func() error { return nil })
+		}})
+	return nil
 }
 
 // setValue stores a plain value and tells the view.

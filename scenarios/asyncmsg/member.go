@@ -34,6 +34,7 @@ type member struct {
 	stopPolling context.CancelFunc // the batch in hand is still finished
 	crash       chan struct{}      // closed: die at once
 	crashed     atomic.Bool
+	gone        atomic.Bool   // said goodbye: commits nothing more
 	done        chan struct{} // closed when the client is closed
 	sockets     *sockets
 
@@ -121,18 +122,27 @@ func (s *Scenario) startMember(rt *runtime, i int) error {
 	return nil
 }
 
-// stopMember stops member i cleanly, if it runs, and forgets it: it finishes
-// its batch, commits and leaves the group.
-func (s *Scenario) stopMember(i int) {
+// detachMember forgets member i, if it runs, and tells it to stop cleanly:
+// it finishes its batch, commits and leaves the group in the background,
+// within goodbyeWait twice over; its done closes when it is gone.
+func (s *Scenario) detachMember(i int) *member {
 	s.mu.Lock()
 	m := s.members[i]
 	s.members[i] = nil
 	s.mu.Unlock()
-	if m == nil {
-		return
+	if m != nil {
+		m.stopPolling()
 	}
-	m.stopPolling()
-	<-m.done
+	return m
+}
+
+// waitGone waits until every member given that is not nil is gone.
+func waitGone(ms ...*member) {
+	for _, m := range ms {
+		if m != nil {
+			<-m.done
+		}
+	}
 }
 
 // crashMember kills member i at once: the record in hand is not finished,
@@ -158,7 +168,7 @@ func (s *Scenario) crashMember(i int) {
 // run is the member's poll, process, commit loop.
 func (m *member) run(ctx, runCtx context.Context) {
 	defer close(m.done)
-	defer m.close(runCtx)
+	defer m.close()
 	for {
 		fs := m.cl.PollRecords(ctx, m.batchSize())
 		if fs.IsClientClosed() || ctx.Err() != nil {
@@ -169,7 +179,7 @@ func (m *member) run(ctx, runCtx context.Context) {
 			return // crashed, or the scenario is stopping
 		}
 		if m.after {
-			m.commit()
+			m.commit(5 * time.Second)
 		}
 		m.cl.AllowRebalance()
 	}
@@ -308,8 +318,8 @@ func firstOf(rs []*kgo.Record, p int32) int64 {
 }
 
 // commit stores the offsets after every processed record and waits for the
-// broker's answer.
-func (m *member) commit() {
+// broker's answer, at most wait.
+func (m *member) commit(wait time.Duration) {
 	m.mu.Lock()
 	offsets := make(map[int32]kgo.EpochOffset, len(m.next))
 	for p, o := range m.next {
@@ -321,7 +331,7 @@ func (m *member) commit() {
 	if len(offsets) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	m.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.s.topic: offsets}, m.commitDone)
 }
@@ -364,10 +374,11 @@ func (m *member) assigned(_ context.Context, _ *kgo.Client, ps map[string][]int3
 }
 
 // revoked commits what was processed before the partitions go, unless the
-// member crashed: a dead process commits nothing.
+// member crashed (a dead process commits nothing) or has said goodbye (its
+// last commit is done, its sockets are closed).
 func (m *member) revoked(ctx context.Context, cl *kgo.Client, ps map[string][]int32) {
-	if !m.crashed.Load() {
-		m.commit()
+	if !m.crashed.Load() && !m.gone.Load() {
+		m.commit(5 * time.Second)
 	}
 	m.lost(ctx, cl, ps)
 }
@@ -389,32 +400,88 @@ func (m *member) lost(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
 	}
 }
 
+// goodbyeWait bounds each step of a clean member's goodbye, its last commit
+// and then its LeaveGroup: one round trip each, over a path that may add up
+// to a second of latency, and both within a prompt stop of the server.
+const goodbyeWait = 1500 * time.Millisecond
+
 // close closes the client. A crashed member's sockets are already closed and
 // it cannot dial, so its LeaveGroup never reaches the broker and the group
 // finds out only when the session times out, as with a real crash; it
-// leaves with a context already cancelled so that Close does not retry. A
-// clean member leaves within a bounded time even when the path is cut.
-func (m *member) close(runCtx context.Context) {
+// leaves with a context already cancelled so that Close does not retry.
+//
+// A clean member commits what it processed and says goodbye itself, each
+// within goodbyeWait, then drops its sockets before kgo closes: kgo sends its
+// own LeaveGroup only after a JoinGroup in flight returns, and the broker
+// holds a join until every member has rejoined — a crashed one only when its
+// session times out. Waiting for that kept a command 45 s, and a LeaveGroup
+// sent after its deadline left the stopped member in the group for another
+// session timeout, with every partition unassigned.
+func (m *member) close() {
+	m.cl.AllowRebalance()
 	if m.crashed.Load() {
 		// Counted before the client's leave forgets the partitions.
 		m.mu.Lock()
 		m.crashedAt, m.lostWork = time.Now(), m.uncommittedLocked()
 		m.mu.Unlock()
-	}
-	m.cl.AllowRebalance()
-	if m.crashed.Load() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		m.cl.LeaveGroupContext(ctx)
 	} else {
-		if runCtx.Err() != nil && m.after {
-			m.commit() // the scenario is stopping mid-batch: keep what was done
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		m.cl.LeaveGroupContext(ctx)
-		cancel()
+		m.commitLast()
+		m.leave()
+		m.gone.Store(true)
+		m.sockets.die()
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m.cl.LeaveGroupContext(ctx)
 	m.cl.Close()
+}
+
+// commitLast commits what was processed and not yet committed, in either
+// commit mode, so that the next owner starts after it.
+func (m *member) commitLast() {
+	if m.after {
+		m.commit(goodbyeWait)
+		return
+	}
+	m.mu.Lock()
+	offsets := make(map[int32]kgo.EpochOffset)
+	for p, o := range m.cl.MarkedOffsets()[m.s.topic] {
+		if o.Offset > m.committed[p] {
+			offsets[p] = o
+		}
+	}
+	m.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), goodbyeWait)
+	defer cancel()
+	m.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.s.topic: offsets}, m.commitDone)
+}
+
+// leave sends the member's LeaveGroup on its own connection (kgo keeps joins
+// on another), through its own path: when the path is cut it does not
+// arrive, and the group waits for the session timeout as it would for any
+// client that cannot reach the broker.
+func (m *member) leave() {
+	id, _ := m.cl.GroupMetadata()
+	if id == "" {
+		return // never joined
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group, req.MemberID = m.s.group, id
+	who := kmsg.NewLeaveGroupRequestMember()
+	who.MemberID, who.Reason = id, kmsg.StringPtr("stopped by flowlab")
+	req.Members = append(req.Members, who)
+	ctx, cancel := context.WithTimeout(context.Background(), goodbyeWait)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		m.noteErr(fmt.Errorf("could not leave the group: %w", err))
+	}
 }
 
 func (m *member) noteErr(err error) {

@@ -20,6 +20,9 @@ func (s *Scenario) addMember() error {
 	if err != nil {
 		return err
 	}
+	if err := s.membersSteady(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	free := -1
 	for i, m := range s.members {
@@ -36,9 +39,13 @@ func (s *Scenario) addMember() error {
 	return s.startMember(rt, free)
 }
 
-// removeMember stops the newest running member cleanly.
+// removeMember stops the newest running member cleanly; it commits and
+// leaves in the background.
 func (s *Scenario) removeMember() error {
 	if _, err := s.running(); err != nil {
+		return err
+	}
+	if err := s.membersSteady(); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -54,17 +61,29 @@ func (s *Scenario) removeMember() error {
 		return flow.Errorf(flow.Invalid, "the group keeps at least one member; crash it to see what happens with none")
 	}
 	s.rebalances.begin(memberID(last)+" left", true)
-	s.stopMember(last)
+	s.detachMember(last)
+	return nil
+}
+
+// membersSteady refuses a command that adds, removes, crashes or restarts a
+// member while a change stops and starts the members: a slot is empty
+// between its member's stop and its start.
+func (s *Scenario) membersSteady() error {
+	if what := s.changes.busy(); what != "" {
+		return flow.Errorf(flow.Unavailable, "the members are being stopped and started (%s): try again in a moment", what)
+	}
 	return nil
 }
 
 // restartMembers stops every running member cleanly, does between, and
 // starts them again: how client options change, and how Kafka wants a group
-// to be empty while its offsets are reset.
-func (s *Scenario) restartMembers(rt *runtime, reason string, between func() error) error {
+// to be empty while its offsets are reset. It runs as a change, holding ops
+// only while it empties and fills the slots; when ctx ends it starts nothing.
+func (s *Scenario) restartMembers(ctx context.Context, rt *runtime, reason string, between func() error) error {
 	release := s.rebalances.hold()
 	defer release()
 	s.rebalances.begin(reason, false)
+	s.ops.Lock()
 	s.mu.Lock()
 	var live []int
 	for i, m := range s.members {
@@ -73,10 +92,19 @@ func (s *Scenario) restartMembers(rt *runtime, reason string, between func() err
 		}
 	}
 	s.mu.Unlock()
+	var stopping []*member
 	for _, i := range live {
-		s.stopMember(i)
+		stopping = append(stopping, s.detachMember(i))
 	}
+	s.ops.Unlock()
+	waitGone(stopping...)
 	err := between()
+
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	if ctx.Err() != nil {
+		return nil // shutting down
+	}
 	for _, i := range live {
 		if e := s.startMember(rt, i); e != nil && err == nil {
 			err = e
@@ -86,18 +114,36 @@ func (s *Scenario) restartMembers(rt *runtime, reason string, between func() err
 }
 
 // setPartitions grows the topic in place or, since Kafka cannot remove
-// partitions, deletes and recreates it.
+// partitions, deletes and recreates it. Either is a change: the knob shows
+// the new count once the topic has it.
 func (s *Scenario) setPartitions(n int) error {
 	s.mu.Lock()
 	cur, rt := s.set.partitions, s.rt
 	s.mu.Unlock()
-	if n == cur {
-		return nil
-	}
 	if rt == nil {
 		return setValue(s, "partitions", n, func(set *settings, n int) { set.partitions = n })
 	}
-	ctx, cancel := context.WithTimeout(rt.ctx, 15*time.Second)
+	if n < cur && rt.paths.IsCut() {
+		return flow.Errorf(flow.Invalid, "restore the path to the broker first: recreating the topic stops and starts every client")
+	}
+	if n == cur && s.changes.busy() == "" {
+		return nil
+	}
+	s.changes.add(&change{node: "orders", what: fmt.Sprintf("partitions set to %d", n),
+		run: func(ctx context.Context, rt *runtime, _ string) error { return s.changePartitions(ctx, rt, n) }})
+	return nil
+}
+
+// changePartitions gives the topic n partitions.
+func (s *Scenario) changePartitions(ctx context.Context, rt *runtime, n int) error {
+	cur := s.partitionCount()
+	switch {
+	case n == cur:
+		return nil
+	case n < cur && rt.paths.IsCut():
+		return flow.Errorf(flow.Invalid, "restore the path to the broker first: recreating the topic stops and starts every client")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if n > cur {
 		resp, err := rt.admin.UpdatePartitions(ctx, n, s.topic)
@@ -115,12 +161,12 @@ func (s *Scenario) setPartitions(n int) error {
 		s.state("orders", "up", fmt.Sprintf("grew from %d to %d partitions; keys now hash to other partitions", cur, n))
 		return nil
 	}
-	if rt.paths.IsCut() {
-		return flow.Errorf(flow.Invalid, "restore the path to the broker first: recreating the topic stops and starts every client")
-	}
-	err := s.restartMembers(rt, fmt.Sprintf("the topic was recreated with %d partitions", n), func() error {
-		s.stopProducer()
+	err := s.restartMembers(ctx, rt, fmt.Sprintf("the topic was recreated with %d partitions", n), func() error {
+		s.stopProducer(ctx)
 		err := s.recreateTopic(ctx, rt.admin, n)
+		if ctx.Err() != nil {
+			return err // shutting down
+		}
 		s.mu.Lock()
 		set := s.set
 		s.mu.Unlock()
@@ -221,7 +267,8 @@ func replayTime(t time.Time) replayTarget {
 
 // replay resets the group's committed offsets in the chosen partitions and
 // lets the members process from there again. Everything is checked before
-// anything changes.
+// anything changes; the checks read offsets from the broker without holding
+// ops, and the reset itself is a change.
 func (s *Scenario) replay(knob string, value any, target replayTarget) error {
 	rt, err := s.running()
 	if err != nil {
@@ -270,25 +317,7 @@ func (s *Scenario) replay(knob string, value any, target replayTarget) error {
 		return err
 	}
 
-	err = s.restartMembers(rt, "replay", func() error {
-		os := make(kadm.Offsets)
-		for p, o := range to {
-			os.Add(kadm.Offset{Topic: s.topic, Partition: p, At: o, LeaderEpoch: -1})
-		}
-		resp, err := rt.admin.CommitOffsets(ctx, s.group, os)
-		if err == nil {
-			err = resp.Error()
-		}
-		if err != nil {
-			return flow.Errorf(flow.Unavailable, "the broker refused the new offsets: %v", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	switch v := value.(type) {
-	case int:
+	if v, ok := value.(int); ok {
 		apply := map[string]func(*settings){
 			"replay-offset":      func(set *settings) { set.replayOffset = v },
 			"replay-minutes-ago": func(set *settings) { set.replayMinutes = v },
@@ -306,7 +335,29 @@ func (s *Scenario) replay(knob string, value any, target replayTarget) error {
 		}
 		where = append(where, w)
 	}
-	s.state("inventory", "replaying", strings.Join(where, ", "))
+	s.changes.add(&change{node: "inventory", what: "replay " + strings.Join(where, ", "),
+		run: func(ctx context.Context, rt *runtime, _ string) error {
+			err := s.restartMembers(ctx, rt, "replay", func() error {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				os := make(kadm.Offsets)
+				for p, o := range to {
+					os.Add(kadm.Offset{Topic: s.topic, Partition: p, At: o, LeaderEpoch: -1})
+				}
+				resp, err := rt.admin.CommitOffsets(ctx, s.group, os)
+				if err == nil {
+					err = resp.Error()
+				}
+				if err != nil {
+					return flow.Errorf(flow.Unavailable, "the broker refused the new offsets: %v", err)
+				}
+				return nil
+			})
+			if err == nil {
+				s.state("inventory", "replaying", strings.Join(where, ", "))
+			}
+			return err
+		}})
 	return nil
 }
 

@@ -76,9 +76,10 @@ func (s *Scenario) startProducer(rt *runtime, set settings) error {
 	return nil
 }
 
-// stopProducer flushes what it can for two seconds and closes the producer;
-// records still buffered then fail and are counted as failed.
-func (s *Scenario) stopProducer() {
+// stopProducer flushes what it can for two seconds, or until ctx ends, and
+// closes the producer; records still buffered then fail and are counted as
+// failed.
+func (s *Scenario) stopProducer(ctx context.Context) {
 	s.mu.Lock()
 	o := s.producer
 	s.producer = nil
@@ -86,7 +87,7 @@ func (s *Scenario) stopProducer() {
 	if o == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	o.cl.Flush(ctx)
 	o.cl.Close()

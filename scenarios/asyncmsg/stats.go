@@ -167,6 +167,7 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	}
 	state, badges := s.rebalances.status(now)
 	nodes["inventory"] = flow.NodeState{State: state, Badges: badges}
+	s.changes.badges(nodes)
 	return nodes
 }
 

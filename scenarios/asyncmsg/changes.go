@@ -1,0 +1,157 @@
+package asyncmsg
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"flowlab/flow"
+)
+
+// A slow change waits on the broker: members stopped and started again
+// (commit mode, session timeout, a replay, a smaller topic), order-service's
+// producer replaced (acks, linger), partitions added. The command that asks
+// for one answers at once; the change runs in the background, one at a time
+// in the order asked, never holding the lock other commands take, and its
+// node shows it in progress until a state event announces its end.
+type change struct {
+	node string // the node that shows it
+	// kind merges changes not yet started: a preset that changes the commit
+	// mode and the session timeout restarts the members once.
+	kind string
+	what string
+	// run does it; what is the change's description, merged ones included.
+	run func(ctx context.Context, rt *runtime, what string) error
+}
+
+// Kinds of change.
+const (
+	restartKind  = "restart members"
+	producerKind = "replace producer"
+)
+
+// changes is the queue of slow changes and the one in progress.
+type changes struct {
+	mu      sync.Mutex
+	queue   []*change
+	current *change
+	wake    chan struct{}
+}
+
+func newChanges() *changes { return &changes{wake: make(chan struct{}, 1)} }
+
+// add queues c, merged into a queued change of its kind when there is one.
+func (cs *changes) add(c *change) {
+	cs.mu.Lock()
+	merged := false
+	if c.kind != "" {
+		for _, q := range cs.queue {
+			if q.kind == c.kind {
+				q.what += "; " + c.what
+				merged = true
+				break
+			}
+		}
+	}
+	if !merged {
+		cs.queue = append(cs.queue, c)
+	}
+	cs.mu.Unlock()
+	select {
+	case cs.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next makes the first queued change the current one.
+func (cs *changes) next() *change {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.current = nil
+	if len(cs.queue) == 0 {
+		return nil
+	}
+	cs.current = cs.queue[0]
+	cs.queue = cs.queue[1:]
+	return cs.current
+}
+
+// drop forgets the changes not done: they were asked of a run that ended.
+func (cs *changes) drop() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.queue, cs.current = nil, nil
+}
+
+// busy reports the change in progress or waiting that touches the members,
+// if any: while one runs, a member's slot may be empty between its stop and
+// its start.
+func (cs *changes) busy() string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.current != nil && cs.current.kind != producerKind {
+		return cs.current.what
+	}
+	for _, q := range cs.queue {
+		if q.kind != producerKind {
+			return q.what
+		}
+	}
+	return ""
+}
+
+// badges adds what is in progress or waiting to each change's node.
+func (cs *changes) badges(nodes map[string]flow.NodeState) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	add := func(c *change, word string) {
+		st := nodes[c.node]
+		st.Badges = append(st.Badges, word+": "+c.what)
+		nodes[c.node] = st
+	}
+	if cs.current != nil {
+		add(cs.current, "in progress")
+	}
+	for _, q := range cs.queue {
+		add(q, "waiting")
+	}
+}
+
+// runChanges runs queued changes until ctx ends; the one in progress then
+// ends promptly, since everything it waits on is bounded by ctx or by a
+// member's goodbye.
+func (s *Scenario) runChanges(ctx context.Context, rt *runtime) {
+	defer close(rt.changesDone)
+	defer s.changes.drop()
+	for {
+		c := s.changes.next()
+		if c == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.changes.wake:
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		what := c.what // a current change is no longer merged into
+		s.state(c.node, "changing", what+": in progress")
+		began := time.Now()
+		err := c.run(ctx, rt, what)
+		took := time.Since(began)
+		s.changes.mu.Lock()
+		s.changes.current = nil
+		s.changes.mu.Unlock()
+		if err != nil {
+			s.cfg.Emit.Emit(flow.Event{Kind: flow.KindError, From: c.node, Detail: flow.Detail{
+				Node: c.node, Outcome: what + ": failed", Error: flow.MessageOf(err), LatencyMS: ms(took)}})
+			continue
+		}
+		s.cfg.Emit.Emit(flow.Event{Kind: flow.KindState, From: c.node, Detail: flow.Detail{
+			Node: c.node, State: "changed", LatencyMS: ms(took),
+			Payload: fmt.Sprintf("%s: done in %.1f s", what, took.Seconds())}})
+	}
+}
