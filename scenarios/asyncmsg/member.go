@@ -328,6 +328,12 @@ func (m *member) commit(wait time.Duration) {
 		}
 	}
 	m.mu.Unlock()
+	m.commitSync(offsets, wait)
+}
+
+// commitSync commits offsets, if any, and waits for the broker's answer, at
+// most wait.
+func (m *member) commitSync(offsets map[int32]kgo.EpochOffset, wait time.Duration) {
 	if len(offsets) == 0 {
 		return
 	}
@@ -451,12 +457,7 @@ func (m *member) commitLast() {
 		}
 	}
 	m.mu.Unlock()
-	if len(offsets) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), goodbyeWait)
-	defer cancel()
-	m.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.s.topic: offsets}, m.commitDone)
+	m.commitSync(offsets, goodbyeWait)
 }
 
 // leave sends the member's LeaveGroup on its own connection (kgo keeps joins

@@ -2,9 +2,7 @@ package eventdriven_test
 
 import (
 	"context"
-	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -116,22 +114,7 @@ func mustOpen(tb testing.TB) *eventdriven.Scenario {
 // "Send 100 orders" adds to a backlog with a bound: a press that would take
 // it past the bound is refused with a clear error and changes nothing.
 func TestSendBacklogIsCapped(t *testing.T) {
-	s := mustOpen(t)
-	presses := eventdriven.MaxBacklog / 100
-	for range presses {
-		rabbittest.MustSet(t, s, "order-service.send-100", nil)
-	}
-	want := fmt.Sprintf("%d waiting to be sent", eventdriven.MaxBacklog)
-	if ns := s.Stats().Nodes["order-service"]; !rabbittest.HasBadge(ns, want) {
-		t.Fatalf("after %d presses order-service shows %v, want %q", presses, ns.Badges, want)
-	}
-	err := rabbittest.Set(s, "order-service.send-100", nil)
-	if flow.KindOf(err) != flow.Invalid || !strings.Contains(flow.MessageOf(err), fmt.Sprint(eventdriven.MaxBacklog)) {
-		t.Errorf("a press past the cap: %v, want an invalid error naming the cap", err)
-	}
-	if ns := s.Stats().Nodes["order-service"]; !rabbittest.HasBadge(ns, want) {
-		t.Errorf("a refused press changed the backlog: %v", ns.Badges)
-	}
+	rabbittest.CheckBacklogCap(t, mustOpen(t), eventdriven.MaxBacklog)
 }
 
 // After "Reliable" then "As in the article", poison handling is back on
@@ -154,24 +137,12 @@ func TestReliableThenArticleResetsPoisonHandling(t *testing.T) {
 // Applying preset A and then B leaves every knob as a fresh apply of B does,
 // for every pair of presets, even after the learner changed what A set.
 func TestPresetsRoundTrip(t *testing.T) {
-	for _, a := range mustOpen(t).Presets() {
-		for _, b := range mustOpen(t).Presets() {
-			fresh := mustOpen(t)
-			mustApply(t, fresh, b.Name)
-			after := mustOpen(t)
-			mustApply(t, after, a.Name)
+	rabbittest.CheckPresetsRoundTrip(t, func(tb testing.TB) flow.Scenario { return mustOpen(tb) },
+		func(tb testing.TB, s flow.Scenario) {
 			for _, c := range consumers {
-				rabbittest.MustSet(t, after, c+".prefetch", 50)
+				rabbittest.MustSet(tb, s, c+".prefetch", 50)
 			}
-			mustApply(t, after, b.Name)
-			want, got := fresh.Knobs(), after.Knobs()
-			for i := range want {
-				if !reflect.DeepEqual(want[i].Value, got[i].Value) {
-					t.Errorf("%s then %s: %s = %v, a fresh %s gives %v", a.Name, b.Name, got[i].Name, got[i].Value, b.Name, want[i].Value)
-				}
-			}
-		}
-	}
+		})
 }
 
 // Prefetch set under auto-ack is kept for when the ack mode turns manual, and

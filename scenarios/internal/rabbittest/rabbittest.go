@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -226,6 +227,59 @@ func EveryNodeKnown(tb testing.TB, s flow.Scenario, events []flow.Event) {
 	for _, e := range events {
 		if !nodes[e.From] || !nodes[e.To] {
 			tb.Fatalf("event %s from %q to %q names a node the view lacks", e.Kind, e.From, e.To)
+		}
+	}
+}
+
+// CheckBacklogCap presses "Send 100 orders" until max wait to be sent, then
+// once more: that press is refused with an error naming the cap, and the
+// backlog stays as it was.
+func CheckBacklogCap(t *testing.T, s flow.Scenario, max int) {
+	t.Helper()
+	const knob = "order-service.send-100"
+	for range max / 100 {
+		MustSet(t, s, knob, nil)
+	}
+	want := fmt.Sprintf("%d waiting to be sent", max)
+	if ns := s.Stats().Nodes["order-service"]; !HasBadge(ns, want) {
+		t.Fatalf("after %d presses order-service shows %v, want %q", max/100, ns.Badges, want)
+	}
+	err := Set(s, knob, nil)
+	if flow.KindOf(err) != flow.Invalid || !strings.Contains(flow.MessageOf(err), fmt.Sprint(max)) {
+		t.Errorf("a press past the cap: %v, want an invalid error naming the cap", err)
+	}
+	if ns := s.Stats().Nodes["order-service"]; !HasBadge(ns, want) {
+		t.Errorf("a refused press changed the backlog: %v", ns.Badges)
+	}
+}
+
+// CheckPresetsRoundTrip applies preset a, lets tweak change a knob as a
+// learner would, then applies b: every knob must then be what a fresh apply
+// of b gives, for every ordered pair of presets. open makes a scenario that
+// is not running.
+func CheckPresetsRoundTrip(t *testing.T, open func(testing.TB) flow.Scenario, tweak func(testing.TB, flow.Scenario)) {
+	t.Helper()
+	apply := func(s flow.Scenario, preset string) {
+		t.Helper()
+		if err := flow.ApplyPreset(s, preset); err != nil {
+			t.Fatalf("preset %s: %v", preset, err)
+		}
+	}
+	presets := open(t).Presets()
+	for _, a := range presets {
+		for _, b := range presets {
+			fresh := open(t)
+			apply(fresh, b.Name)
+			after := open(t)
+			apply(after, a.Name)
+			tweak(t, after)
+			apply(after, b.Name)
+			want, got := fresh.Knobs(), after.Knobs()
+			for i := range want {
+				if !reflect.DeepEqual(want[i].Value, got[i].Value) {
+					t.Errorf("%s then %s: %s = %v, a fresh %s gives %v", a.Name, b.Name, got[i].Name, got[i].Value, b.Name, want[i].Value)
+				}
+			}
 		}
 	}
 }
