@@ -31,6 +31,11 @@ const (
 	producerKind = "replace producer"
 )
 
+// maxWaiting bounds the changes waiting to start. Changes of one kind merge,
+// so only replays and partition changes can reach it: a flood of those is
+// refused rather than queued for minutes.
+const maxWaiting = 4
+
 // changes is the queue of slow changes and the one in progress.
 type changes struct {
 	mu      sync.Mutex
@@ -62,6 +67,16 @@ func (cs *changes) add(c *change) {
 	case cs.wake <- struct{}{}:
 	default:
 	}
+}
+
+// room refuses a change that does not merge when maxWaiting already wait.
+func (cs *changes) room() error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.queue) >= maxWaiting {
+		return flow.Errorf(flow.Unavailable, "%d changes are already waiting to run: try again once they are done", len(cs.queue))
+	}
+	return nil
 }
 
 // next makes the first queued change the current one.

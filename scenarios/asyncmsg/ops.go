@@ -129,6 +129,9 @@ func (s *Scenario) setPartitions(n int) error {
 	if n == cur && s.changes.busy() == "" {
 		return nil
 	}
+	if err := s.changes.room(); err != nil {
+		return err
+	}
 	s.changes.add(&change{node: "orders", what: fmt.Sprintf("partitions set to %d", n),
 		run: func(ctx context.Context, rt *runtime, _ string) error { return s.changePartitions(ctx, rt, n) }})
 	return nil
@@ -276,6 +279,9 @@ func (s *Scenario) replay(knob string, value any, target replayTarget) error {
 	}
 	if rt.paths.IsCut() {
 		return flow.Errorf(flow.Invalid, "restore the path to the broker first: a replay stops and starts the members")
+	}
+	if err := s.changes.room(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	set := s.set
