@@ -85,6 +85,19 @@ func (k Knob) Parse(raw json.RawMessage) (any, error) {
 	return nil, Errorf(Internal, "knob %s has unknown type %q", k.Name, k.Type)
 }
 
+// Typed returns a value Knob.Parse gave for knob as the T its declaration
+// takes. A scenario's Set uses it instead of checking the range again: the
+// declaration is the one place a knob's type and range are said. Any other
+// value is a caller's mistake and refused.
+func Typed[T any](knob string, value any) (T, error) {
+	v, ok := value.(T)
+	if !ok {
+		var zero T
+		return zero, Errorf(Invalid, "%s takes a %T, not %v", knob, zero, value)
+	}
+	return v, nil
+}
+
 func (k Knob) rangeText() string {
 	s := fmt.Sprintf("from %d to %d", k.Min, k.Max)
 	if k.Unit != "" {
