@@ -2,9 +2,12 @@ package flow
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // KnobType says what values a knob takes and how the page draws it.
@@ -152,35 +155,65 @@ func SetKnob(s Scenario, name string, raw json.RawMessage) error {
 	return s.Set(name, v)
 }
 
-// ApplyPreset validates every value of the preset first and only then sets
-// them, so a bad preset changes nothing.
+// ApplyPreset parses every value of the preset against the declarations
+// before it sets any, so a preset naming an unknown knob or a bad value
+// changes nothing. If a scenario's Set then refuses one (a knob that does not
+// apply in the current mode), the knobs already set are set back to what they
+// were, and the error says what happened.
 func ApplyPreset(s Scenario, name string) error {
-	for _, p := range s.Presets() {
-		if p.Name != name {
+	i := slices.IndexFunc(s.Presets(), func(p Preset) bool { return p.Name == name })
+	if i < 0 {
+		return Errorf(NotFound, "%s has no preset %q", s.Title(), name)
+	}
+	p := s.Presets()[i]
+	vals := make(map[string]any, len(p.Values))
+	for kn, v := range p.Values {
+		k, err := FindKnob(s, kn)
+		if err != nil {
+			return Errorf(KindOf(err), "preset %s: %s", p.Name, MessageOf(err))
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return Errorf(Internal, "preset %s: %v", p.Name, err)
+		}
+		if vals[kn], err = k.Parse(raw); err != nil {
+			return Errorf(KindOf(err), "preset %s: %s", p.Name, MessageOf(err))
+		}
+	}
+	knobs := s.Knobs()
+	var done []Knob           // with the values they had
+	for _, k := range knobs { // declaration order, so dependent knobs apply sensibly
+		v, ok := vals[k.Name]
+		if !ok {
 			continue
 		}
-		vals := make(map[string]any, len(p.Values))
-		for kn, v := range p.Values {
-			k, err := FindKnob(s, kn)
-			if err != nil {
-				return err
-			}
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return Errorf(Internal, "preset %s: %v", name, err)
-			}
-			if vals[kn], err = k.Parse(raw); err != nil {
-				return err
-			}
+		if err := s.Set(k.Name, v); err != nil {
+			return undoPreset(s, p, done, k, err)
 		}
-		for _, k := range s.Knobs() { // declaration order, so dependent knobs apply sensibly
-			if v, ok := vals[k.Name]; ok {
-				if err := s.Set(k.Name, v); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		done = append(done, k)
 	}
-	return Errorf(NotFound, "%s has no preset %q", s.Title(), name)
+	return nil
+}
+
+// undoPreset sets back, newest first, the knobs a preset had set before Set
+// refused k, and says what the preset left.
+func undoPreset(s Scenario, p Preset, done []Knob, k Knob, err error) error {
+	if KindOf(err) == Internal {
+		err = fmt.Errorf("preset %s: %s: %w", p.Name, k.Name, err) // logged, not shown
+	}
+	var kept []string
+	for i := len(done) - 1; i >= 0; i-- {
+		if done[i].Type == ActionKnob || s.Set(done[i].Name, done[i].Value) != nil {
+			kept = append(kept, done[i].Label)
+		}
+	}
+	if KindOf(err) == Internal {
+		return err
+	}
+	title := cmp.Or(p.Label, p.Name)
+	if len(kept) == 0 {
+		return Errorf(KindOf(err), "preset %s was not applied: %s refused its value (%s); every knob is as it was", title, k.Label, MessageOf(err))
+	}
+	slices.Reverse(kept)
+	return Errorf(KindOf(err), "preset %s stopped part-way: %s refused its value (%s); %s kept the preset's values, as they could not be set back", title, k.Label, MessageOf(err), strings.Join(kept, ", "))
 }
