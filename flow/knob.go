@@ -180,9 +180,8 @@ func ApplyPreset(s Scenario, name string) error {
 			return Errorf(KindOf(err), "preset %s: %s", p.Name, MessageOf(err))
 		}
 	}
-	knobs := s.Knobs()
-	var done []Knob           // with the values they had
-	for _, k := range knobs { // declaration order, so dependent knobs apply sensibly
+	var done []Knob               // with the values they had
+	for _, k := range s.Knobs() { // declaration order, so dependent knobs apply sensibly
 		v, ok := vals[k.Name]
 		if !ok {
 			continue
@@ -198,22 +197,19 @@ func ApplyPreset(s Scenario, name string) error {
 // undoPreset sets back, newest first, the knobs a preset had set before Set
 // refused k, and says what the preset left.
 func undoPreset(s Scenario, p Preset, done []Knob, k Knob, err error) error {
-	if KindOf(err) == Internal {
-		err = fmt.Errorf("preset %s: %s: %w", p.Name, k.Name, err) // logged, not shown
-	}
 	var kept []string
 	for i := len(done) - 1; i >= 0; i-- {
 		if done[i].Type == ActionKnob || s.Set(done[i].Name, done[i].Value) != nil {
 			kept = append(kept, done[i].Label)
 		}
 	}
-	if KindOf(err) == Internal {
-		return err
-	}
+	slices.Reverse(kept)
 	title := cmp.Or(p.Label, p.Name)
-	if len(kept) == 0 {
+	switch {
+	case KindOf(err) == Internal: // logged, not shown
+		return fmt.Errorf("preset %s: %s: %w (kept the preset's values: %v)", title, k.Name, err, kept)
+	case len(kept) == 0:
 		return Errorf(KindOf(err), "preset %s was not applied: %s refused its value (%s); every knob is as it was", title, k.Label, MessageOf(err))
 	}
-	slices.Reverse(kept)
 	return Errorf(KindOf(err), "preset %s stopped part-way: %s refused its value (%s); %s kept the preset's values, as they could not be set back", title, k.Label, MessageOf(err), strings.Join(kept, ", "))
 }
