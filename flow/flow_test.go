@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +199,95 @@ func TestTracesKeepEveryField(t *testing.T) {
 	}
 	if _, ok := tr.Get(""); ok {
 		t.Error("found hops without an id")
+	}
+}
+
+// panel is a scenario that keeps its knobs' values and refuses to set those
+// named in refuse, as a real one refuses a knob that does not apply now.
+type panel struct {
+	box
+	values  map[string]any
+	refuse  map[string]bool
+	once    map[string]bool // set once, then refused
+	presets []flow.Preset
+}
+
+func newPanel(presets ...flow.Preset) *panel {
+	return &panel{
+		box: box{knobs: []flow.Knob{
+			{Name: "a", Label: "A", Type: flow.IntKnob, Min: 0, Max: 9},
+			{Name: "b", Label: "B", Type: flow.BoolKnob},
+			{Name: "c", Label: "C", Type: flow.ChoiceKnob, Choices: []flow.Choice{{Value: "x"}, {Value: "y"}}},
+		}},
+		values:  map[string]any{"a": 0, "b": false, "c": "x"},
+		refuse:  map[string]bool{},
+		presets: presets,
+	}
+}
+
+func (p *panel) Presets() []flow.Preset { return p.presets }
+func (p *panel) Knobs() []flow.Knob {
+	ks := slices.Clone(p.knobs)
+	for i := range ks {
+		ks[i].Value = p.values[ks[i].Name]
+	}
+	return ks
+}
+func (p *panel) Set(name string, v any) error {
+	if p.refuse[name] {
+		return flow.Errorf(flow.Invalid, "%s does not apply now", name)
+	}
+	if p.once[name] {
+		p.refuse[name] = true
+	}
+	p.values[name] = v
+	return nil
+}
+
+func TestPresetIsCheckedWholeBeforeAnyOfItApplies(t *testing.T) {
+	all := map[string]any{"a": 5, "b": true, "c": "y"}
+	for _, c := range []struct {
+		preset flow.Preset
+		kind   flow.ErrorKind
+		says   string
+	}{
+		{flow.Preset{Name: "p", Values: map[string]any{"a": 5, "zzz": 1}}, flow.NotFound, `no knob "zzz"`},
+		{flow.Preset{Name: "p", Values: map[string]any{"a": 5, "b": true, "c": "z"}}, flow.Invalid, `no option "z"`},
+		{flow.Preset{Name: "p", Values: map[string]any{"a": 10, "b": true}}, flow.Invalid, "from 0 to 9"},
+	} {
+		p := newPanel(c.preset)
+		err := flow.ApplyPreset(p, "p")
+		if flow.KindOf(err) != c.kind || !strings.Contains(flow.MessageOf(err), c.says) {
+			t.Errorf("preset %v: %v, want a %s error saying %s", c.preset.Values, err, c.kind, c.says)
+		}
+		if !reflect.DeepEqual(p.values, map[string]any{"a": 0, "b": false, "c": "x"}) {
+			t.Errorf("preset %v refused, yet the knobs are %v", c.preset.Values, p.values)
+		}
+	}
+
+	// Set refuses the last knob: the ones set before it are set back.
+	p := newPanel(flow.Preset{Name: "p", Label: "Calm", Values: all})
+	p.refuse["c"] = true
+	err := flow.ApplyPreset(p, "p")
+	if flow.KindOf(err) != flow.Invalid || !strings.Contains(flow.MessageOf(err), "C refused") || !strings.Contains(flow.MessageOf(err), "as it was") {
+		t.Errorf("refused mid-way: %v", err)
+	}
+	if !reflect.DeepEqual(p.values, map[string]any{"a": 0, "b": false, "c": "x"}) {
+		t.Errorf("after a refused preset the knobs are %v", p.values)
+	}
+
+	// What cannot be set back is named.
+	p = newPanel(flow.Preset{Name: "p", Label: "Calm", Values: all})
+	p.refuse["c"], p.once = true, map[string]bool{"b": true}
+	err = flow.ApplyPreset(p, "p")
+	if msg := flow.MessageOf(err); flow.KindOf(err) != flow.Invalid || !strings.Contains(msg, "part-way") || !strings.Contains(msg, "B kept") {
+		t.Errorf("refused mid-way, B not set back: %v", err)
+	}
+	if !reflect.DeepEqual(p.values, map[string]any{"a": 0, "b": true, "c": "x"}) {
+		t.Errorf("after a refused preset the knobs are %v", p.values)
+	}
+
+	if err := flow.ApplyPreset(p, "missing"); flow.KindOf(err) != flow.NotFound {
+		t.Errorf("missing preset: %v", err)
 	}
 }

@@ -2,9 +2,12 @@ package flow
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // KnobType says what values a knob takes and how the page draws it.
@@ -85,6 +88,19 @@ func (k Knob) Parse(raw json.RawMessage) (any, error) {
 	return nil, Errorf(Internal, "knob %s has unknown type %q", k.Name, k.Type)
 }
 
+// Typed returns a value Knob.Parse gave for knob as the T its declaration
+// takes. A scenario's Set uses it instead of checking the range again: the
+// declaration is the one place a knob's type and range are said. Any other
+// value is a caller's mistake and refused.
+func Typed[T any](knob string, value any) (T, error) {
+	v, ok := value.(T)
+	if !ok {
+		var zero T
+		return zero, Errorf(Invalid, "%s takes a %T, not %v", knob, zero, value)
+	}
+	return v, nil
+}
+
 func (k Knob) rangeText() string {
 	s := fmt.Sprintf("from %d to %d", k.Min, k.Max)
 	if k.Unit != "" {
@@ -139,35 +155,61 @@ func SetKnob(s Scenario, name string, raw json.RawMessage) error {
 	return s.Set(name, v)
 }
 
-// ApplyPreset validates every value of the preset first and only then sets
-// them, so a bad preset changes nothing.
+// ApplyPreset parses every value of the preset against the declarations
+// before it sets any, so a preset naming an unknown knob or a bad value
+// changes nothing. If a scenario's Set then refuses one (a knob that does not
+// apply in the current mode), the knobs already set are set back to what they
+// were, and the error says what happened.
 func ApplyPreset(s Scenario, name string) error {
-	for _, p := range s.Presets() {
-		if p.Name != name {
+	i := slices.IndexFunc(s.Presets(), func(p Preset) bool { return p.Name == name })
+	if i < 0 {
+		return Errorf(NotFound, "%s has no preset %q", s.Title(), name)
+	}
+	p := s.Presets()[i]
+	vals := make(map[string]any, len(p.Values))
+	for kn, v := range p.Values {
+		k, err := FindKnob(s, kn)
+		if err != nil {
+			return Errorf(KindOf(err), "preset %s: %s", p.Name, MessageOf(err))
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return Errorf(Internal, "preset %s: %v", p.Name, err)
+		}
+		if vals[kn], err = k.Parse(raw); err != nil {
+			return Errorf(KindOf(err), "preset %s: %s", p.Name, MessageOf(err))
+		}
+	}
+	var done []Knob               // with the values they had
+	for _, k := range s.Knobs() { // declaration order, so dependent knobs apply sensibly
+		v, ok := vals[k.Name]
+		if !ok {
 			continue
 		}
-		vals := make(map[string]any, len(p.Values))
-		for kn, v := range p.Values {
-			k, err := FindKnob(s, kn)
-			if err != nil {
-				return err
-			}
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return Errorf(Internal, "preset %s: %v", name, err)
-			}
-			if vals[kn], err = k.Parse(raw); err != nil {
-				return err
-			}
+		if err := s.Set(k.Name, v); err != nil {
+			return undoPreset(s, p, done, k, err)
 		}
-		for _, k := range s.Knobs() { // declaration order, so dependent knobs apply sensibly
-			if v, ok := vals[k.Name]; ok {
-				if err := s.Set(k.Name, v); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		done = append(done, k)
 	}
-	return Errorf(NotFound, "%s has no preset %q", s.Title(), name)
+	return nil
+}
+
+// undoPreset sets back, newest first, the knobs a preset had set before Set
+// refused k, and says what the preset left.
+func undoPreset(s Scenario, p Preset, done []Knob, k Knob, err error) error {
+	var kept []string
+	for i := len(done) - 1; i >= 0; i-- {
+		if done[i].Type == ActionKnob || s.Set(done[i].Name, done[i].Value) != nil {
+			kept = append(kept, done[i].Label)
+		}
+	}
+	slices.Reverse(kept)
+	title := cmp.Or(p.Label, p.Name)
+	switch {
+	case KindOf(err) == Internal: // logged, not shown
+		return fmt.Errorf("preset %s: %s: %w (kept the preset's values: %v)", title, k.Name, err, kept)
+	case len(kept) == 0:
+		return Errorf(KindOf(err), "preset %s was not applied: %s refused its value (%s); every knob is as it was", title, k.Label, MessageOf(err))
+	}
+	return Errorf(KindOf(err), "preset %s stopped part-way: %s refused its value (%s); %s kept the preset's values, as they could not be set back", title, k.Label, MessageOf(err), strings.Join(kept, ", "))
 }

@@ -350,3 +350,32 @@ func TestBrowserSaysWhenABusyLabDrawsASample(t *testing.T) {
 		return c('produced') >= 5000 && c('consumed') === c('produced'); })()`)
 	waitJS(t, ctx, "the note gone once the lab is quiet", `document.querySelector('[data-testid="drawing"]').hidden`)
 }
+
+// A knob changed in one browser shows at once in every other browser of the
+// lab, with who changed it, on a RabbitMQ pattern too, whose scenario says
+// nothing of its knobs by itself.
+func TestBrowserShowsAKnobChangedInAnotherBrowser(t *testing.T) {
+	s := MustStart(t)
+	a := browser(t)
+	if err := chromedp.Run(a); err != nil { // starts the browser
+		t.Fatal(err)
+	}
+	b, cancel := chromedp.NewContext(a) // a second tab of the same browser
+	t.Cleanup(cancel)
+	failOnPageErrors(t, b)
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Run(tab, chromedp.Navigate(s.URL+s.base+"/work-queue")); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, tab, "live", `document.querySelector('#conn.ok') !== null`)
+	}
+	control := func(name string) string {
+		return `document.querySelector('[data-knob="` + name + `"] input')`
+	}
+	setKnob(t, a, "emails.failure", 40)
+	waitJS(t, b, "the other tab's slider moved", control("emails.failure")+`.value === '40' && document.querySelector('[data-knob="emails.failure"] output').value === '40 %'`)
+	waitJS(t, b, "who changed it said", `(() => { const t = document.querySelector('[data-testid="toast"]'); return !t.hidden && t.textContent.includes('Sending fails changed by a browser'); })()`)
+
+	press(t, b, `[data-testid="preset-flaky"]`)
+	waitJS(t, a, "a preset from the other tab shown", control("emails.failure")+`.value === '33' && `+control("emails.max-attempts")+`.value === '4'`)
+}

@@ -33,6 +33,10 @@ type scenarioRun struct {
 	mu      sync.Mutex
 	history []flow.Point
 
+	// commands runs one command at a time, so that the knob values
+	// announced after each go out in the order they were set.
+	commands sync.Mutex
+
 	lastView []byte // the topology the last frame's clients have
 }
 
@@ -180,12 +184,34 @@ type reply struct {
 	Knobs []flow.Knob `json:"knobs,omitempty"`
 }
 
-// handle validates and carries out one command; a bad one changes nothing.
+// knobsMsg announces changed knobs to every browser of the scenario, so
+// that none shows a stale value.
+type knobsMsg struct {
+	Type  string      `json:"type"`
+	By    string      `json:"by"`    // who changed them, in the learner's words
+	Knobs []flow.Knob `json:"knobs"` // only the changed ones, with their new values
+}
+
+// A command's origin, as an announcement names it.
+const byBrowser = "a browser"
+
+// handle answers one command from a browser.
 func (s *scenarioRun) handle(msg []byte) any {
 	c, err := decodeCommand(msg)
 	if err != nil {
 		return errorReply(c.ID, flow.Errorf(flow.Invalid, "malformed command: %v", err))
 	}
+	return s.command(c, byBrowser)
+}
+
+// command validates and carries out one command; a bad one changes nothing.
+// Whatever it changed is announced to every browser of the scenario, naming
+// by, whoever sent it.
+func (s *scenarioRun) command(c command, by string) any {
+	s.commands.Lock()
+	defer s.commands.Unlock()
+	before := s.Knobs()
+	var err error
 	switch {
 	case c.Op == "set" && c.Preset == "":
 		err = flow.SetKnob(s, c.Knob, c.Value)
@@ -196,10 +222,31 @@ func (s *scenarioRun) handle(msg []byte) any {
 	default:
 		err = flow.Errorf(flow.Invalid, "unknown command %q: use \"set\" or \"preset\"", c.Op)
 	}
+	after := s.Knobs()
+	// A preset refused part-way may have kept some values: announce
+	// whatever changed, refused or not.
+	if changed := changedKnobs(before, after); len(changed) > 0 {
+		s.hub.Announce(knobsMsg{Type: "knobs", By: by, Knobs: changed})
+	}
 	if err != nil {
 		return errorReply(c.ID, err)
 	}
-	return reply{Type: "reply", ID: c.ID, OK: true, Knobs: s.Knobs()}
+	return reply{Type: "reply", ID: c.ID, OK: true, Knobs: after}
+}
+
+// changedKnobs returns the knobs of after whose value differs from before.
+func changedKnobs(before, after []flow.Knob) []flow.Knob {
+	was := make(map[string]any, len(before))
+	for _, k := range before {
+		was[k.Name] = k.Value
+	}
+	var changed []flow.Knob
+	for _, k := range after {
+		if v, ok := was[k.Name]; !ok || v != k.Value {
+			changed = append(changed, k)
+		}
+	}
+	return changed
 }
 
 func errorReply(id int, err error) reply {

@@ -21,6 +21,7 @@ const charts = new Charts(document.getElementById('chart'));
 const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
   onSnapshot: snapshot,
   onFrame: frame,
+  onKnobs: (m) => controls.announced(m),
   onStatus: connStatus,
 });
 const controls = new Controls(document.body, conn);

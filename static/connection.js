@@ -2,10 +2,11 @@
 // commands answered by replies matched on their id.
 
 export class Connection {
-  constructor(url, { onSnapshot, onFrame, onStatus }) {
+  constructor(url, { onSnapshot, onFrame, onKnobs, onStatus }) {
     this.url = url;
     this.onSnapshot = onSnapshot;
     this.onFrame = onFrame;
+    this.onKnobs = onKnobs;
     this.onStatus = onStatus;
     this.nextId = 1;
     this.waiting = new Map(); // command id -> resolve
@@ -39,6 +40,9 @@ export class Connection {
         break;
       case 'frame':
         this.onFrame(msg);
+        break;
+      case 'knobs': // knobs changed by any browser of the lab, this one too
+        this.onKnobs(msg);
         break;
       case 'reply': {
         const resolve = this.waiting.get(msg.id);

@@ -6,6 +6,8 @@ export class Controls {
     this.root = root;
     this.conn = conn;
     this.knobs = new Map(); // name -> declaration with current value
+    this.held = null; // the slider the learner is dragging: news does not move it
+    this.sending = 0; // commands of this page not answered yet
     this.toast = document.getElementById('toast');
     for (const div of root.querySelectorAll('.knob[data-knob]')) this.bindKnob(div);
     for (const b of root.querySelectorAll('[data-switch]')) {
@@ -16,7 +18,7 @@ export class Controls {
     }
     for (const b of root.querySelectorAll('[data-preset]')) {
       b.addEventListener('click', async () => {
-        const r = await this.conn.send({ op: 'preset', preset: b.dataset.preset });
+        const r = await this.command({ op: 'preset', preset: b.dataset.preset });
         this.answer(r, `Preset “${b.textContent.trim()}” applied`);
       });
     }
@@ -29,8 +31,17 @@ export class Controls {
     switch (div.dataset.type) {
       case 'int': {
         const out = div.querySelector('output');
-        input.addEventListener('input', () => { out.value = this.text(name, Number(input.value)); });
+        input.addEventListener('input', () => {
+          this.held = name;
+          out.value = this.text(name, Number(input.value));
+        });
+        input.addEventListener('blur', () => {
+          if (this.held !== name) return;
+          this.held = null;
+          this.draw(this.knobs.get(name)); // let go without a change: show the lab's value
+        });
         input.addEventListener('change', () => {
+          if (this.held === name) this.held = null;
           let v = Number(input.value);
           const min = Number(input.dataset.min);
           // With an "off" value the slider starts at 0: the first notch above 0 is the minimum.
@@ -52,8 +63,27 @@ export class Controls {
   }
 
   async set(knob, value) {
-    const r = await this.conn.send({ op: 'set', knob, value });
-    this.answer(r);
+    this.answer(await this.command({ op: 'set', knob, value }));
+  }
+
+  async command(cmd) {
+    this.sending++;
+    try {
+      return await this.conn.send(cmd);
+    } finally {
+      this.sending--;
+    }
+  }
+
+  // announced draws knobs changed by any browser of the lab. A change this
+  // page neither asked for nor has drawn already (its own reply may come
+  // first) says who made it.
+  announced(m) {
+    const news = m.knobs.filter((k) => !this.knobs.has(k.name) || this.knobs.get(k.name).value !== k.value);
+    this.update(m.knobs);
+    if (this.sending === 0 && news.length) {
+      this.show(`${news.map((k) => k.label).join(', ')} changed by ${m.by}`, 'info');
+    }
   }
 
   answer(r, okText) {
@@ -74,7 +104,8 @@ export class Controls {
     this.toastTimer = setTimeout(() => { this.toast.hidden = true; }, kind === 'error' ? 8000 : 3000);
   }
 
-  // update draws every knob's value as the lab has it.
+  // update draws each knob's value as the lab has it: from a snapshot, a
+  // reply, or an announcement of knobs any browser of the lab changed.
   update(knobs) {
     for (const k of knobs) {
       this.knobs.set(k.name, k);
@@ -93,7 +124,9 @@ export class Controls {
   draw(k) {
     const div = this.root.querySelector(`.knob[data-knob="${CSS.escape(k.name)}"]`);
     const input = div && div.querySelector('input, select');
-    if (input) {
+    // The slider being dragged shows the learner's hand; its release sends
+    // a command whose reply draws the lab's value.
+    if (input && this.held !== k.name) {
       if (k.type === 'bool') input.checked = !!k.value;
       else input.value = k.value;
       const out = div.querySelector('output');

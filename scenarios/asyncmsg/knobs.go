@@ -177,13 +177,13 @@ func (s *Scenario) Set(knob string, value any) error {
 	case "replay-earliest":
 		return s.replay(knob, nil, replayEarliest)
 	case "replay-offset":
-		n, err := typed[int](knob, value)
+		n, err := flow.Typed[int](knob, value)
 		if err != nil {
 			return err
 		}
 		return s.replay(knob, n, replayOffset(int64(n)))
 	case "replay-minutes-ago":
-		n, err := typed[int](knob, value)
+		n, err := flow.Typed[int](knob, value)
 		if err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func (s *Scenario) Set(knob string, value any) error {
 	case "idempotent":
 		return setValue(s, knob, value, func(set *settings, b bool) { set.idempotent = b })
 	case "replay-partition":
-		v, err := typed[string](knob, value)
+		v, err := flow.Typed[string](knob, value)
 		if err != nil {
 			return err
 		}
@@ -224,13 +224,13 @@ func (s *Scenario) Set(knob string, value any) error {
 	case "session-timeout":
 		return setMemberOption(s, knob, value, func(set *settings, n int) { set.sessionTimeout = n })
 	case "partitions":
-		n, err := typed[int](knob, value)
+		n, err := flow.Typed[int](knob, value)
 		if err != nil {
 			return err
 		}
 		return s.setPartitions(n)
 	case "path-latency":
-		n, err := typed[int](knob, value)
+		n, err := flow.Typed[int](knob, value)
 		if err != nil {
 			return err
 		}
@@ -327,7 +327,7 @@ func setMemberOption[T any](s *Scenario, knob string, value any, apply func(*set
 
 // setValue stores a plain value and tells the view.
 func setValue[T any](s *Scenario, knob string, value any, apply func(*settings, T)) error {
-	v, err := typed[T](knob, value)
+	v, err := flow.Typed[T](knob, value)
 	if err != nil {
 		return err
 	}
@@ -340,16 +340,6 @@ func setValue[T any](s *Scenario, knob string, value any, apply func(*settings, 
 
 func (s *Scenario) knobChanged(knob string, v any) {
 	s.cfg.Emit.Emit(flow.Event{Kind: flow.KindState, Detail: flow.Detail{Knob: knob, Value: v}})
-}
-
-// typed checks that Set got the type Knob.Parse gives for this knob.
-func typed[T any](knob string, value any) (T, error) {
-	v, ok := value.(T)
-	if !ok {
-		var zero T
-		return zero, flow.Errorf(flow.Invalid, "%s takes a %T, not %v", knob, zero, value)
-	}
-	return v, nil
 }
 
 // memberKnob splits "m3-crash" into member index 2 and "crash".

@@ -150,21 +150,21 @@ func (p *publisher) setKnob(name string, value any) error {
 	set := p.set
 	switch name {
 	case "rate":
-		v, ok := value.(int)
-		if !ok || v < 0 || v > 500 {
-			return flow.Errorf(flow.Invalid, "orders per second must be from 0 to 500, not %v", value)
+		v, err := flow.Typed[int](name, value)
+		if err != nil {
+			return err
 		}
 		set.rate = v
 	case "connection":
-		v, _ := value.(string)
-		if v != connPerPublish && v != connLongLived {
-			return flow.Errorf(flow.Invalid, "connection must be %q or %q, not %v", connPerPublish, connLongLived, value)
+		v, err := flow.Typed[string](name, value)
+		if err != nil {
+			return err
 		}
 		set.perPublish = v == connPerPublish
 	case "confirms", "mandatory":
-		v, ok := value.(bool)
-		if !ok {
-			return flow.Errorf(flow.Invalid, "%s takes true or false, not %v", name, value)
+		v, err := flow.Typed[bool](name, value)
+		if err != nil {
+			return err
 		}
 		if name == "confirms" {
 			set.confirms = v
@@ -179,9 +179,9 @@ func (p *publisher) setKnob(name string, value any) error {
 		rabbit.Signal(p.wake)
 		return nil
 	case "poison":
-		v, ok := value.(int)
-		if !ok || v < 0 || v > 100 {
-			return flow.Errorf(flow.Invalid, "poison share must be from 0 to 100 %%, not %v", value)
+		v, err := flow.Typed[int](name, value)
+		if err != nil {
+			return err
 		}
 		set.poison = v
 	default:
@@ -210,29 +210,29 @@ func (c *consumer) setKnob(name string, value any) error {
 		rabbit.Signal(c.wake)
 		return nil
 	case "processing":
-		v, ok := value.(int)
-		if !ok || v < 0 || v > 5000 {
-			return flow.Errorf(flow.Invalid, "processing time must be from 0 to 5000 ms, not %v", value)
+		v, err := flow.Typed[int](name, value)
+		if err != nil {
+			return err
 		}
 		set.processing = time.Duration(v) * time.Millisecond
 	case "prefetch":
-		v, ok := value.(int)
-		if !ok || v < 1 || v > 1000 {
-			return flow.Errorf(flow.Invalid, "prefetch must be from 1 to 1000, not %v", value)
+		v, err := flow.Typed[int](name, value)
+		if err != nil {
+			return err
 		}
 		// Kept under auto-ack too, for when the ack mode turns manual: a
 		// preset must be able to set it whatever the ack mode was.
 		set.prefetch = v
 	case "ack":
-		v, _ := value.(string)
-		if v != ackAuto && v != ackManual {
-			return flow.Errorf(flow.Invalid, "ack mode must be %q or %q, not %v", ackAuto, ackManual, value)
+		v, err := flow.Typed[string](name, value)
+		if err != nil {
+			return err
 		}
 		set.manual = v == ackManual
 	case "queue":
-		v, _ := value.(string)
-		if v != queueExclusive && v != queueDurable {
-			return flow.Errorf(flow.Invalid, "queue must be %q or %q, not %v", queueExclusive, queueDurable, value)
+		v, err := flow.Typed[string](name, value)
+		if err != nil {
+			return err
 		}
 		set.durable = v == queueDurable
 	default:
@@ -250,9 +250,9 @@ func (s *Scenario) setPoisonHandling(knob string, value any) error {
 	if knob != "dlq.poison-handling" {
 		return flow.Errorf(flow.NotFound, "%s has no knob %q", s.Title(), knob)
 	}
-	v, _ := value.(string)
-	if v != poisonRequeue && v != poisonDLQ {
-		return flow.Errorf(flow.Invalid, "poison handling must be %q or %q, not %v", poisonRequeue, poisonDLQ, value)
+	v, err := flow.Typed[string](knob, value)
+	if err != nil {
+		return err
 	}
 	manual := false
 	for _, c := range s.consumers {

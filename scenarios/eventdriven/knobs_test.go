@@ -3,6 +3,7 @@ package eventdriven_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +165,41 @@ func TestPrefetchUnderAutoAckKeepsTheSubscription(t *testing.T) {
 	rabbittest.WaitFor(t, l, 10*time.Second, "email on manual ack with the prefetch set before", func(st flow.Stats) bool {
 		return rabbittest.HasBadge(st.Nodes["email"], "manual ack, prefetch 20")
 	})
+}
+
+// presetBoard is the scenario with presets of the test's own.
+type presetBoard struct {
+	*eventdriven.Scenario
+	presets []flow.Preset
+}
+
+func (p presetBoard) Presets() []flow.Preset { return p.presets }
+
+// A preset is checked whole before any of it applies, and one the scenario
+// refuses part-way (poison to the DLQ while every consumer acks
+// automatically) leaves every knob as it was, and says which knob refused.
+func TestRefusedPresetChangesNothing(t *testing.T) {
+	s := presetBoard{Scenario: mustOpen(t), presets: []flow.Preset{
+		{Name: "unknown", Values: map[string]any{"order-service.confirms": true, "order-service.colour": 1}},
+		{Name: "range", Values: map[string]any{"order-service.confirms": true, "email.prefetch": 1001}},
+		{Name: "mode", Label: "DLQ", Values: map[string]any{"order-service.confirms": true, "order-service.rate": 7, "dlq.poison-handling": "dead-letter"}},
+	}}
+	before := s.Knobs()
+	for _, c := range []struct {
+		preset string
+		kind   flow.ErrorKind
+		says   string
+	}{
+		{"unknown", flow.NotFound, `"order-service.colour"`},
+		{"range", flow.Invalid, "from 1 to 1000"},
+		{"mode", flow.Invalid, "Poison handling refused"},
+	} {
+		err := flow.ApplyPreset(s, c.preset)
+		if flow.KindOf(err) != c.kind || !strings.Contains(flow.MessageOf(err), c.says) {
+			t.Errorf("preset %s: %v, want a %s error saying %s", c.preset, err, c.kind, c.says)
+		}
+		if after := s.Knobs(); !reflect.DeepEqual(before, after) {
+			t.Errorf("preset %s refused, yet it changed the knobs:\nbefore %+v\nafter  %+v", c.preset, before, after)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package workqueue_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 
 	"flowlab/flow"
@@ -39,4 +41,36 @@ func TestPresetsRoundTrip(t *testing.T) {
 		func(tb testing.TB, s flow.Scenario) {
 			rabbittest.MustSet(tb, s, "emails.max-attempts", 7)
 		})
+}
+
+// Browsers setting different email knobs at once each keep their change: a
+// set of one knob never writes back an older value of another.
+func TestConcurrentKnobChangesAreAllKept(t *testing.T) {
+	s := mustOpen(t)
+	knobs := []string{"emails.failure", "emails.processing", "emails.max-attempts", "emails.prefetch"}
+	const last = 8 // each ends on 8, in every one of their ranges
+	for round := range 5 {
+		var wg sync.WaitGroup
+		for _, k := range knobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					if err := rabbittest.Set(s, k, 1+i%last); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, k := range s.Knobs() {
+			if slices.Contains(knobs, k.Name) && k.Value != last {
+				t.Fatalf("round %d: %s is %v after it was set to %d", round, k.Name, k.Value, last)
+			}
+		}
+		for _, k := range knobs {
+			rabbittest.MustSet(t, s, k, 1)
+		}
+	}
 }

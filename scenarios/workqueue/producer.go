@@ -200,9 +200,9 @@ func (p *producer) setKnob(name string, value any) error {
 	defer p.mu.Unlock()
 	switch name {
 	case "rate":
-		v, ok := value.(int)
-		if !ok || v < 0 || v > 200 {
-			return flow.Errorf(flow.Invalid, "orders per second must be from 0 to 200, not %v", value)
+		v, err := flow.Typed[int](name, value)
+		if err != nil {
+			return err
 		}
 		p.rate = v
 	case "send-100":

@@ -183,6 +183,22 @@ func (h *Hub) Flush() {
 	h.mu.Unlock()
 }
 
+// Announce sends v to every browser now, as a message of its own behind the
+// frames already queued: unlike a frame's events it is never sampled. A
+// browser whose queue is full gets a snapshot instead, which holds it too.
+func (h *Hub) Announce(v any) {
+	msg, err := json.Marshal(v)
+	if err != nil {
+		h.cfg.Log.Error("encode announcement", "err", err)
+		return
+	}
+	h.mu.Lock()
+	for c := range h.clients {
+		c.offer(msg)
+	}
+	h.mu.Unlock()
+}
+
 // sample keeps every event when there are at most max, and otherwise every
 // event without a message id (state changes), an outside client's (up to
 // half the frame, so a learner's own record shows up even in a busy lab),

@@ -426,3 +426,32 @@ func waitClients(t testing.TB, h *hub.Hub, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// An announcement made while answering one client's command reaches every
+// client as a message of its own, that client too.
+func TestAnnouncementReachesEveryClient(t *testing.T) {
+	h := hub.New(hub.Config{})
+	srv, stop := startHubWith(t, h, func(msg []byte) any {
+		h.Announce(map[string]string{"type": "knobs", "echo": string(msg)})
+		return map[string]string{"type": "reply"}
+	})
+	defer stop()
+	a, b := mustDial(t, srv, nil), mustDial(t, srv, nil)
+	defer a.Close()
+	defer b.Close()
+	read(t, a) // snapshots
+	read(t, b)
+	waitClients(t, h, 2)
+	a.WriteMessage(websocket.TextMessage, []byte(`{"op":"set"}`))
+	// The sender gets its reply too, before or after.
+	for name, conn := range map[string]*websocket.Conn{"sender": a, "other": b} {
+		var got []string
+		for len(got) < 2 && !slices.Contains(got, `knobs {"op":"set"}`) {
+			m := read(t, conn)
+			got = append(got, m.Type+" "+m.Echo)
+		}
+		if !slices.Contains(got, `knobs {"op":"set"}`) {
+			t.Errorf("%s got %q, want the announcement", name, got)
+		}
+	}
+}

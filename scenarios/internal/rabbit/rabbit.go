@@ -159,9 +159,9 @@ func (b *Broker) Set(name string, value any) error {
 		b.emit.Emit(flow.Event{Kind: flow.KindState, From: b.node, To: b.node, Detail: flow.Detail{Knob: "broker.restore"}})
 		return nil
 	case "latency":
-		v, ok := value.(int)
-		if !ok || v < 0 || v > 5000 {
-			return flow.Errorf(flow.Invalid, "latency must be from 0 to 5000 ms, not %v", value)
+		v, err := flow.Typed[int]("broker."+name, value)
+		if err != nil {
+			return err
 		}
 		if err := b.path.SetLatency(v); err != nil {
 			return flow.Errorf(flow.Internal, "%v", err)

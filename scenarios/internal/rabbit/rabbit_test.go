@@ -64,12 +64,18 @@ func TestPathKnobs(t *testing.T) {
 		kind  flow.ErrorKind
 	}{
 		{"restore", nil, flow.Invalid},
-		{"latency", 5001, flow.Invalid},
 		{"latency", "slow", flow.Invalid},
 		{"colour", nil, flow.NotFound},
 	} {
 		if err := b.Set(c.name, c.value); flow.KindOf(err) != c.kind {
 			t.Errorf("broker.%s = %v: %v, want a %s error", c.name, c.value, err, c.kind)
+		}
+	}
+	// The range is the declaration's: flow.SetKnob parses against it
+	// before Set.
+	for _, k := range b.Knobs() {
+		if _, err := k.Parse([]byte("5001")); k.Name == "broker.latency" && flow.KindOf(err) != flow.Invalid {
+			t.Errorf("broker.latency = 5001: %v, want an invalid error", err)
 		}
 	}
 	s := b.NewStatus("svc", "up")
