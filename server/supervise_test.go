@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"flowlab/flow"
+)
+
+// faulty is a scenario that panics or fails as it starts when told to, and
+// otherwise runs until ctx ends.
+type faulty struct {
+	board
+	panics bool
+	err    error
+}
+
+func (f *faulty) Name() string  { return "faulty" }
+func (f *faulty) Title() string { return "Faulty" }
+func (f *faulty) Run(ctx context.Context) error {
+	if f.panics {
+		panic("boom in a sample service")
+	}
+	if f.err != nil {
+		return f.err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func TestPanickingScenarioIsRecordedAndRestarts(t *testing.T) {
+	var logs lockedBuffer
+	a := &App{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	lab, err := flow.NewLab(fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &labRun{lab: lab}
+	var opens atomic.Int32
+	if err := l.add("faulty", "", a, func(*flow.Emitter) (flow.Scenario, error) {
+		return &faulty{panics: opens.Add(1) == 1}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := l.scenarios[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	waitFor(t, "the panic recorded as the scenario's failure", func() bool { return s.sup.Failed() != "" })
+	if f := s.sup.Failed(); !strings.Contains(f, "Faulty stopped") || strings.Contains(f, "boom") {
+		t.Errorf("page says %q: want that Faulty stopped, without the internal detail", f)
+	}
+	if !strings.Contains(logs.String(), "boom in a sample service") {
+		t.Errorf("log has no detail of the panic:\n%s", logs.String())
+	}
+	if err := s.Set("rate", 1); err == nil || flow.KindOf(err) != flow.Invalid {
+		t.Errorf("a knob set on a stopped scenario: %v, want Invalid", err)
+	}
+	if err := s.sup.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the scenario running again", func() bool { return s.sup.Failed() == "" && opens.Load() == 2 })
+	if err := s.sup.Restart(); flow.KindOf(err) != flow.Invalid {
+		t.Errorf("restart of a running scenario: %v, want Invalid", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	if s.sup.Failed() != "" {
+		t.Errorf("stopping with the server recorded as a failure: %q", s.sup.Failed())
+	}
+}
+
+func TestFailedScenarioStaysInItsPageAndRestartsFromIt(t *testing.T) {
+	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
+	var stderr lockedBuffer
+	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab},
+		func(string) string { return "" }, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := open(cfg, io.Discard, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opens atomic.Int32
+	refused := flow.Errorf(flow.Unavailable, "the broker refused a declare")
+	if err := a.labs[lab].add("faulty", "", a, func(*flow.Emitter) (flow.Scenario, error) {
+		if opens.Add(1) == 1 {
+			return &faulty{err: refused}, nil
+		}
+		return &faulty{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned %v\n%s", err, stderr.String())
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("flowlab took more than 5 s to stop")
+		}
+	}()
+	base := "http://" + a.web.Addr().String() + "/labs/" + lab
+	wsBase := "ws" + strings.TrimPrefix(base, "http")
+
+	faultyWS := dialLab(t, wsBase+"/faulty/ws")
+	msg := faultyWS.until(t, "the failure on the faulty page", func(m labMsg) bool { return m.failed() != "" })
+	if want := "Faulty stopped: the broker refused a declare. Restart it to try again."; msg.failed() != want {
+		t.Errorf("page says %q, want %q", msg.failed(), want)
+	}
+
+	// The rest of the lab and the server keep running.
+	waitFor(t, "healthz ok", func() bool {
+		resp, err := http.Get("http://" + a.web.Addr().String() + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	rr := dialLab(t, wsBase+"/request-response/ws")
+	rr.until(t, "request-response hops", func(m labMsg) bool { return m.Type == "frame" && len(m.Events) > 0 })
+
+	// A restart from another site is refused; from the page it is taken.
+	req, _ := http.NewRequest(http.MethodPost, base+"/faulty/restart", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("foreign restart: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/faulty/restart", nil)
+	req.Header.Set("Origin", "http://"+a.web.Addr().String())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("restart: %v %v", resp, err)
+	}
+	faultyWS.until(t, "the scenario back, with its knobs", func(m labMsg) bool {
+		return m.Type == "frame" && m.Stats != nil && m.Stats.Failed != nil && *m.Stats.Failed == "" && m.Stats.Knobs != nil
+	})
+	if opens.Load() != 2 {
+		t.Errorf("opened %d times, want 2", opens.Load())
+	}
+	resp, err = http.Post(base+"/faulty/restart", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.String(), "is running") {
+		t.Errorf("restart of a running scenario: %d %s", resp.StatusCode, body.String())
+	}
+}
+
+// labMsg is a snapshot or a frame, as much as these tests read.
+type labMsg struct {
+	Type   string       `json:"type"`
+	Failed *string      `json:"failed"`
+	Events []flow.Event `json:"events"`
+	Stats  *struct {
+		Failed *string           `json:"failed"`
+		Knobs  []json.RawMessage `json:"knobs"`
+	} `json:"stats"`
+}
+
+func (m labMsg) failed() string {
+	switch {
+	case m.Failed != nil:
+		return *m.Failed
+	case m.Stats != nil && m.Stats.Failed != nil:
+		return *m.Stats.Failed
+	}
+	return ""
+}
+
+type labConn struct{ *websocket.Conn }
+
+func dialLab(t *testing.T, url string) labConn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return labConn{c}
+}
+
+// until reads messages until one satisfies ok, for at most 15 s.
+func (c labConn) until(t *testing.T, what string, ok func(labMsg) bool) labMsg {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		var m labMsg
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok(m) {
+			return m
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
