@@ -148,7 +148,7 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 func failureMessage(title string, err error) string {
 	var fe *flow.Error
 	if errors.As(err, &fe) && fe.Kind != flow.Internal {
-		return fmt.Sprintf("%s stopped: %s. Restart it to try again.", title, fe.Message)
+		return fmt.Sprintf("%s stopped: %s. Restart it to try again.", title, strings.TrimSuffix(fe.Message, "."))
 	}
 	return fmt.Sprintf("%s stopped with an internal error (details are in flowlab's log). Restart it to try again.", title)
 }

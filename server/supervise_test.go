@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 
 	"flowlab/flow"
@@ -29,6 +31,12 @@ type faulty struct {
 
 func (f *faulty) Name() string  { return "faulty" }
 func (f *faulty) Title() string { return "Faulty" }
+func (f *faulty) View() flow.View {
+	return flow.View{Nodes: []flow.Node{{ID: "svc", Label: "sample-service", Kind: "service", X: 500, Y: 280}}, Edges: []flow.Edge{}}
+}
+func (f *faulty) Stats() flow.Stats {
+	return flow.Stats{Nodes: map[string]flow.NodeState{"svc": {State: "up"}}}
+}
 func (f *faulty) Run(ctx context.Context) error {
 	if f.panics {
 		panic("boom in a sample service")
@@ -91,42 +99,14 @@ func TestPanickingScenarioIsRecordedAndRestarts(t *testing.T) {
 }
 
 func TestFailedScenarioStaysInItsPageAndRestartsFromIt(t *testing.T) {
-	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
-	var stderr lockedBuffer
-	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab},
-		func(string) string { return "" }, &stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := open(cfg, io.Discard, &stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var opens atomic.Int32
 	refused := flow.Errorf(flow.Unavailable, "the broker refused a declare")
-	if err := a.labs[lab].add("faulty", "", a, func(*flow.Emitter) (flow.Scenario, error) {
+	a, base := startWithFaulty(t, func(*flow.Emitter) (flow.Scenario, error) {
 		if opens.Add(1) == 1 {
 			return &faulty{err: refused}, nil
 		}
 		return &faulty{}, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v\n%s", err, stderr.String())
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("flowlab took more than 5 s to stop")
-		}
-	}()
-	base := "http://" + a.web.Addr().String() + "/labs/" + lab
+	})
 	wsBase := "ws" + strings.TrimPrefix(base, "http")
 
 	faultyWS := dialLab(t, wsBase+"/faulty/ws")
@@ -175,6 +155,41 @@ func TestFailedScenarioStaysInItsPageAndRestartsFromIt(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.String(), "is running") {
 		t.Errorf("restart of a running scenario: %d %s", resp.StatusCode, body.String())
 	}
+}
+
+// startWithFaulty runs the whole server, its lab with a fifth scenario
+// "faulty" opened by opener, and returns the lab's URL.
+func startWithFaulty(t *testing.T, opener func(*flow.Emitter) (flow.Scenario, error)) (*App, string) {
+	t.Helper()
+	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
+	stderr := &lockedBuffer{}
+	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab},
+		func(string) string { return "" }, stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := open(cfg, io.Discard, stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.labs[lab].add("faulty", "", a, opener); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned %v\n%s", err, stderr.String())
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("flowlab took more than 5 s to stop")
+		}
+	})
+	return a, "http://" + a.web.Addr().String() + "/labs/" + lab
 }
 
 // labMsg is a snapshot or a frame, as much as these tests read.
@@ -233,5 +248,33 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("no %s within 10 s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A failed scenario's page says so and restarts it from its own control.
+func TestBrowserShowsAFailedScenarioAndRestartsIt(t *testing.T) {
+	var opens atomic.Int32
+	_, base := startWithFaulty(t, func(*flow.Emitter) (flow.Scenario, error) {
+		if opens.Add(1) == 1 {
+			return &faulty{err: flow.Errorf(flow.Unavailable, "the broker refused to declare queue orders: it exists with other arguments")}, nil
+		}
+		return &faulty{}, nil
+	})
+	ctx := browser(t)
+	failOnPageErrors(t, ctx)
+	if err := chromedp.Run(ctx, chromedp.Navigate(base+"/faulty")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the failure shown", `!document.getElementById('failed').hidden &&
+		document.getElementById('failed-text').textContent.includes('Faulty stopped: the broker refused')`)
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(os.TempDir(), "flowlab-failed-scenario.png"), png, 0o644)
+	press(t, ctx, `[data-testid="restart"]`)
+	waitJS(t, ctx, "the failure gone after the restart", `document.getElementById('failed').hidden`)
+	if opens.Load() != 2 {
+		t.Errorf("opened %d times, want 2", opens.Load())
 	}
 }
