@@ -20,9 +20,13 @@ type supervised struct {
 	open    func(*flow.Emitter) (flow.Scenario, error)
 	restart chan struct{} // one pending request at most
 
-	mu     sync.RWMutex
-	cur    flow.Scenario
-	failed string // for a person; "" while it runs
+	mu        sync.RWMutex
+	cur       flow.Scenario
+	failed    string             // for a person; "" while it runs
+	stop      context.CancelFunc // ends the current run; nil between runs
+	crash     error              // a panic in a call from the server, which ended the current run
+	lastView  flow.View          // what a page draws meanwhile if View panics
+	lastStats flow.Stats         // and if Stats panics
 }
 
 var _ flow.Scenario = (*supervised)(nil)
@@ -48,30 +52,92 @@ func (v *supervised) Failed() string {
 	return v.failed
 }
 
-func (v *supervised) Name() string           { return v.current().Name() }
-func (v *supervised) Title() string          { return v.current().Title() }
-func (v *supervised) Summary() string        { return v.current().Summary() }
-func (v *supervised) Knobs() []flow.Knob     { return v.current().Knobs() }
-func (v *supervised) Presets() []flow.Preset { return v.current().Presets() }
-func (v *supervised) View() flow.View        { return v.current().View() }
-func (v *supervised) Stats() flow.Stats      { return v.current().Stats() }
+func (v *supervised) Name() string    { return v.current().Name() }
+func (v *supervised) Title() string   { return v.current().Title() }
+func (v *supervised) Summary() string { return v.current().Summary() }
+
+// Knobs, Presets, View, Stats and Set run the scenario's code on the server's
+// goroutines (a page, a frame, a command): a panic there ends the current run
+// as a failure, as a panic in Run does, instead of the process.
+
+func (v *supervised) Knobs() []flow.Knob {
+	return guard(v, "Knobs", flow.Scenario.Knobs, func() []flow.Knob { return nil })
+}
+
+func (v *supervised) Presets() []flow.Preset {
+	return guard(v, "Presets", flow.Scenario.Presets, func() []flow.Preset { return nil })
+}
+
+func (v *supervised) View() flow.View {
+	return guard(v, "View", func(s flow.Scenario) flow.View {
+		view := s.View()
+		v.mu.Lock()
+		v.lastView = view
+		v.mu.Unlock()
+		return view
+	}, func() flow.View { v.mu.RLock(); defer v.mu.RUnlock(); return v.lastView })
+}
+
+func (v *supervised) Stats() flow.Stats {
+	return guard(v, "Stats", func(s flow.Scenario) flow.Stats {
+		st := s.Stats()
+		v.mu.Lock()
+		v.lastStats = st
+		v.mu.Unlock()
+		return st
+	}, func() flow.Stats { v.mu.RLock(); defer v.mu.RUnlock(); return v.lastStats })
+}
 
 // Set refuses while the scenario is stopped: no service would act on it.
 func (v *supervised) Set(knob string, value any) error {
 	if f := v.Failed(); f != "" {
 		return flow.Errorf(flow.Invalid, "%s has stopped: restart it first", v.Title())
 	}
-	return v.current().Set(knob, value)
+	return guard(v, "Set", func(s flow.Scenario) error { return s.Set(knob, value) }, func() error {
+		return flow.Errorf(flow.Internal, "%s failed while changing %s", v.Title(), knob)
+	})
 }
 
-// Run runs the current scenario once. A panic in Run's own goroutine becomes
-// its error; one in a goroutine the scenario starts itself cannot be caught
-// from here and still ends the process.
-func (v *supervised) Run(ctx context.Context) (err error) {
+// guard calls f on the current scenario; if it panics, the current run ends
+// as a failure and guard returns fallback's value.
+func guard[T any](v *supervised, what string, f func(flow.Scenario) T, fallback func() T) (out T) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+			err := fmt.Errorf("panic in %s: %v\n%s", what, r, debug.Stack())
+			v.mu.Lock()
+			if v.crash == nil {
+				v.crash = err
+			}
+			stop := v.stop
+			v.mu.Unlock()
+			if stop != nil {
+				stop()
+			}
+			out = fallback()
 		}
+	}()
+	return f(v.current())
+}
+
+// Run runs the current scenario once. A panic in Run's own goroutine, or in
+// a call guard watches, becomes its error; one in a goroutine the scenario
+// starts itself cannot be caught from here and still ends the process.
+func (v *supervised) Run(ctx context.Context) (err error) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	v.mu.Lock()
+	v.stop, v.crash = stop, nil
+	v.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in Run: %v\n%s", r, debug.Stack())
+		}
+		v.mu.Lock()
+		if v.crash != nil {
+			err = v.crash
+		}
+		v.stop = nil
+		v.mu.Unlock()
 	}()
 	return v.current().Run(ctx)
 }

@@ -21,12 +21,15 @@ import (
 	"flowlab/flow"
 )
 
-// faulty is a scenario that panics or fails as it starts when told to, and
-// otherwise runs until ctx ends.
+// faulty is a scenario that panics or fails where told to, and otherwise
+// runs until ctx ends.
 type faulty struct {
 	board
-	panics bool
-	err    error
+	panics      bool // in Run
+	setPanics   bool
+	statsPanics bool
+	err         error
+	ran         atomic.Bool // Run has started
 }
 
 func (f *faulty) Name() string  { return "faulty" }
@@ -35,9 +38,19 @@ func (f *faulty) View() flow.View {
 	return flow.View{Nodes: []flow.Node{{ID: "svc", Label: "sample-service", Kind: "service", X: 500, Y: 280}}, Edges: []flow.Edge{}}
 }
 func (f *faulty) Stats() flow.Stats {
+	if f.statsPanics && f.ran.Load() {
+		panic("boom in Stats")
+	}
 	return flow.Stats{Nodes: map[string]flow.NodeState{"svc": {State: "up"}}}
 }
+func (f *faulty) Set(knob string, v any) error {
+	if f.setPanics {
+		panic("boom in Set")
+	}
+	return f.board.Set(knob, v)
+}
 func (f *faulty) Run(ctx context.Context) error {
+	f.ran.Store(true)
 	if f.panics {
 		panic("boom in a sample service")
 	}
@@ -48,6 +61,8 @@ func (f *faulty) Run(ctx context.Context) error {
 	return nil
 }
 
+// A panic in Run, in a knob's Set or in Stats stops only that scenario, is
+// logged and shown, and a restart brings a fresh one.
 func TestPanickingScenarioIsRecordedAndRestarts(t *testing.T) {
 	var logs lockedBuffer
 	a := &App{log: slog.New(slog.NewTextHandler(&logs, nil))}
@@ -56,9 +71,12 @@ func TestPanickingScenarioIsRecordedAndRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := &labRun{lab: lab}
+	// Opened again after each failure: each time it fails another way, the
+	// last time not at all.
+	opened := []*faulty{{panics: true}, {setPanics: true}, {statsPanics: true}, {}}
 	var opens atomic.Int32
 	if err := l.add("faulty", "", a, func(*flow.Emitter) (flow.Scenario, error) {
-		return &faulty{panics: opens.Add(1) == 1}, nil
+		return opened[opens.Add(1)-1], nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -67,20 +85,31 @@ func TestPanickingScenarioIsRecordedAndRestarts(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 
-	waitFor(t, "the panic recorded as the scenario's failure", func() bool { return s.sup.Failed() != "" })
-	if f := s.sup.Failed(); !strings.Contains(f, "Faulty stopped") || strings.Contains(f, "boom") {
-		t.Errorf("page says %q: want that Faulty stopped, without the internal detail", f)
+	for i, panicked := range []string{"boom in a sample service", "boom in Set", "boom in Stats"} {
+		if opened[i].setPanics {
+			waitFor(t, "the scenario running", func() bool { return opened[i].ran.Load() })
+			if err := s.Set("rate", 1); flow.KindOf(err) != flow.Internal {
+				t.Errorf("a knob whose Set panics: %v, want an internal error", err)
+			}
+		}
+		waitFor(t, panicked+" recorded as the scenario's failure", func() bool { return s.sup.Failed() != "" })
+		if f := s.sup.Failed(); !strings.Contains(f, "Faulty stopped") || strings.Contains(f, "boom") {
+			t.Errorf("page says %q: want that Faulty stopped, without the internal detail", f)
+		}
+		if !strings.Contains(logs.String(), panicked) {
+			t.Errorf("log has no detail of %q:\n%s", panicked, logs.String())
+		}
+		if err := s.Set("rate", 1); flow.KindOf(err) != flow.Invalid {
+			t.Errorf("a knob set on a stopped scenario: %v, want Invalid", err)
+		}
+		if err := s.sup.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the scenario running again", func() bool { return s.sup.Failed() == "" && int(opens.Load()) == i+2 })
 	}
-	if !strings.Contains(logs.String(), "boom in a sample service") {
-		t.Errorf("log has no detail of the panic:\n%s", logs.String())
+	if err := s.Set("rate", 1); err != nil {
+		t.Errorf("a knob set on the restarted scenario: %v", err)
 	}
-	if err := s.Set("rate", 1); err == nil || flow.KindOf(err) != flow.Invalid {
-		t.Errorf("a knob set on a stopped scenario: %v, want Invalid", err)
-	}
-	if err := s.sup.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the scenario running again", func() bool { return s.sup.Failed() == "" && opens.Load() == 2 })
 	if err := s.sup.Restart(); flow.KindOf(err) != flow.Invalid {
 		t.Errorf("restart of a running scenario: %v, want Invalid", err)
 	}
