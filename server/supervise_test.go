@@ -186,9 +186,61 @@ func TestFailedScenarioStaysInItsPageAndRestartsFromIt(t *testing.T) {
 	}
 }
 
+// failsAtStart is a scenario that fails as it starts, as one refused by its
+// broker would, after releasing what its Open took.
+type failsAtStart struct {
+	flow.Scenario
+	err error
+}
+
+func (f failsAtStart) Run(ctx context.Context) error {
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	f.Scenario.Run(ended)
+	return f.err
+}
+
+// A restart opens the real scenario again, with its real opener, into the
+// page its browsers watch, and its services run.
+func TestRestartBringsBackTheRealScenario(t *testing.T) {
+	a, base := startServer(t, func(a *App, lab string) {
+		s, _ := a.labs[lab].scenario("event-driven")
+		s.sup.cur = failsAtStart{s.sup.cur, flow.Errorf(flow.Unavailable, "the broker refused a declare")}
+	})
+	ws := dialLab(t, "ws"+strings.TrimPrefix(base, "http")+"/event-driven/ws")
+	ws.until(t, "the failure", func(m labMsg) bool { return strings.Contains(m.failed(), "refused a declare") })
+	req, _ := http.NewRequest(http.MethodPost, base+"/event-driven/restart", nil)
+	req.Header.Set("Origin", "http://"+a.web.Addr().String())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("restart: %v %v", resp, err)
+	}
+	ws.until(t, "order-service publishing and inventory acking after the restart", func(m labMsg) bool {
+		if m.Type != "frame" || m.Stats == nil || m.failed() != "" {
+			return false
+		}
+		n := map[string]int64{}
+		for _, c := range m.Stats.Counters {
+			n[c.Name] = c.Value
+		}
+		return m.Stats.Nodes["order-service"].State == "up" && n["published"] > 0 && n["inventory.acked"] > 0
+	})
+}
+
 // startWithFaulty runs the whole server, its lab with a fifth scenario
 // "faulty" opened by opener, and returns the lab's URL.
 func startWithFaulty(t *testing.T, opener func(*flow.Emitter) (flow.Scenario, error)) (*App, string) {
+	t.Helper()
+	return startServer(t, func(a *App, lab string) {
+		if err := a.labs[lab].add("faulty", "", a, opener); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// startServer runs the whole server on free ports with a lab of its own,
+// changed by patch before it runs, and returns the lab's URL.
+func startServer(t *testing.T, patch func(a *App, lab string)) (*App, string) {
 	t.Helper()
 	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
 	stderr := &lockedBuffer{}
@@ -201,9 +253,7 @@ func startWithFaulty(t *testing.T, opener func(*flow.Emitter) (flow.Scenario, er
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.labs[lab].add("faulty", "", a, opener); err != nil {
-		t.Fatal(err)
-	}
+	patch(a, lab)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -227,8 +277,10 @@ type labMsg struct {
 	Failed *string      `json:"failed"`
 	Events []flow.Event `json:"events"`
 	Stats  *struct {
-		Failed *string           `json:"failed"`
-		Knobs  []json.RawMessage `json:"knobs"`
+		Failed   *string                   `json:"failed"`
+		Knobs    []json.RawMessage         `json:"knobs"`
+		Nodes    map[string]flow.NodeState `json:"nodes"`
+		Counters []flow.Counter            `json:"counters"`
 	} `json:"stats"`
 }
 
