@@ -164,6 +164,10 @@ func (v *supervised) reopened(s flow.Scenario) {
 	v.mu.Lock()
 	v.cur, v.failed = s, ""
 	v.mu.Unlock()
+	select {
+	case <-v.restart: // a second click for the failure just mended
+	default:
+	}
 }
 
 // Run runs the scenario, its hub and its chart history until ctx ends. The
