@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -30,6 +31,9 @@ type scenarioRun struct {
 	brokers *brokerWatch
 	broker  string // the broker it needs, named as in brokerState; "" for none
 
+	sup *supervised // the Scenario above, when a server runs it (tests of commands use a bare one)
+	log *slog.Logger
+
 	mu      sync.Mutex
 	history []flow.Point
 
@@ -37,7 +41,8 @@ type scenarioRun struct {
 	// announced after each go out in the order they were set.
 	commands sync.Mutex
 
-	lastView []byte // the topology the last frame's clients have
+	lastView   []byte // the topology the last frame's clients have
+	lastFailed string // the failure the last frame's clients have
 }
 
 // historyLen is how many one-second chart points a snapshot carries.
@@ -46,16 +51,16 @@ const historyLen = 180
 // add opens scenario name with an emitter into a new hub of its own. The hub
 // exists first because a scenario may emit from its first moment.
 func (l *labRun) add(name, broker string, a *App, open func(*flow.Emitter) (flow.Scenario, error)) error {
-	sr := &scenarioRun{lab: l.lab, brokers: a.brokers, broker: broker}
+	sr := &scenarioRun{lab: l.lab, brokers: a.brokers, broker: broker, log: a.log}
 	sr.hub = hub.New(hub.Config{Snapshot: sr.snapshot, Stats: sr.frameStats, Log: a.log})
 	// Hops are built and sent for about what a view draws; past that,
 	// whole messages one in k (the counters stay exact).
 	sr.emit = flow.NewEmitter(l.lab, name, sr.hub).Sample(flow.DrawRate)
-	s, err := open(sr.emit)
+	sup, err := newSupervised(open, sr.emit)
 	if err != nil {
 		return err
 	}
-	sr.Scenario = s
+	sr.Scenario, sr.sup = sup, sup
 	l.scenarios = append(l.scenarios, sr)
 	return nil
 }
@@ -77,17 +82,6 @@ func (l *labRun) scenario(name string) (*scenarioRun, bool) {
 		}
 	}
 	return nil, false
-}
-
-// Run runs the scenario, its hub and its chart history until ctx ends.
-func (s *scenarioRun) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.hub.Run(ctx) }()
-	go func() { defer wg.Done(); s.keepHistory(ctx) }()
-	err := s.Scenario.Run(ctx)
-	wg.Wait()
-	return err
 }
 
 // keepHistory samples the scenario's once-a-second chart point.
@@ -125,6 +119,7 @@ type snapshotMsg struct {
 	History  []flow.Point  `json:"history"`
 	Recent   []flow.Event  `json:"recent"`
 	Drawing  int           `json:"drawing"` // one message in this many is drawn
+	Failed   string        `json:"failed"`  // why the scenario stopped; "" while it runs
 }
 
 func (s *scenarioRun) snapshot() any {
@@ -135,7 +130,7 @@ func (s *scenarioRun) snapshot() any {
 		Type: "snapshot", Lab: s.lab.ID, Scenario: s.Name(),
 		View: s.View(), Knobs: s.Knobs(), Presets: s.Presets(), Stats: s.Stats(),
 		Brokers: s.brokers.States(), History: history, Recent: s.hub.Recent(),
-		Drawing: s.emit.Sampling(),
+		Drawing: s.emit.Sampling(), Failed: s.sup.Failed(),
 	}
 }
 
@@ -146,13 +141,18 @@ type frameStatsMsg struct {
 	flow.Stats
 	Brokers []brokerState `json:"brokers"`
 	View    *flow.View    `json:"view,omitempty"`
-	Drawing int           `json:"drawing"` // one message in this many is drawn
+	Drawing int           `json:"drawing"`         // one message in this many is drawn
+	Failed  string        `json:"failed"`          // why the scenario stopped; "" while it runs
+	Knobs   []flow.Knob   `json:"knobs,omitempty"` // after a failure or a restart: a restarted scenario starts from its defaults
 }
 
 // frameStats runs only on the hub's flush, one frame at a time, so lastView
-// needs no lock.
+// and lastFailed need no lock.
 func (s *scenarioRun) frameStats() any {
-	msg := frameStatsMsg{Stats: s.Stats(), Brokers: s.brokers.States(), Drawing: s.emit.Sampling()}
+	msg := frameStatsMsg{Stats: s.Stats(), Brokers: s.brokers.States(), Drawing: s.emit.Sampling(), Failed: s.sup.Failed()}
+	if msg.Failed != s.lastFailed {
+		msg.Knobs, s.lastFailed = s.Knobs(), msg.Failed
+	}
 	v := s.View()
 	if b, err := json.Marshal(v); err == nil && !bytes.Equal(b, s.lastView) {
 		if s.lastView != nil {

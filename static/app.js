@@ -39,6 +39,7 @@ function snapshot(s) {
   stats(s.stats);
   brokers(s.brokers);
   drawing(s.drawing);
+  failed(s.failed);
 }
 
 function frame(f) {
@@ -61,8 +62,37 @@ function frame(f) {
     stats(f.stats);
     brokers(f.stats.brokers);
     drawing(f.stats.drawing);
+    failed(f.stats.failed);
+    // A restarted scenario starts from its own defaults.
+    if (f.stats.knobs) controls.update(f.stats.knobs);
   }
 }
+
+// failed shows why the scenario stopped, with the control that restarts it.
+// The rest of the lab keeps running meanwhile.
+function failed(why) {
+  const box = document.getElementById('failed');
+  box.hidden = !why;
+  // What the diagram shows is how the scenario was when it stopped.
+  app.classList.toggle('stopped', Boolean(why));
+  if (why) document.getElementById('failed-text').textContent = why;
+}
+
+document.getElementById('restart').addEventListener('click', async (ev) => {
+  const button = ev.currentTarget;
+  button.disabled = true;
+  try {
+    const resp = await fetch(`${base}/restart`, { method: 'POST' });
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      controls.show(body.error || `the restart was refused (${resp.status})`, 'error');
+    }
+  } catch (err) {
+    controls.show(`could not reach flowlab to restart: ${err.message}`, 'error');
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // drawing says so when the lab is too busy to draw every message: the
 // server then sends the hops of one message in k, each message whole.

@@ -125,21 +125,21 @@ func (s *Scenario) Summary() string {
 
 // Run runs order-service, the three consumers and the queue watcher until ctx
 // ends. While the broker cannot be reached every service keeps retrying with
-// backoff and says so on its node. Run returns nil once everything is closed.
+// backoff and says so on its node. Run returns once everything is closed:
+// nil, or the panic of a service, which stopped the others.
 func (s *Scenario) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return flow.Errorf(flow.Internal, "event-driven runs once per Open")
 	}
 	defer s.broker.Close()
-	var wg sync.WaitGroup
-	wg.Go(func() { s.publisher.run(ctx) })
+	services := flow.NewServices(ctx)
+	services.Go(nodeOrderService, s.publisher.run)
 	for _, c := range s.consumers {
-		wg.Go(func() { c.run(ctx) })
+		services.Go(c.name, c.run)
 	}
-	wg.Go(func() { s.watcher.Run(ctx) })
-	wg.Go(func() { s.chart(ctx) })
-	wg.Wait()
-	return nil
+	services.Go("queue watcher", s.watcher.Run)
+	services.Go("chart", s.chart)
+	return services.Wait()
 }
 
 // Message returns the ledger's account of one message order-service

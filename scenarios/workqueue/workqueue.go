@@ -138,21 +138,21 @@ func (s *Scenario) retryQueue(attempt int) string {
 }
 
 // Run runs order-service, the workers and the queue watcher until ctx ends,
-// and returns nil once everything is closed.
+// and returns once everything is closed: nil, or the panic of a service,
+// which stopped the others.
 func (s *Scenario) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return flow.Errorf(flow.Internal, "work-queue runs once per Open")
 	}
 	defer s.broker.Close()
-	var wg sync.WaitGroup
-	wg.Go(func() { s.producer.run(ctx) })
+	services := flow.NewServices(ctx)
+	services.Go("order-service", s.producer.run)
 	for _, w := range s.workers {
-		wg.Go(func() { w.run(ctx) })
+		services.Go(w.name, w.run)
 	}
-	wg.Go(func() { s.watcher.Run(ctx) })
-	wg.Go(func() { s.chart(ctx) })
-	wg.Wait()
-	return nil
+	services.Go("queue watcher", s.watcher.Run)
+	services.Go("chart", s.chart)
+	return services.Wait()
 }
 
 // Job returns the ledger's account of one job, while it is in flight and for

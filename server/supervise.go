@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"flowlab/flow"
+)
+
+// supervised is the scenario a page shows: the one opened last, and whether
+// it failed. A failed scenario is opened again on request, into the same
+// emitter and hub, so its browsers see it come back.
+type supervised struct {
+	open    func(*flow.Emitter) (flow.Scenario, error)
+	restart chan struct{} // one pending request at most
+
+	mu        sync.RWMutex
+	cur       flow.Scenario
+	failed    string             // for a person; "" while it runs
+	stop      context.CancelFunc // ends the current run; nil between runs
+	crash     error              // a panic in a call from the server, which ended the current run
+	lastView  flow.View          // what a page draws meanwhile if View panics
+	lastStats flow.Stats         // and if Stats panics
+}
+
+var _ flow.Scenario = (*supervised)(nil)
+
+func newSupervised(open func(*flow.Emitter) (flow.Scenario, error), em *flow.Emitter) (*supervised, error) {
+	s, err := open(em)
+	if err != nil {
+		return nil, err
+	}
+	return &supervised{open: open, cur: s, restart: make(chan struct{}, 1)}, nil
+}
+
+func (v *supervised) current() flow.Scenario {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.cur
+}
+
+// Failed says why the scenario stopped, or "" while it runs.
+func (v *supervised) Failed() string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.failed
+}
+
+func (v *supervised) Name() string    { return v.current().Name() }
+func (v *supervised) Title() string   { return v.current().Title() }
+func (v *supervised) Summary() string { return v.current().Summary() }
+
+// Knobs, Presets, View, Stats and Set run the scenario's code on the server's
+// goroutines (a page, a frame, a command): a panic there ends the current run
+// as a failure, as a panic in Run does, instead of the process.
+
+func (v *supervised) Knobs() []flow.Knob {
+	return guard(v, "Knobs", flow.Scenario.Knobs, func() []flow.Knob { return nil })
+}
+
+func (v *supervised) Presets() []flow.Preset {
+	return guard(v, "Presets", flow.Scenario.Presets, func() []flow.Preset { return nil })
+}
+
+func (v *supervised) View() flow.View {
+	return guard(v, "View", func(s flow.Scenario) flow.View {
+		view := s.View()
+		v.mu.Lock()
+		v.lastView = view
+		v.mu.Unlock()
+		return view
+	}, func() flow.View { v.mu.RLock(); defer v.mu.RUnlock(); return v.lastView })
+}
+
+func (v *supervised) Stats() flow.Stats {
+	return guard(v, "Stats", func(s flow.Scenario) flow.Stats {
+		st := s.Stats()
+		v.mu.Lock()
+		v.lastStats = st
+		v.mu.Unlock()
+		return st
+	}, func() flow.Stats { v.mu.RLock(); defer v.mu.RUnlock(); return v.lastStats })
+}
+
+// Set refuses while the scenario is stopped: no service would act on it.
+func (v *supervised) Set(knob string, value any) error {
+	if f := v.Failed(); f != "" {
+		return flow.Errorf(flow.Invalid, "%s has stopped: restart it first", v.Title())
+	}
+	return guard(v, "Set", func(s flow.Scenario) error { return s.Set(knob, value) }, func() error {
+		return flow.Errorf(flow.Internal, "%s failed while changing %s", v.Title(), knob)
+	})
+}
+
+// guard calls f on the current scenario; if it panics, the current run ends
+// as a failure and guard returns fallback's value.
+func guard[T any](v *supervised, what string, f func(flow.Scenario) T, fallback func() T) (out T) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("panic in %s: %v\n%s", what, r, debug.Stack())
+			v.mu.Lock()
+			if v.crash == nil {
+				v.crash = err
+			}
+			stop := v.stop
+			v.mu.Unlock()
+			if stop != nil {
+				stop()
+			}
+			out = fallback()
+		}
+	}()
+	return f(v.current())
+}
+
+// Run runs the current scenario once. A panic in Run's own goroutine, or in
+// a call guard watches, becomes its error; one in a goroutine the scenario
+// starts itself cannot be caught from here and still ends the process.
+func (v *supervised) Run(ctx context.Context) (err error) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	v.mu.Lock()
+	v.stop, v.crash = stop, nil
+	v.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in Run: %v\n%s", r, debug.Stack())
+		}
+		v.mu.Lock()
+		if v.crash != nil {
+			err = v.crash
+		}
+		v.stop = nil
+		v.mu.Unlock()
+	}()
+	return v.current().Run(ctx)
+}
+
+// Restart asks a failed scenario to be opened and run again.
+func (v *supervised) Restart() error {
+	if v.Failed() == "" {
+		return flow.Errorf(flow.Invalid, "%s is running: only a scenario that stopped with an error can be restarted", v.Title())
+	}
+	select {
+	case v.restart <- struct{}{}:
+	default: // already asked
+	}
+	return nil
+}
+
+func (v *supervised) fail(msg string) {
+	v.mu.Lock()
+	v.failed = msg
+	v.mu.Unlock()
+}
+
+func (v *supervised) reopened(s flow.Scenario) {
+	v.mu.Lock()
+	v.cur, v.failed = s, ""
+	v.mu.Unlock()
+	select {
+	case <-v.restart: // a second click for the failure just mended
+	default:
+	}
+}
+
+// Run runs the scenario, its hub and its chart history until ctx ends. The
+// scenario failing (an error, a panic, or Run returning before ctx ends)
+// stops only this scenario: the failure is logged, shown on its page, and the
+// hub keeps serving until a restart brings the scenario back. Run returns nil:
+// nothing a scenario does stops the server.
+func (s *scenarioRun) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.hub.Run(ctx) })
+	wg.Go(func() { s.keepHistory(ctx) })
+	name := s.lab.ID + "/" + s.Name()
+	for {
+		err := s.sup.Run(ctx)
+		if ctx.Err() != nil {
+			if err != nil {
+				s.log.Error("scenario failed while stopping", "scenario", name, "err", err)
+			}
+			return nil // stopped with the server: not a failure
+		}
+		if err == nil {
+			err = errors.New("its Run returned before flowlab stopped")
+		}
+		s.log.Error("scenario failed", "scenario", name, "err", err)
+		s.sup.fail(failureMessage(s.Title(), err))
+		for reopened := false; !reopened; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.sup.restart:
+			}
+			next, err := s.sup.open(s.emit)
+			if err != nil {
+				s.log.Error("scenario restart failed", "scenario", name, "err", err)
+				s.sup.fail(failureMessage(s.Title(), err))
+				continue
+			}
+			s.sup.reopened(next)
+			s.log.Info("scenario restarted", "scenario", name)
+			reopened = true
+		}
+	}
+}
+
+// failureMessage is what the page says: the error's message when it is meant
+// for a person, and otherwise only that details are in the log.
+func failureMessage(title string, err error) string {
+	var fe *flow.Error
+	if errors.As(err, &fe) && fe.Kind != flow.Internal {
+		return fmt.Sprintf("%s stopped: %s. Restart it to try again.", title, strings.TrimSuffix(fe.Message, "."))
+	}
+	return fmt.Sprintf("%s stopped with an internal error (details are in flowlab's log). Restart it to try again.", title)
+}
+
+// handleRestart restarts a failed scenario. Only a page of flowlab's own may
+// ask: a form on another site could otherwise post here from a learner's
+// browser.
+func (a *App) handleRestart(w http.ResponseWriter, r *http.Request) {
+	_, s, err := a.find(r)
+	if err != nil {
+		a.jsonError(w, err)
+		return
+	}
+	if !sameOrigin(r) {
+		a.jsonError(w, flow.Errorf(flow.Invalid, "a restart must come from flowlab's own page"))
+		return
+	}
+	if err := s.sup.Restart(); err != nil {
+		a.jsonError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]bool{"ok": true})
+}
+
+// sameOrigin says whether a request's Origin, when it has one, is the host
+// it was sent to, as the websocket upgrader checks.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
