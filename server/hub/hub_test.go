@@ -232,7 +232,7 @@ func TestStalledClientDoesNotDelayFastOne(t *testing.T) {
 	var snapshots sync.Map
 	h := hub.New(hub.Config{
 		Snapshot:  func() any { return map[string]string{"type": "snapshot"} },
-		QueueLen:  32, // the fast client may lag 32 frames on a busy machine without a resync
+		QueueLen:  32,
 		MaxEvents: 100_000,
 		Interval:  20 * time.Millisecond,
 	})
@@ -272,7 +272,11 @@ func TestStalledClientDoesNotDelayFastOne(t *testing.T) {
 		for i := range n {
 			h.Emit(flow.Event{Kind: flow.KindPublish, MsgID: "m", Seq: uint64(i), Detail: flow.Detail{Payload: payload}})
 			if i%32 == 31 {
-				time.Sleep(25 * time.Millisecond) // one burst a frame: 125 frames, far more than the queue holds
+				// One burst a frame: 125 frames, far more than the queue
+				// holds; 50 ms apart, so the fast client may be starved of
+				// CPU for 1.6 s (32 frames) on a busy machine before it lags
+				// a whole queue.
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 		close(emitted)
