@@ -26,7 +26,9 @@ import (
 
 // Config says what a hub sends besides events.
 type Config struct {
-	// Snapshot is the first message a joining or lagging client gets.
+	// Snapshot is the first message a joining or lagging client gets: a
+	// value that encodes as a JSON object, to which the hub adds v, seq and
+	// time.
 	Snapshot func() any
 	// Stats goes into every frame, so counters stay exact even when the
 	// events of a frame are sampled.
