@@ -1,5 +1,10 @@
 // connection.js: the websocket to the lab, reconnecting with backoff, and
-// commands answered by replies matched on their id.
+// commands answered by replies matched on their id. docs/PROTOCOL.md
+// describes the messages.
+
+// PROTOCOL is the major version of the messages this page understands; a
+// server that speaks another is refused, not misread.
+export const PROTOCOL = 1;
 
 export class Connection {
   constructor(url, { onSnapshot, onFrame, onKnobs, onStatus }) {
@@ -25,6 +30,7 @@ export class Connection {
         resolve({ ok: false, error: 'the connection closed before the server answered' });
       }
       this.waiting.clear();
+      if (this.refused) return; // reconnecting would meet the same server
       const why = e.code === 1009 ? 'the last command was far too large; ' : e.reason ? e.reason + '; ' : '';
       this.onStatus('down', `${why}reconnecting…`);
       setTimeout(() => this.open(), this.backoff);
@@ -33,6 +39,12 @@ export class Connection {
   }
 
   receive(msg) {
+    if (msg.v !== PROTOCOL) {
+      this.refused = true;
+      this.ws.close();
+      this.onStatus('down', `this page speaks protocol v${PROTOCOL}, the server v${msg.v ?? '?'}: reload the page`);
+      return;
+    }
     switch (msg.type) {
       case 'snapshot':
         this.onStatus('live', 'live');

@@ -31,7 +31,7 @@ type Handler func(msg []byte) any
 // client is one browser connection: a reader goroutine (Serve itself) and a
 // writer goroutine, as in gorilla's chat example.
 type client struct {
-	send    chan []byte
+	send    chan queued
 	replies chan []byte
 	behind  atomic.Bool // its queue overflowed: send a snapshot next
 	done    chan struct{}
@@ -40,11 +40,17 @@ type client struct {
 
 func (c *client) stop() { c.once.Do(func() { close(c.done) }) }
 
+// queued is a frame or an announcement and its place in the hub's stream.
+type queued struct {
+	seq uint64
+	msg []byte
+}
+
 // offer queues a frame without ever blocking; a full queue marks the client
 // behind instead.
-func (c *client) offer(msg []byte) {
+func (c *client) offer(m queued) {
 	select {
-	case c.send <- msg:
+	case c.send <- m:
 	default:
 		c.behind.Store(true)
 	}
@@ -54,7 +60,7 @@ func (c *client) offer(msg []byte) {
 // snapshot, then frames; every text message it sends is answered by handle.
 func (h *Hub) Serve(conn *websocket.Conn, handle Handler) {
 	c := &client{
-		send:    make(chan []byte, h.cfg.QueueLen),
+		send:    make(chan queued, h.cfg.QueueLen),
 		replies: make(chan []byte, 4),
 		done:    make(chan struct{}),
 	}
@@ -101,7 +107,7 @@ func (h *Hub) read(conn *websocket.Conn, c *client, handle Handler) {
 		default:
 			reply = handle(msg)
 		}
-		b, err := json.Marshal(reply)
+		b, err := envelope(reply, noSeq, time.Now())
 		if err != nil {
 			h.cfg.Log.Error("encode reply", "err", err)
 			return
@@ -131,10 +137,12 @@ func (h *Hub) write(conn *websocket.Conn, c *client) {
 		c.stop()     // unblocks a reader waiting to queue a reply
 		conn.Close() // unblocks a reader waiting for a message
 	}()
+	var covered uint64 // the seq of the last snapshot sent: what it holds already
 	for {
 		if c.behind.Swap(false) {
 			drain(c.send)
-			if !h.writeSnapshot(conn) {
+			var ok bool
+			if covered, ok = h.writeSnapshot(conn); !ok {
 				return
 			}
 		}
@@ -144,11 +152,11 @@ func (h *Hub) write(conn *websocket.Conn, c *client) {
 				websocket.FormatCloseMessage(websocket.CloseGoingAway, "flowlab is shutting down"),
 				time.Now().Add(time.Second))
 			return
-		case msg := <-c.send:
-			if c.behind.Load() {
+		case m := <-c.send:
+			if c.behind.Load() || m.seq <= covered {
 				continue // stale: a snapshot supersedes it
 			}
-			if !writeText(conn, msg) {
+			if !writeText(conn, m.msg) {
 				return
 			}
 		case msg := <-c.replies:
@@ -164,17 +172,21 @@ func (h *Hub) write(conn *websocket.Conn, c *client) {
 	}
 }
 
-func (h *Hub) writeSnapshot(conn *websocket.Conn) bool {
+// writeSnapshot sends a snapshot and returns the seq it covers. That seq is
+// read before the snapshot is made, so whatever a message up to it carried,
+// the snapshot holds too.
+func (h *Hub) writeSnapshot(conn *websocket.Conn) (uint64, bool) {
+	seq := h.seq.Load()
 	var snap any = map[string]string{"type": "snapshot"}
 	if h.cfg.Snapshot != nil {
 		snap = h.cfg.Snapshot()
 	}
-	msg, err := json.Marshal(snap)
+	msg, err := envelope(snap, seq, time.Now())
 	if err != nil {
 		h.cfg.Log.Error("encode snapshot", "err", err)
-		return false
+		return 0, false
 	}
-	return writeText(conn, msg)
+	return seq, writeText(conn, msg)
 }
 
 func writeText(conn *websocket.Conn, msg []byte) bool {
@@ -182,7 +194,7 @@ func writeText(conn *websocket.Conn, msg []byte) bool {
 	return conn.WriteMessage(websocket.TextMessage, msg) == nil
 }
 
-func drain(ch chan []byte) {
+func drain(ch chan queued) {
 	for {
 		select {
 		case <-ch:

@@ -6,6 +6,11 @@
 // queue is full is marked behind and, when its writer is free again, gets a
 // fresh snapshot instead of the frames it missed, so a slow screen catches up
 // rather than going dark or slowing anyone else.
+//
+// Every message a hub sends carries the protocol version and the server time;
+// frames and announcements also carry seq, their place in the hub's one
+// stream, and a snapshot the seq of the last message it covers, so a client
+// (or a recorder) sees seq rise by one from each snapshot on.
 package hub
 
 import (
@@ -13,6 +18,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"flowlab/flow"
@@ -20,7 +26,9 @@ import (
 
 // Config says what a hub sends besides events.
 type Config struct {
-	// Snapshot is the first message a joining or lagging client gets.
+	// Snapshot is the first message a joining or lagging client gets: a
+	// value that encodes as a JSON object, to which the hub adds v, seq and
+	// time.
 	Snapshot func() any
 	// Stats goes into every frame, so counters stay exact even when the
 	// events of a frame are sampled.
@@ -48,8 +56,9 @@ type Hub struct {
 	clients map[*client]struct{}
 	closed  bool // Run has ended: no client may join
 
-	flushMu   sync.Mutex // one frame at a time, so frames go out in order
+	flushMu   sync.Mutex // one frame or announcement at a time, so they go out in seq order
 	lastStats []byte
+	seq       atomic.Uint64 // of the last frame or announcement; written under flushMu
 }
 
 // pendingMax bounds what waits between two frames, so a burst with no reader
@@ -136,6 +145,9 @@ func (h *Hub) Run(ctx context.Context) {
 
 // frame is the message that carries a batch of events.
 type frame struct {
+	V       int             `json:"v"`
+	Seq     uint64          `json:"seq"`
+	Time    int64           `json:"time"` // unix milliseconds
 	Type    string          `json:"type"`
 	Events  []flow.Event    `json:"events"`
 	Omitted int             `json:"omitted,omitempty"`
@@ -161,7 +173,7 @@ func (h *Hub) Flush() {
 	}
 	f.Omitted = len(events) - len(f.Events) + lost
 	if h.cfg.Stats != nil {
-		stats, err := json.Marshal(h.cfg.Stats())
+		stats, err := json.Marshal(NoNulls(h.cfg.Stats()))
 		if err != nil {
 			h.cfg.Log.Error("encode stats", "err", err)
 		} else if string(stats) != string(h.lastStats) {
@@ -171,32 +183,41 @@ func (h *Hub) Flush() {
 	if len(f.Events) == 0 && f.Omitted == 0 && f.Stats == nil {
 		return // nothing new: spare every client a frame
 	}
+	f.V, f.Seq, f.Time = Version, h.seq.Load()+1, time.Now().UnixMilli()
+	// Events have no lists in them, so the frame goes to json as it is.
 	msg, err := json.Marshal(f)
 	if err != nil {
 		h.cfg.Log.Error("encode frame", "err", err)
 		return
 	}
+	h.seq.Store(f.Seq)
+	h.offer(queued{f.Seq, msg})
+}
+
+// offer queues m for every client.
+func (h *Hub) offer(m queued) {
 	h.mu.Lock()
 	for c := range h.clients {
-		c.offer(msg)
+		c.offer(m)
 	}
 	h.mu.Unlock()
 }
 
-// Announce sends v to every browser now, as a message of its own behind the
-// frames already queued: unlike a frame's events it is never sampled. A
-// browser whose queue is full gets a snapshot instead, which holds it too.
+// Announce sends v, a JSON object, to every browser now, as a message of its
+// own behind the frames already queued and numbered in the same stream:
+// unlike a frame's events it is never sampled. A browser whose queue is full
+// gets a snapshot instead, which holds it too.
 func (h *Hub) Announce(v any) {
-	msg, err := json.Marshal(v)
+	h.flushMu.Lock()
+	defer h.flushMu.Unlock()
+	seq := h.seq.Load() + 1
+	msg, err := envelope(v, seq, time.Now())
 	if err != nil {
 		h.cfg.Log.Error("encode announcement", "err", err)
 		return
 	}
-	h.mu.Lock()
-	for c := range h.clients {
-		c.offer(msg)
-	}
-	h.mu.Unlock()
+	h.seq.Store(seq)
+	h.offer(queued{seq, msg})
 }
 
 // sample keeps every event when there are at most max, and otherwise every
