@@ -347,7 +347,7 @@ func TestBrowserSaysWhenABusyLabDrawsASample(t *testing.T) {
 	waitJS(t, ctx, "the page saying it draws a sample", `(() => { const n = document.querySelector('[data-testid="drawing"]'); return !n.hidden && /drawing 1 in \d+ messages/.test(n.textContent); })()`)
 	screenshot(t, ctx, "busy-lab.png")
 	waitJS(t, ctx, "every one processed", `(() => { const c = (n) => Number(document.querySelector('#counters dd[data-counter="' + n + '"]').textContent);
-		return c('produced') >= 5000 && c('consumed') === c('produced'); })()`)
+		return c('produced') >= 5000 && c('processed') === c('produced'); })()`)
 	waitJS(t, ctx, "the note gone once the lab is quiet", `document.querySelector('[data-testid="drawing"]').hidden`)
 }
 

@@ -328,7 +328,7 @@ func TestCrashBeforeCommitMakesDuplicates(t *testing.T) {
 			eventually(t, 30*time.Second, "the group caught up", l.caughtUp)
 
 			total := l.s.Stats().Ledger.Total.Value
-			if got := l.counter("redelivered"); got != lost {
+			if got := l.counter("redeliveries"); got != lost {
 				t.Errorf("redelivered %d records, want exactly the %d m1 processed but did not commit", got, lost)
 			}
 			dups := l.events.where(func(ev flow.Event) bool { return ev.Kind == flow.KindDeliver && ev.Detail.Duplicate })
@@ -404,7 +404,7 @@ func TestTenThousandKeyedRecordsThroughACrash(t *testing.T) {
 	if int64(len(seen)) != led.Total.Value {
 		t.Errorf("%d distinct events delivered, %d sent", len(seen), led.Total.Value)
 	}
-	if d, lost := l.counter("redelivered"), l.crashOf("m2"); d != lost || lost == 0 {
+	if d, lost := l.counter("redeliveries"), l.crashOf("m2"); d != lost || lost == 0 {
 		t.Errorf("redelivered %d, want the %d m2 had not committed (more than none)", d, lost)
 	}
 	t.Logf("%d events, %d orders, m2 lost %d uncommitted", led.Total.Value, len(lastOfKey), l.crashOf("m2"))
@@ -426,10 +426,10 @@ func TestBusyLabDrawsWholeMessagesAndCountsEveryOne(t *testing.T) {
 	eventually(t, 10*time.Second, "the lab sampling", func() bool { return l.emit.Sampling() > 1 })
 	l.produceOutside(&kgo.Record{Key: []byte("4242"), Value: []byte(`{"order_id":4242}`)})
 	l.waitAllProcessed(30 * time.Second)
-	eventually(t, 10*time.Second, "the outside record processed", func() bool { return l.counter("external") == 1 })
+	eventually(t, 10*time.Second, "the outside record processed", func() bool { return l.counter("outside-messages") == 1 })
 
 	total := l.s.Stats().Ledger.Total.Value
-	if total != 5000 || l.counter("acked") != total || l.counter("reserved") != total+1 || l.counter("redelivered") != 0 {
+	if total != 5000 || l.counter("acked") != total || l.counter("reserved") != total+1 || l.counter("redeliveries") != 0 {
 		t.Fatalf("ledger %+v, counters %+v; want 5000 produced, acked and processed once", l.s.Stats().Ledger, l.s.Stats().Counters)
 	}
 	hops := map[string]map[flow.Kind]int{}
@@ -506,7 +506,7 @@ func TestOutsideClientsJoin(t *testing.T) {
 	if !raw.Detail.Raw || !strings.Contains(raw.Detail.Payload, "not json") {
 		t.Errorf("non-JSON record from outside drawn as %+v", raw)
 	}
-	eventually(t, 5*time.Second, "both outside records processed", func() bool { return l.counter("external") == 2 })
+	eventually(t, 5*time.Second, "both outside records processed", func() bool { return l.counter("outside-messages") == 2 })
 
 	// flowlab's own records, read by the outside client.
 	var ours *kgo.Record
@@ -551,7 +551,7 @@ func TestOwnRecordsAreKnownByTheirBytesAndTime(t *testing.T) {
 	earlier.Timestamp = time.Now().Add(-time.Hour)
 	l.produceOutside(earlier, again, unmade)
 	eventually(t, 10*time.Second, "the three records processed", func() bool {
-		return l.counter("external") == 2 && l.counter("redelivered") == 1
+		return l.counter("outside-messages") == 2 && l.counter("redeliveries") == 1
 	})
 	if total, done := l.s.Stats().Ledger.Total.Value, l.part("processed"); total != 1000 || done != 1000 || l.counter("duplicates") != 1 {
 		t.Errorf("ledger %d produced, %d processed, %d duplicates; want 1000, 1000 and the copy of event 7", total, done, l.counter("duplicates"))
@@ -629,26 +629,26 @@ func TestBadInputChangesNothing(t *testing.T) {
 	// A valid replay does change things: everything is processed again.
 	processed := l.part("processed")
 	mustSet(t, l.s, "replay-earliest", nil)
-	eventually(t, 20*time.Second, "every event processed again", func() bool { return l.counter("redelivered") == processed })
+	eventually(t, 20*time.Second, "every event processed again", func() bool { return l.counter("redeliveries") == processed })
 	if d := l.counter("duplicates"); d != processed {
 		t.Errorf("replay made %d duplicate side effects, want %d", d, processed)
 	}
 	eventually(t, 15*time.Second, "the group caught up after the replay", l.caughtUp)
 
 	// A replay by time: everything was written in the last minute.
-	redelivered := l.counter("redelivered")
+	redelivered := l.counter("redeliveries")
 	mustSet(t, l.s, "replay-minutes-ago", 1)
 	eventually(t, 20*time.Second, "everything processed a third time", func() bool {
-		return l.counter("redelivered") == redelivered+processed
+		return l.counter("redeliveries") == redelivered+processed
 	})
 	eventually(t, 15*time.Second, "the group caught up after the replay", l.caughtUp)
 
 	// And a replay of one partition from an offset inside it.
-	redelivered, end := l.counter("redelivered"), l.badge("p1", "end")
+	redelivered, end := l.counter("redeliveries"), l.badge("p1", "end")
 	mustSet(t, l.s, "replay-partition", "p1")
 	mustSet(t, l.s, "replay-offset", 1)
 	eventually(t, 20*time.Second, "p1 from offset 1 processed again", func() bool {
-		return l.counter("redelivered") == redelivered+end-1
+		return l.counter("redeliveries") == redelivered+end-1
 	})
 	if n := len(l.events.where(func(ev flow.Event) bool { return ev.Detail.State == "replaying" })); n != 3 {
 		t.Errorf("%d replay events, want 3", n)
@@ -854,7 +854,7 @@ func TestSendThousandAtOnce(t *testing.T) {
 	if f, r := l.part("failed"), l.part("refused"); f != 0 || r != 0 {
 		t.Errorf("failed %d, refused %d; want none", f, r)
 	}
-	if d := l.counter("redelivered"); d != 0 {
+	if d := l.counter("redeliveries"); d != 0 {
 		t.Errorf("%d records processed twice", d)
 	}
 	pubs := l.events.of(flow.KindPublish)

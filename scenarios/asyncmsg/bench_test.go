@@ -222,7 +222,7 @@ func (t *tapped) check(b *testing.B, records int) {
 		b.Fatalf("not every record acknowledged and processed: %+v", st.Ledger)
 	}
 	for _, c := range st.Counters {
-		if c.Name == "redelivered" && c.Value != 0 {
+		if c.Name == "redeliveries" && c.Value != 0 {
 			b.Fatalf("%d records processed twice: the group moved during the benchmark", c.Value)
 		}
 	}

@@ -261,12 +261,12 @@ func (l *ledger) snapshot() (flow.Ledger, []flow.Counter) {
 		{Name: "failed", Label: "failed to produce", Value: l.counts[failed]},
 		{Name: "refused", Label: "refused: producer buffer full", Value: l.counts[refused]},
 		{Name: "expired", Label: "deleted by retention before processing", Value: l.counts[expired]},
-		{Name: "consumed", Label: "processed at least once", Value: l.counts[processed]},
-		{Name: "redelivered", Label: "delivered again after processing", Value: l.redelivered},
+		{Name: "processed", Label: "processed at least once", Value: l.counts[processed]},
+		{Name: "redeliveries", Label: "delivered again after processing", Value: l.redelivered},
 		{Name: "duplicates", Label: "processed again: stock reserved twice", Value: l.duplicates},
 		{Name: "skipped", Label: "skipped by the idempotent consumer", Value: l.skipped},
 		{Name: "reserved", Label: "stock reservations made", Value: l.reserved},
-		{Name: "external", Label: "records from outside clients or earlier runs", Value: l.external},
+		{Name: "outside-messages", Label: "records from outside clients or earlier runs", Value: l.external},
 	}
 	return led, counters
 }

@@ -52,7 +52,7 @@ func TestReliableProducerKeepsRecordsThroughALongCut(t *testing.T) {
 	l.waitAllProcessed(60 * time.Second)
 	led := l.s.Stats().Ledger
 	t.Logf("cut %v: %d records buffered at the restore; after it %d produced, %d processed, %d failed, %d refused, %d delivered again",
-		cut, buffered, led.Total.Value, l.part("processed"), l.part("failed"), l.part("refused"), l.counter("redelivered"))
+		cut, buffered, led.Total.Value, l.part("processed"), l.part("failed"), l.part("refused"), l.counter("redeliveries"))
 	if f, r := l.part("failed"), l.part("refused"); f != 0 || r != 0 {
 		t.Errorf("through a %v cut %d events failed and %d were refused; want none", cut, f, r)
 	}

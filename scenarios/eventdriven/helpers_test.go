@@ -94,7 +94,7 @@ func mustBalance(tb testing.TB, st flow.Stats) {
 	rabbittest.MustBalance(tb, st)
 	published := rabbittest.Counter(st, "published")
 	for _, c := range consumers {
-		sum := rabbittest.Counter(st, c+".acked") + rabbittest.Counter(st, c+".in-flight") + rabbittest.Counter(st, c+".dead-lettered") + rabbittest.Counter(st, c+".dropped")
+		sum := rabbittest.Counter(st, c+".acked") + rabbittest.Counter(st, c+".in-flight") + rabbittest.Counter(st, c+".dead-lettered") + rabbittest.Counter(st, c+".lost")
 		if sum != published {
 			tb.Fatalf("%s accounts for %d copies of %d published:\n%s", c, sum, published, rabbittest.Describe(st))
 		}

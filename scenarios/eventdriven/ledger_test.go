@@ -28,8 +28,8 @@ func TestExclusiveQueueLosesWhatIsPublishedWhileItsConsumerIsStopped(t *testing.
 		t.Fatalf("published %d, want 100", got)
 	}
 	for name, want := range map[string]int64{
-		"inventory.dropped": 100, "inventory.acked": 0, "inventory.in-flight": 0,
-		"email.dropped": 0, "analytics.dropped": 0, "email.in-flight": 0, "analytics.in-flight": 0,
+		"inventory.lost": 100, "inventory.acked": 0, "inventory.in-flight": 0,
+		"email.lost": 0, "analytics.lost": 0, "email.in-flight": 0, "analytics.in-flight": 0,
 	} {
 		if got := rabbittest.Counter(st, name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
@@ -75,9 +75,9 @@ func TestDurableQueueKeepsWhatIsPublishedWhileItsConsumerIsStopped(t *testing.T)
 	st = rabbittest.WaitFor(t, l, 10*time.Second, "inventory to ack all 100", func(st flow.Stats) bool {
 		return rabbittest.Counter(st, "inventory.acked") == 100
 	})
-	for _, name := range []string{"dropped", "inventory.dropped", "inventory.in-flight", "inventory.redelivered", "returned"} {
-		got := part(st, "dropped")
-		if name != "dropped" {
+	for _, name := range []string{"lost", "inventory.lost", "inventory.in-flight", "inventory.redeliveries", "returned"} {
+		got := part(st, "lost")
+		if name != "lost" {
 			got = rabbittest.Counter(st, name)
 		}
 		if got != 0 {
@@ -114,10 +114,10 @@ func TestCrashWithManualAckRedelivers(t *testing.T) {
 	st = rabbittest.WaitFor(t, l, 10*time.Second, "inventory to ack all 100", func(st flow.Stats) bool {
 		return rabbittest.Counter(st, "inventory.acked") == 100
 	})
-	if got := rabbittest.Counter(st, "inventory.redelivered"); got != 10 {
+	if got := rabbittest.Counter(st, "inventory.redeliveries"); got != 10 {
 		t.Errorf("inventory redeliveries %d, want the 10 it held", got)
 	}
-	if got := rabbittest.Counter(st, "inventory.dropped"); got != 0 {
+	if got := rabbittest.Counter(st, "inventory.lost"); got != 0 {
 		t.Errorf("inventory lost %d, want 0", got)
 	}
 	if st.Ledger.Duplicates == nil || st.Ledger.Duplicates.Value != 10 {
@@ -154,9 +154,9 @@ func TestCrashWithAutoAckLosesWhatTheConsumerHeld(t *testing.T) {
 	})
 	rabbittest.MustSet(t, l, "inventory.crash", nil)
 	st := rabbittest.WaitFor(t, l, 5*time.Second, "the crash accounted", func(st flow.Stats) bool {
-		return st.Nodes["inventory"].State == "crashed" && rabbittest.Counter(st, "inventory.dropped") == 100
+		return st.Nodes["inventory"].State == "crashed" && rabbittest.Counter(st, "inventory.lost") == 100
 	})
-	for name, want := range map[string]int64{"inventory.acked": 0, "inventory.in-flight": 0, "inventory.redelivered": 0, "email.acked": 100, "analytics.acked": 100} {
+	for name, want := range map[string]int64{"inventory.acked": 0, "inventory.in-flight": 0, "inventory.redeliveries": 0, "email.acked": 100, "analytics.acked": 100} {
 		if got := rabbittest.Counter(st, name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}
@@ -230,7 +230,7 @@ func TestMandatoryReturnsUnroutableEvents(t *testing.T) {
 	})
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	st := rabbittest.WaitFor(t, l, 10*time.Second, "100 returned", func(st flow.Stats) bool { return rabbittest.Counter(st, "returned") == 100 })
-	if got := part(st, "dropped"); got != 300 {
+	if got := part(st, "lost"); got != 300 {
 		t.Errorf("dropped %d copies, want 300", got)
 	}
 	if n := l.sink.Count(func(e flow.Event) bool { return e.Kind == flow.KindReturn && e.To == "order-service" }); n != 100 {
@@ -253,9 +253,9 @@ func TestPoisonRequeueLoopsUntilDeadLettered(t *testing.T) {
 	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up as reliable", reliableUp)
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	st := rabbittest.WaitFor(t, l, 10*time.Second, "the requeue loop", func(st flow.Stats) bool {
-		return rabbittest.Counter(st, "inventory.redelivered") >= 5
+		return rabbittest.Counter(st, "inventory.redeliveries") >= 5
 	})
-	if part(st, "acked") != 0 || part(st, "dead-lettered") != 0 || part(st, "dropped") != 0 {
+	if part(st, "acked") != 0 || part(st, "dead-lettered") != 0 || part(st, "lost") != 0 {
 		t.Errorf("poison settled while requeued:\n%s", rabbittest.Describe(st))
 	}
 	if n := l.sink.Count(func(e flow.Event) bool { return e.Kind == flow.KindRequeue && e.To == "queue-inventory" }); n < 5 {

@@ -89,7 +89,7 @@ func TestOutsideClientsJoinTheExchange(t *testing.T) {
 		}
 	}
 	st := rabbittest.WaitFor(t, l, 2*time.Second, "consumers still up", rabbittest.AllUp(consumers...))
-	if got := rabbittest.Counter(st, "external"); got != 2 {
+	if got := rabbittest.Counter(st, "outside-messages"); got != 2 {
 		t.Errorf("external counter %d, want 2", got)
 	}
 	if got := rabbittest.Counter(st, "published"); got != 0 {

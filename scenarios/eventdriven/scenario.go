@@ -197,9 +197,9 @@ func (s *Scenario) Stats() flow.Stats {
 		{Name: "published", Label: "published by order-service", Value: l.published},
 		{Name: "confirmed", Label: "confirmed by the broker", Value: l.confirmed},
 		{Name: "returned", Label: "returned unroutable", Value: l.returned},
-		{Name: "redelivered", Label: "redeliveries", Value: l.totals.redelivered},
+		{Name: "redeliveries", Label: "redeliveries", Value: l.totals.redelivered},
 		{Name: "rejected", Label: "rejected by a consumer", Value: l.totals.rejected},
-		{Name: "external", Label: "from outside clients", Value: l.external},
+		{Name: "outside-messages", Label: "from outside clients", Value: l.external},
 	}
 	for i, name := range consumerNames {
 		p := l.per[i]
@@ -207,8 +207,8 @@ func (s *Scenario) Stats() flow.Stats {
 			flow.Counter{Name: name + ".acked", Label: name + " acked", Value: p.acked},
 			flow.Counter{Name: name + ".in-flight", Label: name + " in flight", Value: p.inFlight},
 			flow.Counter{Name: name + ".dead-lettered", Label: name + " dead-lettered", Value: p.dead},
-			flow.Counter{Name: name + ".dropped", Label: name + " lost", Value: p.dropped},
-			flow.Counter{Name: name + ".redelivered", Label: name + " redeliveries", Value: p.redelivered},
+			flow.Counter{Name: name + ".lost", Label: name + " lost", Value: p.dropped},
+			flow.Counter{Name: name + ".redeliveries", Label: name + " redeliveries", Value: p.redelivered},
 		)
 	}
 	copies := int64(len(consumerNames))
@@ -218,9 +218,9 @@ func (s *Scenario) Stats() flow.Stats {
 			{Name: "acked", Label: "acked", Value: l.totals.acked},
 			{Name: "in-flight", Label: "in flight", Value: l.totals.inFlight},
 			{Name: "dead-lettered", Label: "dead-lettered", Value: l.totals.dead},
-			{Name: "dropped", Label: "dropped", Value: l.totals.dropped},
+			{Name: "lost", Label: "dropped", Value: l.totals.dropped},
 		},
-		Duplicates: &flow.Counter{Name: "redelivered", Label: "redeliveries (apart)", Value: l.totals.redelivered},
+		Duplicates: &flow.Counter{Name: "redeliveries", Label: "redeliveries (apart)", Value: l.totals.redelivered},
 	}
 	s.mu.Lock()
 	st.Series = s.series

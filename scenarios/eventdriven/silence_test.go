@@ -70,7 +70,7 @@ func TestSilencedUnconfirmedPublishIsSentAgain(t *testing.T) {
 		t.Errorf("no publish was sent again after the silence")
 	}
 	for _, c := range consumers {
-		if got := rabbittest.Counter(st, c+".dropped"); got != 0 {
+		if got := rabbittest.Counter(st, c+".lost"); got != 0 {
 			t.Errorf("%s lost %d with confirms and durable queues", c, got)
 		}
 	}
@@ -91,7 +91,7 @@ func TestSilencedPublishWithoutConfirmIsCountedLostWhenItsQueueIsEmpty(t *testin
 	silence(t, l, always, func() { rabbittest.MustSet(t, l, "order-service.rate", 0) })
 	st := settled(t, l, 20*time.Second)
 	for _, c := range consumers {
-		lost := rabbittest.Counter(st, c+".dropped")
+		lost := rabbittest.Counter(st, c+".lost")
 		if lost == 0 {
 			t.Errorf("%s lost nothing: the silence swallowed no publish?", c)
 		}
@@ -123,7 +123,7 @@ func TestSilencedPublishWithoutConfirmIsCountedLostWhenALaterOneArrives(t *testi
 	silence(t, l, backlog, func() {})
 	rabbittest.WaitFor(t, l, 15*time.Second, "the swallowed copies counted lost while the queues hold more", func(st flow.Stats) bool {
 		for _, c := range consumers {
-			if rabbittest.Counter(st, c+".dropped") == 0 {
+			if rabbittest.Counter(st, c+".lost") == 0 {
 				return false
 			}
 		}
@@ -135,7 +135,7 @@ func TestSilencedPublishWithoutConfirmIsCountedLostWhenALaterOneArrives(t *testi
 	}
 	st := settled(t, l, 20*time.Second)
 	for _, c := range consumers {
-		if lost, why := rabbittest.Counter(st, c+".dropped"), lostWhy(l, c, "a later event arrived first"); why != lost {
+		if lost, why := rabbittest.Counter(st, c+".lost"), lostWhy(l, c, "a later event arrived first"); why != lost {
 			t.Errorf("%d of %s's %d lost copies shown as passed by a later event", why, c, lost)
 		}
 	}

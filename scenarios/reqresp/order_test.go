@@ -47,7 +47,7 @@ func TestSlowServiceTimesOutEveryAttempt(t *testing.T) {
 	}
 	l.wantCounters(t, map[string]int64{
 		"calls": calls, "attempts": 3 * calls, "retries": 2 * calls, "timeouts": 3 * calls,
-		"failed": calls, "ok": 0, "in_flight": 0, "blocked": 0, "refused": 0, "rejected": 0,
+		"failed": calls, "ok": 0, "in-flight": 0, "blocked": 0, "refused": 0, "rejected": 0,
 	})
 }
 
@@ -80,7 +80,7 @@ func TestNotFoundIsNeverRetried(t *testing.T) {
 	if res.Outcome != "not-found" || res.Attempts != 1 {
 		t.Errorf("call for an unknown id = %+v, want not-found after 1 attempt", res)
 	}
-	l.wantCounters(t, map[string]int64{"retries": 0, "not_found": 1})
+	l.wantCounters(t, map[string]int64{"retries": 0, "not-found": 1})
 }
 
 func TestBreakerOpensThenRejectsWithoutCalling(t *testing.T) {
@@ -102,7 +102,7 @@ func TestBreakerOpensThenRejectsWithoutCalling(t *testing.T) {
 		}
 	}
 	l.wantCounters(t, map[string]int64{
-		"received": 3, "server_errors": 3, "rejected": 5, "attempts": 8, "failed": 8, "calls": 8,
+		"product-service.received": 3, "server-errors": 3, "rejected": 5, "attempts": 8, "failed": 8, "calls": 8,
 	})
 	if got := l.events.states("breaker"); got[len(got)-1] != "open" || slices.Index(got, "open") != len(got)-1 {
 		t.Errorf("breaker states %v, want to end in one open", got)
@@ -137,7 +137,7 @@ func TestBreakerCountsNotFoundAsSuccess(t *testing.T) {
 			t.Errorf("call = %+v, want not-found", res)
 		}
 	}
-	l.wantCounters(t, map[string]int64{"rejected": 0, "received": 3})
+	l.wantCounters(t, map[string]int64{"rejected": 0, "product-service.received": 3})
 	if st := l.Stats().Nodes["breaker"].State; st != "closed" {
 		t.Errorf("breaker = %q after 404s, want closed", st)
 	}
@@ -151,7 +151,7 @@ func TestSwallowedErrorsAllLookTheSame(t *testing.T) {
 		raisedReason  string
 		ledgerCounter string // where the ledger puts it either way
 	}{
-		{"unknown id", map[string]any{"unknown_ids": 100}, "not-found", "", "not_found"},
+		{"unknown id", map[string]any{"unknown_ids": 100}, "not-found", "", "not-found"},
 		{"erroring", map[string]any{"error_rate": 100}, "failed", "503 Service Unavailable", "failed"},
 		{"down", map[string]any{"up": false}, "failed", "connection refused", "failed"},
 	}
@@ -167,14 +167,14 @@ func TestSwallowedErrorsAllLookTheSame(t *testing.T) {
 			if last := hops[len(hops)-1]; last.Kind != flow.KindResult || last.Detail.Outcome != "none" || last.Detail.Error != "" {
 				t.Errorf("swallowed result event = %+v", last)
 			}
-			l.wantCounters(t, map[string]int64{"none_returned": 1, tc.ledgerCounter: 1})
+			l.wantCounters(t, map[string]int64{"none-returned": 1, tc.ledgerCounter: 1})
 
 			mustSet(t, l, "errors", "raise")
 			res = l.call(t)
 			if res.Outcome != tc.raised || res.Reason != tc.raisedReason {
 				t.Errorf("raised: %+v, want %s %q", res, tc.raised, tc.raisedReason)
 			}
-			l.wantCounters(t, map[string]int64{"none_returned": 1, tc.ledgerCounter: 2})
+			l.wantCounters(t, map[string]int64{"none-returned": 1, tc.ledgerCounter: 2})
 		})
 	}
 }
@@ -193,5 +193,5 @@ func TestSuccessIsOKEitherWay(t *testing.T) {
 			t.Errorf("%s: hops %+v, want request, 200 response, result", mode, hops)
 		}
 	}
-	l.wantCounters(t, map[string]int64{"ok": 2, "none_returned": 0, "received": 2})
+	l.wantCounters(t, map[string]int64{"ok": 2, "none-returned": 0, "product-service.received": 2})
 }

@@ -50,7 +50,7 @@ func TestOutsideClientGetsItsOwnMessageID(t *testing.T) {
 		!resp.Detail.External || resp.Detail.Status != 200 {
 		t.Errorf("outside response event = %+v", resp)
 	}
-	l.wantCounters(t, map[string]int64{"outside": 1, "received": 1, "calls": 0})
+	l.wantCounters(t, map[string]int64{"outside-requests": 1, "product-service.received": 1, "calls": 0})
 	if st := l.Stats().Nodes["outside-client"].State; st != "active" {
 		t.Errorf("outside-client state = %q, want active", st)
 	}
@@ -89,7 +89,7 @@ func TestDownRefusesConnectionsAndUpServesAgain(t *testing.T) {
 		hops[1].From != "order-service" || hops[1].To != "product-service" {
 		t.Errorf("hops of %s = %+v, want request, error (connection refused), result", res.MsgID, hops)
 	}
-	l.wantCounters(t, map[string]int64{"refused": 1, "failed": 1, "received": 0})
+	l.wantCounters(t, map[string]int64{"refused": 1, "failed": 1, "product-service.received": 0})
 	if st := l.Stats().Nodes["product-service"].State; st != "down" {
 		t.Errorf("product-service state = %q, want down", st)
 	}
@@ -112,7 +112,7 @@ func TestDownDropsCallsInProgress(t *testing.T) {
 	l := mustRun(t, map[string]any{"latency_ms": 5000, "errors": "raise"}) // and no timeout
 	results := make(chan reqresp.Result, 1)
 	go func() { results <- l.call(t) }()
-	waitFor(t, "product-service to receive the call", func() bool { return l.counters()["received"] == 1 })
+	waitFor(t, "product-service to receive the call", func() bool { return l.counters()["product-service.received"] == 1 })
 
 	mustSet(t, l, "up", false)
 	res := <-results

@@ -29,12 +29,12 @@ func TestLedgerBalancesUnderLoad(t *testing.T) {
 	}
 
 	mustSet(t, l, "rate", 0)
-	waitFor(t, "every call to end", func() bool { return l.counters()["in_flight"] == 0 })
+	waitFor(t, "every call to end", func() bool { return l.counters()["in-flight"] == 0 })
 	c := l.counters()
-	if !l.Stats().Ledger.Balanced() || c["ok"]+c["not_found"]+c["failed"] != c["calls"] {
+	if !l.Stats().Ledger.Balanced() || c["ok"]+c["not-found"]+c["failed"] != c["calls"] {
 		t.Errorf("ledger once idle: %+v", l.Stats().Ledger)
 	}
-	if c["ok"] == 0 || c["not_found"] == 0 || c["server_errors"] == 0 {
+	if c["ok"] == 0 || c["not-found"] == 0 || c["server-errors"] == 0 {
 		t.Errorf("counters %v: want ok calls, 404s and injected 5xx under this load", c)
 	}
 }
@@ -48,7 +48,7 @@ func TestRunStopsWithCallsPiledUp(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	c := l.counters()
-	if c["in_flight"] != 0 || c["blocked"] != 0 || !l.Stats().Ledger.Balanced() {
+	if c["in-flight"] != 0 || c["blocked"] != 0 || !l.Stats().Ledger.Balanced() {
 		t.Errorf("after Run: counters %v, ledger %+v; want nothing in flight", c, l.Stats().Ledger)
 	}
 	if conn, err := net.Dial("tcp", l.ProductAddr()); !errors.Is(err, syscall.ECONNREFUSED) {

@@ -235,7 +235,7 @@ func (s *Scenario) Stats() flow.Stats {
 		{Name: "retries", Label: "retries", Value: l.retries},
 		{Name: "waiting", Label: "waiting to retry", Value: l.count[waiting]},
 		{Name: "dead-lettered", Label: "dead-lettered", Value: l.count[deadLettered]},
-		{Name: "redelivered", Label: "duplicates", Value: l.redelivered},
+		{Name: "redeliveries", Label: "duplicates", Value: l.redelivered},
 	}
 	st.Ledger = flow.Ledger{
 		Total: flow.Counter{Name: "published", Label: "published", Value: l.published},
@@ -243,9 +243,9 @@ func (s *Scenario) Stats() flow.Stats {
 			{Name: "acked", Label: "sent", Value: l.count[acked]},
 			{Name: "in-flight", Label: "in flight (queued, working, waiting to retry)", Value: l.inFlight()},
 			{Name: "dead-lettered", Label: "dead-lettered", Value: l.count[deadLettered]},
-			{Name: "dropped", Label: "dropped", Value: l.count[dropped]},
+			{Name: "lost", Label: "dropped", Value: l.count[dropped]},
 		},
-		Duplicates: &flow.Counter{Name: "redelivered", Label: "duplicates (apart)", Value: l.redelivered},
+		Duplicates: &flow.Counter{Name: "redeliveries", Label: "duplicates (apart)", Value: l.redelivered},
 	}
 	s.mu.Lock()
 	st.Series = s.series

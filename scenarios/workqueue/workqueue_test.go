@@ -109,7 +109,7 @@ func TestCrashedWorkerLosesNothing(t *testing.T) {
 		rabbittest.MustSet(t, l, w+".restart", nil)
 	}
 	st := rabbittest.WaitFor(t, l, 10*time.Second, "all 100 sent", func(st flow.Stats) bool { return rabbittest.Counter(st, "acked") == 100 })
-	if got := rabbittest.Counter(st, "redelivered"); got != 5 {
+	if got := rabbittest.Counter(st, "redeliveries"); got != 5 {
 		t.Errorf("%d duplicates, want the 5 worker-1 held", got)
 	}
 	if n := l.sink.Count(func(e flow.Event) bool { return e.Kind == flow.KindDeliver && e.Detail.Redeliver }); n != 5 {
