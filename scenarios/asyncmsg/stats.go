@@ -129,7 +129,7 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 
 	nodes := make(map[string]flow.NodeState, 4+maxPartitions+maxMembers)
 	nodes["order-service"] = producerState(o, set, rate, burst)
-	nodes["outside-clients"] = outsideState(s.ledger)
+	nodes[nodeOutside] = outsideState(s.ledger)
 	topic := flow.NodeState{State: "up", Badges: []string{fmt.Sprintf("%d partitions", set.partitions)}}
 	switch {
 	case cut:

@@ -7,6 +7,10 @@ import (
 	"flowlab/flow"
 )
 
+// nodeOutside stands for every client that is not flowlab's, named as in the
+// other patterns.
+const nodeOutside = "outside-client"
+
 // View draws order-service on the left, the topic's partitions as lanes in
 // the middle and the group's running members on the right; a member with no
 // partition to hold is drawn idle. Edges from partitions to members follow
@@ -33,7 +37,7 @@ func (s *Scenario) View() flow.View {
 	height := max(600, top+max(66*float64(n), 96*float64(running)))
 	v := flow.View{Width: 1100, Height: height, Nodes: []flow.Node{
 		{ID: "order-service", Label: "order-service", Kind: "service", X: 122, Y: top + 33*float64(n) - 60, Note: "producer"},
-		{ID: "outside-clients", Label: "outside clients", Kind: "client", X: 135, Y: height - 90, Note: "kcat, confluent_kafka… on " + brokers},
+		{ID: nodeOutside, Label: "outside clients", Kind: "client", X: 135, Y: height - 90, Note: "kcat, confluent_kafka… on " + brokers},
 		{ID: "orders", Label: s.topic, Kind: "topic", X: 420, Y: 80, Note: "topic on " + brokers},
 		{ID: "inventory", Label: s.group, Kind: "service", X: 890, Y: 100, Note: "consumer group"},
 	}}
@@ -42,7 +46,7 @@ func (s *Scenario) View() flow.View {
 		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 385, Y: top + 66*float64(p)})
 		v.Edges = append(v.Edges, flow.Edge{From: "order-service", To: id})
 	}
-	v.Edges = append(v.Edges, flow.Edge{From: "outside-clients", To: "orders", Label: "any Kafka client"})
+	v.Edges = append(v.Edges, flow.Edge{From: nodeOutside, To: "orders", Label: "any Kafka client"})
 	k := 0
 	for i, m := range members {
 		if m == nil {
