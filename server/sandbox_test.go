@@ -5,11 +5,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"flowlab/flow"
 )
@@ -238,4 +242,32 @@ func TestSandboxesAreMadeWhilePagesAreServed(t *testing.T) {
 	if got := s.labs(t); got.Open != 6 {
 		t.Fatalf("%d labs open, want 6", got.Open)
 	}
+}
+
+// "New sandbox" on a page opens the new lab's first page, live, with its
+// own product-service address in the diagram.
+func TestBrowserNewSandbox(t *testing.T) {
+	s := MustStart(t)
+	defaults := s.productAddr(t, s.base)
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/work-queue")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the default lab live", `document.querySelector('#conn.ok') !== null`)
+	press(t, ctx, `[data-testid="new-sandbox"]`)
+	waitJS(t, ctx, "the sandbox's page", `/^\/labs\/[a-z2-7]{8}\/request-response$/.test(location.pathname)`)
+	waitJS(t, ctx, "the sandbox live with traffic", `document.querySelector('#conn.ok') !== null &&
+		Number((document.querySelector('dd[data-counter="calls"]')||{}).textContent) > 0`)
+	var note string
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector('#diagram [data-node="product-service"]').textContent`, &note)); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`127\.0\.0\.1:\d+`).MatchString(note) || strings.Contains(note, ":5000") || strings.Contains(note, defaults) {
+		t.Fatalf("product-service in the sandbox's diagram says %q (the default lab's is %s)", note, defaults)
+	}
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(os.TempDir(), "flowlab-new-sandbox.png"), png, 0o644)
 }
