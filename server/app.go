@@ -88,7 +88,8 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 }
 
 // openLab wires one lab: every scenario with its own hub. The default lab's
-// product-service listens on -product-addr; any other lab's on a free port.
+// product-service listens on -product-addr; any other lab's on a free port of
+// the same host, so that it is reachable as the default lab's is.
 func (a *App) openLab(id string) (*labRun, error) {
 	lab, err := flow.NewLab(id)
 	if err != nil {
@@ -97,7 +98,8 @@ func (a *App) openLab(id string) (*labRun, error) {
 	l := &labRun{lab: lab, sandbox: id != a.cfg.Lab}
 	productAddr := a.cfg.ProductAddr
 	if l.sandbox {
-		productAddr = "127.0.0.1:0"
+		host, _, _ := net.SplitHostPort(productAddr) // checked by parseConfig
+		productAddr = net.JoinHostPort(host, "0")
 	}
 	openers := []struct {
 		name, broker string // broker: the one the scenario cannot work without
