@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +53,7 @@ type App struct {
 	// start, as a page first opens them.
 	runCtx context.Context
 	start  func(name string, f func(context.Context) error) bool
+	runs   atomic.Int64 // scenario runs not yet ended, every lab's
 }
 
 // open binds every listener, so that a port in use fails at once with the

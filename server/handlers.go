@@ -39,6 +39,7 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	}
 	page := web.Page{
 		Lab:      l.lab.ID,
+		Sandbox:  l.sandbox,
 		Scenario: s.Name(),
 		Broker:   s.broker,
 		Title:    s.Title(),
@@ -115,7 +116,7 @@ func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := map[string]any{
 		"web":  map[string]any{"ok": true, "status": "serving", "browsers": browsers},
-		"labs": map[string]any{"ok": true, "open": len(labs), "max": a.cfg.MaxLabs, "running_scenarios": a.running()},
+		"labs": map[string]any{"ok": true, "open": len(labs), "max": a.cfg.MaxLabs, "running_scenarios": a.runs.Load()},
 	}
 	status := http.StatusOK
 	for _, b := range a.brokers.States() {

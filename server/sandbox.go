@@ -120,7 +120,13 @@ func (a *App) wake(l *labRun, s *scenarioRun, opened bool) error {
 	}
 	ctx, stop := context.WithCancel(a.runCtx)
 	stopped := make(chan struct{})
-	if !a.start(name, func(context.Context) error { defer close(stopped); return s.Run(ctx) }) {
+	a.runs.Add(1)
+	if !a.start(name, func(context.Context) error {
+		defer close(stopped)
+		defer a.runs.Add(-1)
+		return s.Run(ctx)
+	}) {
+		a.runs.Add(-1)
 		stop()
 		return flow.Errorf(flow.Unavailable, "flowlab is shutting down")
 	}
@@ -191,21 +197,6 @@ func (a *App) teardown(l *labRun) {
 	l.end()
 	a.removeLab(l.lab.ID)
 	a.log.Info("sandbox torn down: nobody opened it", "lab", l.lab.ID, "after", a.cfg.SandboxTTL)
-}
-
-// running counts the scenarios running in every lab.
-func (a *App) running() int {
-	n := 0
-	for _, l := range a.allLabs() {
-		l.life.Lock()
-		for _, s := range l.scenarios {
-			if s.stop != nil {
-				n++
-			}
-		}
-		l.life.Unlock()
-	}
-	return n
 }
 
 // end stops every run of l and frees what its never-run scenarios hold:

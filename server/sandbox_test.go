@@ -258,6 +258,7 @@ func TestBrowserNewSandbox(t *testing.T) {
 	waitJS(t, ctx, "the sandbox's page", `/^\/labs\/[a-z2-7]{8}\/request-response$/.test(location.pathname)`)
 	waitJS(t, ctx, "the sandbox live with traffic", `document.querySelector('#conn.ok') !== null &&
 		Number((document.querySelector('dd[data-counter="calls"]')||{}).textContent) > 0`)
+	waitJS(t, ctx, "the sandbox named", `document.querySelector('[data-testid="sandbox"]').textContent === 'sandbox ' + location.pathname.split('/')[2]`)
 	var note string
 	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector('#diagram [data-node="product-service"]').textContent`, &note)); err != nil {
 		t.Fatal(err)
