@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,13 +44,22 @@ type App struct {
 	kafka   *kafkaBroker
 	rabbit  *rabbitNode // flowlab's private RabbitMQ node, or nil
 	brokers *brokerWatch
-	labs    map[string]*labRun
+
+	labsMu sync.RWMutex
+	labs   map[string]*labRun // by id: the default lab and the sandboxes
+	gone   map[string]bool    // sandboxes torn down, so their pages say so
+
+	// Set by Run before it serves: scenarios start under runCtx, through
+	// start, as a page first opens them.
+	runCtx context.Context
+	start  func(name string, f func(context.Context) error) bool
+	runs   atomic.Int64 // scenario runs not yet ended, every lab's
 }
 
 // open binds every listener, so that a port in use fails at once with the
 // flag to change, and wires the default lab.
 func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
-	a := &App{cfg: cfg, stdout: stdout, log: slog.New(slog.NewTextHandler(stderr, nil)), labs: map[string]*labRun{}}
+	a := &App{cfg: cfg, stdout: stdout, log: slog.New(slog.NewTextHandler(stderr, nil)), labs: map[string]*labRun{}, gone: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -79,22 +89,32 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	return a, nil
 }
 
-// openLab wires one lab: every scenario with its own hub.
+// openLab wires one lab: every scenario with its own hub. The default lab's
+// product-service listens on -product-addr; any other lab's on a free port of
+// the same host, so that it is reachable as the default lab's is.
 func (a *App) openLab(id string) (*labRun, error) {
 	lab, err := flow.NewLab(id)
 	if err != nil {
 		return nil, err
 	}
-	l := &labRun{lab: lab}
+	l := &labRun{lab: lab, sandbox: id != a.cfg.Lab}
+	productAddr := a.cfg.ProductAddr
+	if l.sandbox {
+		host, _, _ := net.SplitHostPort(productAddr) // checked by parseConfig
+		productAddr = net.JoinHostPort(host, "0")
+	}
 	openers := []struct {
 		name, broker string // broker: the one the scenario cannot work without
 		open         func(*flow.Emitter) (flow.Scenario, error)
 	}{
 		{"request-response", "", func(em *flow.Emitter) (flow.Scenario, error) {
-			s, err := reqresp.Open(reqresp.Config{ProductAddr: a.cfg.ProductAddr, Emit: em})
+			s, err := reqresp.Open(reqresp.Config{ProductAddr: productAddr, Emit: em})
 			if err != nil {
-				return nil, listenError(err, a.cfg.ProductAddr, "-product-addr", "PRODUCT_ADDR")
+				return nil, listenError(err, productAddr, "-product-addr", "PRODUCT_ADDR")
 			}
+			// Opened again after an idle stop, it keeps its port: the
+			// learner's code still calls it there.
+			productAddr = s.ProductAddr()
 			return s, nil
 		}},
 		{"event-driven", "RabbitMQ", func(em *flow.Emitter) (flow.Scenario, error) {
@@ -129,11 +149,15 @@ func (a *App) Run(ctx context.Context) error {
 		mu      sync.Mutex
 		running = map[string]bool{} // the parts still running, by name
 	)
-	start := func(name string, f func(context.Context) error) {
-		wg.Add(1)
+	stopping := false // once set, nothing new starts: the wait below has begun
+	start := func(name string, f func(context.Context) error) bool {
 		mu.Lock()
+		defer mu.Unlock()
+		if stopping {
+			return false
+		}
+		wg.Add(1)
 		running[name] = true
-		mu.Unlock()
 		go func() {
 			defer wg.Done()
 			defer func() {
@@ -146,18 +170,23 @@ func (a *App) Run(ctx context.Context) error {
 				cancel()
 			}
 		}()
+		return true
 	}
+	a.runCtx, a.start = runCtx, start
 	if a.rabbit != nil {
 		// It stops as soon as runCtx ends, alongside the rest of the
 		// shutdown, and the wait below waits for it.
 		start("private RabbitMQ node", func(ctx context.Context) error { a.rabbit.Run(ctx); return nil })
 	}
 	start("broker watch", func(ctx context.Context) error { a.brokers.Run(ctx); return nil })
-	for _, l := range a.labs {
+	// The default lab runs from the start, as a learner following the
+	// article expects; a sandbox waits for its page.
+	if l, ok := a.lab(a.cfg.Lab); ok {
 		for _, s := range l.scenarios {
-			start(l.lab.ID+"/"+s.Name(), s.Run)
+			a.wake(l, s, false)
 		}
 	}
+	start("idle sweep", func(ctx context.Context) error { a.sweepIdle(ctx); return nil })
 	start("web server", func(context.Context) error {
 		if err := srv.Serve(a.web); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -176,6 +205,9 @@ func (a *App) Run(ctx context.Context) error {
 		srv.Close()
 	}
 	cancel()
+	mu.Lock()
+	stopping = true
+	mu.Unlock()
 	// Every part is built to stop within shutdownWait; one that does not
 	// must not hold the process: the promise is a prompt stop.
 	stopped := make(chan struct{})
@@ -189,6 +221,10 @@ func (a *App) Run(ctx context.Context) error {
 		a.close()
 		a.log.Error("stopped without waiting for parts still stopping", "parts", late)
 		return fmt.Errorf("%s did not stop within %v", strings.Join(late, ", "), shutdownWait)
+	}
+	// A sandbox never opened still holds its product-service's port.
+	for _, l := range a.allLabs() {
+		l.end()
 	}
 	a.close()
 	a.log.Info("stopped")

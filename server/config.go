@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,10 +27,17 @@ type Config struct {
 	AMQPURL      string   // RabbitMQ
 	Lab          string   // the lab's id, which names every broker object it uses
 
+	MaxLabs    int           // labs open at once, the default lab included
+	IdleStop   time.Duration // a scenario with no browser this long stops its load
+	SandboxTTL time.Duration // a sandbox nobody opened this long is torn down
+
 	// KafkaRetention is how long the embedded broker keeps records; 0
 	// keeps them all (and their memory).
 	KafkaRetention time.Duration
 	kafkaRetention string // as given
+	maxLabs        string
+	idleStop       string
+	sandboxTTL     string
 	hosts          string // Hosts as given, comma-separated
 }
 
@@ -51,6 +59,9 @@ func (c *Config) settings(kafka *string) []setting {
 		{"kafka-retention", "KAFKA_RETENTION", "10m", "how long the embedded Kafka broker keeps records (log.retention.ms, every topic); 0 keeps every record, in memory", &c.kafkaRetention},
 		{"amqp-url", "AMQP_URL", "amqp://guest:guest@localhost:5672/", "RabbitMQ URL", &c.AMQPURL},
 		{"lab", "FLOWLAB_LAB", flow.DefaultLab, "lab id: names its exchanges, queues, topics and groups; the default lab uses the article's names", &c.Lab},
+		{"max-labs", "FLOWLAB_MAX_LABS", "20", "most labs open at once, the default lab included; past it \"New sandbox\" answers that flowlab is full", &c.maxLabs},
+		{"idle-stop", "FLOWLAB_IDLE_STOP", "10m", "a scenario no browser has watched for this long stops its load until its page is opened again", &c.idleStop},
+		{"sandbox-ttl", "FLOWLAB_SANDBOX_TTL", "30m", "a sandbox nobody has opened for this long is torn down (never the default lab)", &c.sandboxTTL},
 	}
 }
 
@@ -83,7 +94,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if kafka != "" {
 		c.KafkaBrokers = strings.Split(kafka, ",")
 	}
-	c.KafkaRetention, _ = time.ParseDuration(c.kafkaRetention) // checked above
+	c.KafkaRetention, _ = time.ParseDuration(c.kafkaRetention) // checked above, as the three below
+	c.MaxLabs, _ = strconv.Atoi(c.maxLabs)
+	c.IdleStop, _ = time.ParseDuration(c.idleStop)
+	c.SandboxTTL, _ = time.ParseDuration(c.sandboxTTL)
 	if c.hosts != "" {
 		for _, h := range strings.Split(c.hosts, ",") {
 			c.Hosts = append(c.Hosts, strings.TrimSuffix(strings.ToLower(h), "."))
@@ -109,6 +123,14 @@ func check(name, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || (d != 0 && d < time.Second) {
 			return fmt.Errorf("%q is not a retention like 10m or 2h (at least 1s, or 0 to keep every record)", v)
+		}
+	case "max-labs":
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%q is not a number of labs from 1 to 1000", v)
+		}
+	case "idle-stop", "sandbox-ttl":
+		if d, err := time.ParseDuration(v); err != nil || d < time.Second {
+			return fmt.Errorf("%q is not a duration like 10m or 1h (at least 1s)", v)
 		}
 	case "hosts":
 		if v == "" {

@@ -35,6 +35,10 @@ func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
 		{[]string{"-hosts", "http://classroom.lan"}, nil, "-hosts / FLOWLAB_HOSTS"},
 		{nil, map[string]string{"FLOWLAB_HOSTS": "a.lan,b.lan:8080"}, "-hosts / FLOWLAB_HOSTS"},
 		{[]string{"-hosts", "a.lan,"}, nil, "-hosts / FLOWLAB_HOSTS"},
+		{[]string{"-max-labs", "0"}, nil, "-max-labs / FLOWLAB_MAX_LABS"},
+		{nil, map[string]string{"FLOWLAB_MAX_LABS": "many"}, "-max-labs / FLOWLAB_MAX_LABS"},
+		{[]string{"-idle-stop", "500ms"}, nil, "-idle-stop / FLOWLAB_IDLE_STOP"},
+		{nil, map[string]string{"FLOWLAB_SANDBOX_TTL": "30"}, "-sandbox-ttl / FLOWLAB_SANDBOX_TTL"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{[]string{"-nope"}, nil, "not defined"},
 	}
@@ -55,6 +59,13 @@ func TestKafkaRetentionIsADuration(t *testing.T) {
 		if err != nil || cfg.KafkaRetention != c.want {
 			t.Errorf("KAFKA_RETENTION=%q: retention %v (%v), want %v", c.env, cfg.KafkaRetention, err, c.want)
 		}
+	}
+}
+
+func TestLabLimitsHaveDefaults(t *testing.T) {
+	c, err := parseConfig([]string{"-idle-stop", "2s"}, func(k string) string { return map[string]string{"FLOWLAB_MAX_LABS": "3"}[k] }, io.Discard)
+	if err != nil || c.MaxLabs != 3 || c.IdleStop != 2*time.Second || c.SandboxTTL != 30*time.Minute {
+		t.Fatalf("config %+v (%v): want 3 labs, 2s idle stop, 30m sandbox ttl", c, err)
 	}
 }
 

@@ -30,12 +30,16 @@ func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	l, s, err := a.find(r)
+	if err == nil {
+		err = a.wake(l, s, true)
+	}
 	if err != nil {
 		a.pageError(w, r, err)
 		return
 	}
 	page := web.Page{
 		Lab:      l.lab.ID,
+		Sandbox:  l.sandbox,
 		Scenario: s.Name(),
 		Broker:   s.broker,
 		Title:    s.Title(),
@@ -69,7 +73,10 @@ func brokerViews(states []brokerState) []web.Broker {
 var upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384}
 
 func (a *App) handleSocket(w http.ResponseWriter, r *http.Request) {
-	_, s, err := a.find(r)
+	l, s, err := a.find(r)
+	if err == nil {
+		err = a.wake(l, s, true)
+	}
 	if err != nil {
 		a.jsonError(w, err)
 		return
@@ -101,12 +108,16 @@ func (a *App) handleTrace(w http.ResponseWriter, r *http.Request) {
 // optional, and product-service being down is a lesson, not a fault.
 func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 	browsers := 0
-	for _, l := range a.labs {
+	labs := a.allLabs()
+	for _, l := range labs {
 		for _, s := range l.scenarios {
 			browsers += s.hub.Clients()
 		}
 	}
-	parts := map[string]any{"web": map[string]any{"ok": true, "status": "serving", "browsers": browsers}}
+	parts := map[string]any{
+		"web":  map[string]any{"ok": true, "status": "serving", "browsers": browsers},
+		"labs": map[string]any{"ok": true, "open": len(labs), "max": a.cfg.MaxLabs, "running_scenarios": a.runs.Load()},
+	}
 	status := http.StatusOK
 	for _, b := range a.brokers.States() {
 		parts[strings.ToLower(b.Name)] = b
@@ -114,7 +125,7 @@ func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusServiceUnavailable
 		}
 	}
-	if l, ok := a.labs[a.cfg.Lab]; ok {
+	if l, ok := a.lab(a.cfg.Lab); ok {
 		if s, ok := l.scenario("request-response"); ok {
 			st := s.Stats().Nodes["product-service"]
 			parts["product-service"] = map[string]any{"ok": st.State != "down", "status": st.State}
@@ -133,7 +144,10 @@ func (a *App) handleNotFound(w http.ResponseWriter, r *http.Request) {
 
 // find resolves the lab and scenario named in the URL.
 func (a *App) find(r *http.Request) (*labRun, *scenarioRun, error) {
-	l, ok := a.labs[r.PathValue("lab")]
+	l, ok := a.lab(r.PathValue("lab"))
+	if !ok && a.tornDown(r.PathValue("lab")) {
+		return nil, nil, a.goneError()
+	}
 	if !ok {
 		return nil, nil, flow.Errorf(flow.NotFound, "there is no lab %q", r.PathValue("lab"))
 	}

@@ -19,6 +19,13 @@ import (
 type labRun struct {
 	lab       *flow.Lab
 	scenarios []*scenarioRun // in tab order
+	sandbox   bool           // made by "New sandbox": torn down when unused
+
+	// life guards when the lab was last used and each scenario's run
+	// fields below: a page starting a run, the idle sweep stopping it.
+	life     sync.Mutex
+	lastUsed time.Time
+	gone     bool // torn down: nothing starts again
 }
 
 // scenarioRun is a scenario, its hub and the chart history a joining browser
@@ -43,6 +50,12 @@ type scenarioRun struct {
 
 	lastView   []byte // the topology the last frame's clients have
 	lastFailed string // the failure the last frame's clients have
+
+	// Under the lab's life lock.
+	stop    context.CancelFunc // ends the current run; nil while stopped
+	stopped chan struct{}      // closed when the current run has ended
+	ran     bool               // its scenario has run: a new run needs it opened again
+	watched time.Time          // last time it was opened or had a browser
 }
 
 // historyLen is how many one-second chart points a snapshot carries.

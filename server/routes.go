@@ -13,6 +13,7 @@ import (
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.handleHome)
+	mux.HandleFunc("POST /labs", a.handleNewLab)
 	mux.HandleFunc("GET /labs/{lab}/{scenario}", a.handlePage)
 	mux.HandleFunc("GET /labs/{lab}/{scenario}/ws", a.handleSocket)
 	mux.HandleFunc("POST /labs/{lab}/{scenario}/restart", a.handleRestart)

@@ -15,6 +15,7 @@ import (
 // Page is everything the scenario page shows before its websocket connects.
 type Page struct {
 	Lab      string
+	Sandbox  bool // the lab was made by "New sandbox": the page names it
 	Scenario string
 	Broker   string // the broker this pattern needs: its state is shown as a banner when it does not answer
 	Title    string

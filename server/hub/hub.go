@@ -143,6 +143,14 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
+// Reopen lets clients join again after Run has ended, before Run is called
+// again: a scenario stopped for want of a browser keeps its hub.
+func (h *Hub) Reopen() {
+	h.mu.Lock()
+	h.closed = false
+	h.mu.Unlock()
+}
+
 // frame is the message that carries a batch of events.
 type frame struct {
 	V       int             `json:"v"`
