@@ -87,7 +87,9 @@ func TestTeardownDeletesTheLabsTopicAndGroup(t *testing.T) {
 		go func() { r.done <- s.Run(ctx) }()
 		runs = append(runs, r)
 	}
-	want := func(l *flow.Lab) []string { return []string{"group " + l.Name("inventory"), "topic " + l.Name("orders")} }
+	want := func(l *flow.Lab) []string {
+		return []string{"group " + l.Name("inventory"), "topic " + l.Name("orders")}
+	}
 	for _, r := range runs {
 		eventually(t, 15*time.Second, "the lab's topic and group on the broker, with commits", func() bool {
 			if !slices.Equal(held(t, c.ListenAddrs(), r.lab), want(r.lab)) {
