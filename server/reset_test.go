@@ -101,10 +101,13 @@ func TestResetStartsTheScenarioOver(t *testing.T) {
 	}
 }
 
-// A reset from another site is refused, and a lab that is not there is
-// named.
+// Each page has the control; a reset from another site is refused, and a
+// lab that is not there is named.
 func TestResetRefusesForeignOriginsAndUnknownLabs(t *testing.T) {
 	_, url := startServer(t, func(*App, string) {})
+	if page := get(t, url+"/work-queue"); !strings.Contains(page, `data-testid="reset"`) {
+		t.Error("the page has no reset control")
+	}
 	req, _ := http.NewRequest(http.MethodPost, url+"/work-queue/reset", nil)
 	req.Header.Set("Origin", "https://evil.example")
 	resp, err := http.DefaultClient.Do(req)
