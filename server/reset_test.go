@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"flowlab/flow"
@@ -126,4 +128,76 @@ func TestResetRefusesForeignOriginsAndUnknownLabs(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a reset of an unknown lab answered %s, want 404", resp.Status)
 	}
+}
+
+// Over the websocket, "reset" takes no other field; alone, it starts the
+// scenario over and the reply comes once it runs again, with every counter
+// of the snapshot before it at zero and its traces gone.
+func TestResetCommandOverTheSocket(t *testing.T) {
+	a, url := startServer(t, func(*App, string) {})
+	lab := url[strings.LastIndex(url, "/")+1:]
+	sr, _ := a.labs[lab].scenario("request-response")
+	busy := func() bool {
+		for _, c := range sr.Stats().Counters {
+			if c.Value > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "some traffic", busy)
+	traced := ""
+	for _, e := range sr.hub.Recent() {
+		if e.MsgID != "" {
+			traced = e.MsgID
+		}
+	}
+	old, ok := a.labs[lab].lab.Traces.Get(traced)
+	if !ok {
+		t.Fatalf("no trace of message %q before the reset", traced)
+	}
+	page := dialLab(t, strings.Replace(url, "http", "ws", 1)+"/request-response/ws")
+	page.until(t, "the first snapshot", func(m labMsg) bool { return m.Type == "snapshot" })
+
+	if err := page.WriteMessage(websocket.TextMessage, []byte(`{"id":1,"op":"reset","knob":"rate"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var refused reply
+	page.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for refused.Type != "reply" {
+		if err := page.ReadJSON(&refused); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if refused.OK || !strings.Contains(refused.Error, `"reset" takes nothing else`) {
+		t.Errorf("a reset with a knob: %+v, want it refused as malformed", refused)
+	}
+
+	if err := page.WriteMessage(websocket.TextMessage, []byte(`{"id":2,"op":"reset"}`)); err != nil {
+		t.Fatal(err)
+	}
+	snap := page.until(t, "the snapshot of the reset", func(m labMsg) bool { return m.Type == "snapshot" })
+	for _, c := range snap.Stats.Counters {
+		if c.Value != 0 {
+			t.Errorf("after the reset %s = %d, want 0", c.Name, c.Value)
+		}
+	}
+	var done reply
+	for done.Type != "reply" {
+		if err := page.ReadJSON(&done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !done.OK || done.ID != 2 {
+		t.Errorf("reset reply %+v, want ok", done)
+	}
+	// The scenario numbers its messages afresh, so a new message may have
+	// the old one's id: none of the old hops may be left.
+	hops, _ := a.labs[lab].lab.Traces.Get(traced)
+	for _, h := range hops {
+		if h.Seq <= old[len(old)-1].Seq {
+			t.Errorf("after the reset message %s still has hop %d of before", traced, h.Seq)
+		}
+	}
+	waitFor(t, "traffic again", busy)
 }

@@ -183,6 +183,17 @@ func (v *supervised) Reset(ctx context.Context) error {
 	}
 }
 
+// reset starts the scenario over for a command, waiting a little longer
+// than a teardown may take.
+func (s *scenarioRun) reset() error {
+	if s.sup == nil {
+		return flow.Errorf(flow.Internal, "%s cannot start over here", s.Title())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout+5*time.Second)
+	defer cancel()
+	return s.sup.Reset(ctx)
+}
+
 // takeResets returns the callers of Reset waiting, and forgets them.
 func (v *supervised) takeResets() []chan error {
 	v.mu.Lock()
