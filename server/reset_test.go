@@ -201,3 +201,24 @@ func TestResetCommandOverTheSocket(t *testing.T) {
 	}
 	waitFor(t, "traffic again", busy)
 }
+
+// A lab's reset starts every scenario of it over, and each runs again.
+func TestLabResetStartsEveryScenarioOver(t *testing.T) {
+	a, url := startServer(t, func(*App, string) {})
+	lab := url[strings.LastIndex(url, "/")+1:]
+	resp, err := http.Post(url+"/reset", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("lab reset answered %s", resp.Status)
+	}
+	for _, s := range a.labs[lab].scenarios {
+		if f := s.sup.Failed(); f != "" {
+			t.Errorf("%s after the lab's reset: %s", s.Name(), f)
+		}
+	}
+	sr, _ := a.labs[lab].scenario("request-response")
+	waitFor(t, "request-response's traffic again", func() bool { return counterOf(sr.Stats(), "calls") > 0 })
+}
