@@ -218,7 +218,7 @@ func (s *scenarioRun) command(c command, by string) any {
 	case c.Op == "preset" && c.Knob == "" && c.Value == nil:
 		err = flow.ApplyPreset(s, c.Preset)
 	case c.Op == "reset" && c.Knob == "" && c.Value == nil && c.Preset == "":
-		err = s.reset()
+		err = s.reset(context.Background())
 	case c.Op == "set" || c.Op == "preset" || c.Op == "reset":
 		err = flow.Errorf(flow.Invalid, "malformed command: \"set\" takes knob and value, \"preset\" takes preset, \"reset\" takes nothing else")
 	default:

@@ -182,6 +182,9 @@ func TestResetCommandOverTheSocket(t *testing.T) {
 			t.Errorf("after the reset %s = %d, want 0", c.Name, c.Value)
 		}
 	}
+	if len(snap.Recent) > 0 {
+		t.Errorf("the snapshot of the reset still logs %d events of before, the first %+v", len(snap.Recent), snap.Recent[0])
+	}
 	var done reply
 	for done.Type != "reply" {
 		if err := page.ReadJSON(&done); err != nil {

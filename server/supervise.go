@@ -183,13 +183,13 @@ func (v *supervised) Reset(ctx context.Context) error {
 	}
 }
 
-// reset starts the scenario over for a command, waiting a little longer
-// than a teardown may take.
-func (s *scenarioRun) reset() error {
+// reset starts the scenario over for a command or a request, waiting a
+// little longer than a teardown may take.
+func (s *scenarioRun) reset(ctx context.Context) error {
 	if s.sup == nil {
 		return flow.Errorf(flow.Internal, "%s cannot start over here", s.Title())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, resetTimeout+5*time.Second)
 	defer cancel()
 	return s.sup.Reset(ctx)
 }
@@ -236,6 +236,7 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 			if err != nil {
 				s.log.Error("scenario failed while stopping", "scenario", name, "err", err)
 			}
+			s.stopped()
 			return nil // stopped with the server: not a failure
 		}
 		if waiting := s.sup.takeResets(); waiting != nil {
@@ -255,6 +256,7 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 		for reopened := false; !reopened; {
 			select {
 			case <-ctx.Done():
+				s.stopped()
 				return nil
 			case <-s.sup.restart:
 			}
@@ -272,6 +274,13 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 			s.log.Info("scenario restarted", "scenario", name)
 			reopened = true
 		}
+	}
+}
+
+// stopped answers the resets still waiting when flowlab stops.
+func (s *scenarioRun) stopped() {
+	for _, w := range s.sup.takeResets() {
+		w <- flow.Errorf(flow.Unavailable, "flowlab is stopping: %s was not started over", s.Title())
 	}
 }
 
@@ -358,7 +367,7 @@ func (a *App) handleReset(w http.ResponseWriter, r *http.Request) {
 		a.jsonError(w, flow.Errorf(flow.Invalid, "a reset must come from flowlab's own page"))
 		return
 	}
-	if err := s.sup.Reset(r.Context()); err != nil {
+	if err := s.reset(r.Context()); err != nil {
 		a.jsonError(w, err)
 		return
 	}
@@ -378,7 +387,7 @@ func (a *App) handleLabReset(w http.ResponseWriter, r *http.Request) {
 	}
 	var errs []error
 	for _, s := range l.scenarios {
-		if err := s.sup.Reset(r.Context()); err != nil {
+		if err := s.reset(r.Context()); err != nil {
 			errs = append(errs, err)
 		}
 	}
