@@ -168,6 +168,20 @@ func (r *traceRing) add(e *Event) {
 	r.mu.Unlock()
 }
 
+// Clear forgets every hop of scenario's messages, as when it starts over.
+func (t *Traces) Clear(scenario string) {
+	for i := range t.shards {
+		r := &t.shards[i]
+		r.mu.Lock()
+		for j := range r.ring {
+			if r.ring[j].Scenario == scenario {
+				r.ring[j] = Event{}
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
 // Get returns the hops of message id still kept, oldest first.
 func (t *Traces) Get(id string) ([]Event, bool) {
 	if id == "" {

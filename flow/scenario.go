@@ -106,3 +106,12 @@ type Point struct {
 	P99MS      float64   `json:"p99"`
 	Depth      float64   `json:"depth,omitempty"` // queue depth or lag
 }
+
+// Tearer is a scenario that can delete what its lab made outside flowlab:
+// the exchanges, queues, topics and consumer groups on its broker. Call
+// Teardown only after Run has returned, and only on purpose (a reset): the
+// default lab's objects bear the article's names, which a learner's own
+// clients may share, so stopping flowlab never calls it.
+type Tearer interface {
+	Teardown(ctx context.Context) error
+}

@@ -178,7 +178,7 @@ func (s *scenarioRun) frameStats() any {
 
 // command is what a browser sends to change the lab: one JSON object of
 // these fields, named exactly so, each at most once. "set" takes knob and
-// value, "preset" takes preset.
+// value, "preset" takes preset, "reset" (start the scenario over) nothing.
 type command struct {
 	ID     int
 	Op     string
@@ -230,10 +230,12 @@ func (s *scenarioRun) command(c command, by string) any {
 		err = flow.SetKnob(s, c.Knob, c.Value)
 	case c.Op == "preset" && c.Knob == "" && c.Value == nil:
 		err = flow.ApplyPreset(s, c.Preset)
-	case c.Op == "set" || c.Op == "preset":
-		err = flow.Errorf(flow.Invalid, "malformed command: \"set\" takes knob and value, \"preset\" takes preset")
+	case c.Op == "reset" && c.Knob == "" && c.Value == nil && c.Preset == "":
+		err = s.reset(context.Background())
+	case c.Op == "set" || c.Op == "preset" || c.Op == "reset":
+		err = flow.Errorf(flow.Invalid, "malformed command: \"set\" takes knob and value, \"preset\" takes preset, \"reset\" takes nothing else")
 	default:
-		err = flow.Errorf(flow.Invalid, "unknown command %q: use \"set\" or \"preset\"", c.Op)
+		err = flow.Errorf(flow.Invalid, "unknown command %q: use \"set\", \"preset\" or \"reset\"", c.Op)
 	}
 	after := s.Knobs()
 	// A preset refused part-way may have kept some values: announce

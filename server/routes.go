@@ -17,6 +17,8 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /labs/{lab}/{scenario}", a.handlePage)
 	mux.HandleFunc("GET /labs/{lab}/{scenario}/ws", a.handleSocket)
 	mux.HandleFunc("POST /labs/{lab}/{scenario}/restart", a.handleRestart)
+	mux.HandleFunc("POST /labs/{lab}/{scenario}/reset", a.handleReset)
+	mux.HandleFunc("POST /labs/{lab}/reset", a.handleLabReset)
 	mux.HandleFunc("GET /labs/{lab}/{scenario}/messages/{id}", a.handleTrace)
 	mux.HandleFunc("GET /healthz", a.handleHealth)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", noCache(http.FileServerFS(filesOnly{static.Files}))))

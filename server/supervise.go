@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"flowlab/flow"
 )
@@ -27,6 +28,7 @@ type supervised struct {
 	crash     error              // a panic in a call from the server, which ended the current run
 	lastView  flow.View          // what a page draws meanwhile if View panics
 	lastStats flow.Stats         // and if Stats panics
+	resets    []chan error       // callers of Reset waiting for the scenario to start over
 }
 
 var _ flow.Scenario = (*supervised)(nil)
@@ -127,6 +129,9 @@ func (v *supervised) Run(ctx context.Context) (err error) {
 	defer stop()
 	v.mu.Lock()
 	v.stop, v.crash = stop, nil
+	if len(v.resets) > 0 {
+		stop() // a reset asked before this run began
+	}
 	v.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
@@ -152,6 +157,50 @@ func (v *supervised) Restart() error {
 	default: // already asked
 	}
 	return nil
+}
+
+// Reset has the scenario start over, running or failed: its run ends, what
+// it made on the broker is deleted, its traces are cleared and it is opened
+// again with its defaults. It returns once it runs again, or ctx ends.
+func (v *supervised) Reset(ctx context.Context) error {
+	done := make(chan error, 1)
+	v.mu.Lock()
+	v.resets = append(v.resets, done)
+	stop := v.stop
+	v.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	select { // a failed scenario waits here rather than in Run
+	case v.restart <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return flow.Errorf(flow.Unavailable, "%s is still starting over: look again in a moment", v.Title())
+	}
+}
+
+// reset starts the scenario over for a command or a request, waiting a
+// little longer than a teardown may take.
+func (s *scenarioRun) reset(ctx context.Context) error {
+	if s.sup == nil {
+		return flow.Errorf(flow.Internal, "%s cannot start over here", s.Title())
+	}
+	ctx, cancel := context.WithTimeout(ctx, resetTimeout+5*time.Second)
+	defer cancel()
+	return s.sup.Reset(ctx)
+}
+
+// takeResets returns the callers of Reset waiting, and forgets them.
+func (v *supervised) takeResets() []chan error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	waiting := v.resets
+	v.resets = nil
+	return waiting
 }
 
 func (v *supervised) fail(msg string) {
@@ -187,7 +236,17 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 			if err != nil {
 				s.log.Error("scenario failed while stopping", "scenario", name, "err", err)
 			}
+			s.answerWaitingResets()
 			return nil // stopped with the server: not a failure
+		}
+		if waiting := s.sup.takeResets(); waiting != nil {
+			if err != nil {
+				s.log.Error("scenario failed while stopping for a reset", "scenario", name, "err", err)
+			}
+			if s.startOver(ctx, waiting) {
+				continue
+			}
+			err = errors.New("it could not be opened again after a reset")
 		}
 		if err == nil {
 			err = errors.New("its Run returned before flowlab stopped")
@@ -197,8 +256,13 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 		for reopened := false; !reopened; {
 			select {
 			case <-ctx.Done():
+				s.answerWaitingResets()
 				return nil
 			case <-s.sup.restart:
+			}
+			if waiting := s.sup.takeResets(); waiting != nil {
+				reopened = s.startOver(ctx, waiting)
+				continue
 			}
 			next, err := s.sup.open(s.emit)
 			if err != nil {
@@ -211,6 +275,54 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 			reopened = true
 		}
 	}
+}
+
+// answerWaitingResets answers the resets still waiting when its run ends for good.
+func (s *scenarioRun) answerWaitingResets() {
+	for _, w := range s.sup.takeResets() {
+		w <- flow.Errorf(flow.Unavailable, "flowlab is stopping: %s was not started over", s.Title())
+	}
+}
+
+// resetTimeout bounds deleting a scenario's broker objects on a reset.
+const resetTimeout = 15 * time.Second
+
+// startOver resets a scenario whose run has ended: it deletes what the
+// scenario made on its broker, clears its traces, event log and chart, and
+// opens it again; connected pages get a snapshot. It answers every caller
+// waiting, and says whether the scenario was opened again. A teardown that
+// fails (the broker is down) is reported but does not keep the scenario
+// from starting over.
+func (s *scenarioRun) startOver(ctx context.Context, waiting []chan error) bool {
+	name := s.lab.ID + "/" + s.Name()
+	var err error
+	if t, ok := s.sup.current().(flow.Tearer); ok {
+		tctx, cancel := context.WithTimeout(ctx, resetTimeout)
+		if terr := t.Teardown(tctx); terr != nil {
+			s.log.Error("scenario teardown failed", "scenario", name, "err", terr)
+			err = flow.Errorf(flow.Unavailable, "%s started over, but what it made on its broker could not be deleted: %v", s.Title(), terr)
+		}
+		cancel()
+	}
+	s.lab.Traces.Clear(s.Name())
+	s.hub.ClearRecent()
+	s.mu.Lock()
+	s.history = nil
+	s.mu.Unlock()
+	next, oerr := s.sup.open(s.emit)
+	if oerr != nil {
+		s.log.Error("scenario reset failed", "scenario", name, "err", oerr)
+		err = flow.Errorf(flow.Unavailable, "%s could not start over: %v", s.Title(), oerr)
+		s.sup.fail(failureMessage(s.Title(), oerr))
+	} else {
+		s.sup.reopened(next)
+		s.log.Info("scenario reset", "scenario", name)
+		s.hub.Announce(s.snapshot())
+	}
+	for _, w := range waiting {
+		w <- err
+	}
+	return oerr == nil
 }
 
 // failureMessage is what the page says: the error's message when it is meant
@@ -241,6 +353,49 @@ func (a *App) handleRestart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]bool{"ok": true})
+}
+
+// handleReset starts one scenario over, and answers once it runs again.
+// Like a restart, only a page of flowlab's own may ask.
+func (a *App) handleReset(w http.ResponseWriter, r *http.Request) {
+	_, s, err := a.find(r)
+	if err != nil {
+		a.jsonError(w, err)
+		return
+	}
+	if !sameOrigin(r) {
+		a.jsonError(w, flow.Errorf(flow.Invalid, "a reset must come from flowlab's own page"))
+		return
+	}
+	if err := s.reset(r.Context()); err != nil {
+		a.jsonError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleLabReset starts every scenario of a lab over, one after another.
+func (a *App) handleLabReset(w http.ResponseWriter, r *http.Request) {
+	l, ok := a.lab(r.PathValue("lab"))
+	if !ok {
+		a.jsonError(w, flow.Errorf(flow.NotFound, "there is no lab %q", r.PathValue("lab")))
+		return
+	}
+	if !sameOrigin(r) {
+		a.jsonError(w, flow.Errorf(flow.Invalid, "a reset must come from flowlab's own page"))
+		return
+	}
+	var errs []error
+	for _, s := range l.scenarios {
+		if err := s.reset(r.Context()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		a.jsonError(w, errs[0])
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
 // sameOrigin says whether a request's Origin, when it has one, is the host

@@ -276,6 +276,7 @@ type labMsg struct {
 	Type   string       `json:"type"`
 	Failed *string      `json:"failed"`
 	Events []flow.Event `json:"events"`
+	Recent []flow.Event `json:"recent"`
 	Stats  *struct {
 		Failed   *string                   `json:"failed"`
 		Knobs    []json.RawMessage         `json:"knobs"`

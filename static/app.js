@@ -94,6 +94,24 @@ document.getElementById('restart').addEventListener('click', async (ev) => {
   }
 });
 
+// The reset answers once the scenario runs again; the snapshot that
+// follows redraws the page.
+document.getElementById('reset').addEventListener('click', async (ev) => {
+  const button = ev.currentTarget;
+  button.disabled = true;
+  try {
+    const resp = await fetch(`${base}/reset`, { method: 'POST' });
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      controls.show(body.error || `the reset was refused (${resp.status})`, 'error');
+    }
+  } catch (err) {
+    controls.show(`could not reach flowlab to start over: ${err.message}`, 'error');
+  } finally {
+    button.disabled = false;
+  }
+});
+
 // drawing says so when the lab is too busy to draw every message: the
 // server then sends the hops of one message in k, each message whole.
 function drawing(k) {

@@ -115,6 +115,14 @@ func (h *Hub) Recent() []flow.Event {
 	return append(out, h.recent[:h.next]...)
 }
 
+// ClearRecent empties the event log a snapshot carries, as when the
+// scenario starts over.
+func (h *Hub) ClearRecent() {
+	h.mu.Lock()
+	h.recent, h.next = h.recent[:0], 0
+	h.mu.Unlock()
+}
+
 // Clients returns how many browsers are connected.
 func (h *Hub) Clients() int {
 	h.mu.Lock()

@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +284,107 @@ func CheckPresetsRoundTrip(t *testing.T, open func(testing.TB) flow.Scenario, tw
 			}
 		}
 	}
+}
+
+// Held lists what the broker holds for lab l, as the broker itself lists it
+// (rabbitmqctl: the management plugin is not enabled here): every queue and
+// exchange whose name ends in "."+l.ID, as "queue <name>" or "exchange
+// <name>", sorted. Without rabbitmqctl the test is skipped.
+func Held(tb testing.TB, l *flow.Lab) []string {
+	tb.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		tb.Skip("rabbitmqctl is needed to list what the broker holds")
+	}
+	var held []string
+	for _, kind := range []string{"queue", "exchange"} {
+		out, err := exec.Command("rabbitmqctl", "list_"+kind+"s", "-q", "--no-table-headers", "name").Output()
+		if err != nil {
+			tb.Fatalf("rabbitmqctl list_%ss: %v", kind, err)
+		}
+		for name := range strings.FieldsSeq(string(out)) {
+			if strings.HasSuffix(name, "."+l.ID) {
+				held = append(held, kind+" "+name)
+			}
+		}
+	}
+	slices.Sort(held)
+	return held
+}
+
+// CheckTeardown runs two labs of one pattern at once, each with load from
+// load, until the broker holds what they declared, stops them, tears down
+// the first and checks with the broker that all of the first's queues and
+// exchanges are gone while the second's are all still there; then tears
+// down the second, and the first again (nothing left is not an error).
+// open opens the scenario in a lab against url; want is what a lab holds
+// while it runs, named as Held names them.
+func CheckTeardown(t *testing.T, open func(testing.TB, *flow.Lab) flow.Scenario, load func(testing.TB, flow.Scenario), want func(*flow.Lab) []string) {
+	t.Helper()
+	type run struct {
+		lab  *flow.Lab
+		s    flow.Scenario
+		stop context.CancelFunc
+		done chan error
+	}
+	var runs []*run
+	for range 2 {
+		l := MustLab(t)
+		s := open(t, l)
+		ctx, stop := context.WithCancel(context.Background())
+		r := &run{lab: l, s: s, stop: stop, done: make(chan error, 1)}
+		go func() { r.done <- s.Run(ctx) }()
+		t.Cleanup(stop)
+		runs = append(runs, r)
+		load(t, s)
+	}
+	for _, r := range runs {
+		w := sorted(want(r.lab))
+		deadline := time.Now().Add(10 * time.Second)
+		for !slices.Equal(Held(t, r.lab), w) {
+			if time.Now().After(deadline) {
+				t.Fatalf("lab %s: the broker holds %v, want %v", r.lab.ID, Held(t, r.lab), w)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if Counter(r.s.Stats(), "published") == 0 {
+			t.Fatalf("lab %s published nothing: %s", r.lab.ID, Describe(r.s.Stats()))
+		}
+	}
+	for _, r := range runs {
+		r.stop()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return within 15 s of its context ending")
+		}
+	}
+	teardown := func(r *run) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.s.(flow.Tearer).Teardown(ctx); err != nil {
+			t.Fatalf("Teardown of lab %s: %v", r.lab.ID, err)
+		}
+	}
+	first, second := runs[0], runs[1]
+	teardown(first)
+	if held := Held(t, first.lab); len(held) > 0 {
+		t.Errorf("after Teardown the broker still holds %v", held)
+	}
+	if held, w := Held(t, second.lab), want(second.lab); !slices.Equal(held, sorted(w)) {
+		t.Errorf("tearing down lab %s changed lab %s: the broker holds %v, want %v", first.lab.ID, second.lab.ID, held, w)
+	}
+	teardown(second)
+	teardown(first)
+	if held := Held(t, second.lab); len(held) > 0 {
+		t.Errorf("after Teardown the broker still holds %v", held)
+	}
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
 }
