@@ -163,7 +163,7 @@ func (a *App) sweepIdle(ctx context.Context) {
 		case now := <-t.C:
 			for _, l := range a.allLabs() {
 				if a.sweepLab(l, now) {
-					a.teardown(l)
+					a.teardown(ctx, l)
 				}
 			}
 		}
@@ -191,11 +191,23 @@ func (a *App) sweepLab(l *labRun, now time.Time) (expired bool) {
 	return l.sandbox && now.Sub(l.lastUsed) >= a.cfg.SandboxTTL
 }
 
-// teardown stops every run of a sandbox, frees what its scenarios hold and
-// forgets it.
-func (a *App) teardown(l *labRun) {
+// teardown stops every run of a sandbox, deletes what its scenarios made on
+// the brokers, frees what they hold and forgets it. The deletes are bounded
+// and end with ctx, so a stopping flowlab never waits on a broker.
+func (a *App) teardown(ctx context.Context, l *labRun) {
 	l.end()
 	a.removeLab(l.lab.ID)
+	for _, s := range l.scenarios {
+		t, ok := s.sup.current().(flow.Tearer)
+		if !s.ran || !ok {
+			continue
+		}
+		tctx, cancel := context.WithTimeout(ctx, resetTimeout)
+		if err := t.Teardown(tctx); err != nil {
+			a.log.Warn("sandbox teardown left broker objects", "scenario", l.lab.ID+"/"+s.Name(), "err", err)
+		}
+		cancel()
+	}
 	a.log.Info("sandbox torn down: nobody opened it", "lab", l.lab.ID, "after", a.cfg.SandboxTTL)
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"flowlab/flow"
 )
@@ -271,4 +272,43 @@ func TestBrowserNewSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(os.TempDir(), "flowlab-new-sandbox.png"), png, 0o644)
+}
+
+// A sandbox torn down for being unused deletes what its scenarios made on the
+// brokers: here work-queue's queues on the real RabbitMQ.
+func TestTornDownSandboxLeavesNothingOnTheBroker(t *testing.T) {
+	s := MustStart(t, "-sandbox-ttl", "3s")
+	lab := s.mustSandbox(t)
+	queue := "emails." + strings.TrimPrefix(lab, "/labs/")
+	resp, err := http.Get(s.URL + lab + "/work-queue") // opens it: its scenario declares its queues
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, "the sandbox's queue "+queue+" declared", func() bool { return queueExists(t, queue) })
+	waitFor(t, "the sandbox torn down", func() bool { return s.labs(t).Open == 1 })
+	if queueExists(t, queue) {
+		t.Fatalf("queue %s is still on the broker after its sandbox was torn down", queue)
+	}
+}
+
+// queueExists asks the real RabbitMQ with a passive declare, on a channel of
+// its own: a missing queue closes the channel.
+func queueExists(t *testing.T, name string) bool {
+	t.Helper()
+	url := os.Getenv("AMQP_URL")
+	if url == "" {
+		url = defaultAMQPURL()
+	}
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("RabbitMQ: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
+	return err == nil
 }
