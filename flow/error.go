@@ -12,6 +12,7 @@ type ErrorKind string
 const (
 	Invalid     ErrorKind = "invalid"     // the input is wrong; nothing was changed
 	NotFound    ErrorKind = "not-found"   // no such lab, scenario, knob or message
+	Forbidden   ErrorKind = "forbidden"   // the asker may watch but not change this
 	Unavailable ErrorKind = "unavailable" // a broker or service cannot be reached now
 	Internal    ErrorKind = "internal"    // a bug or an unexpected failure
 )

@@ -20,6 +20,7 @@ import (
 var statusOf = map[flow.ErrorKind]int{
 	flow.Invalid:     http.StatusBadRequest,
 	flow.NotFound:    http.StatusNotFound,
+	flow.Forbidden:   http.StatusForbidden,
 	flow.Unavailable: http.StatusServiceUnavailable,
 	flow.Internal:    http.StatusInternalServerError,
 }
@@ -81,11 +82,14 @@ func (a *App) handleSocket(w http.ResponseWriter, r *http.Request) {
 		a.jsonError(w, err)
 		return
 	}
+	// Whether this connection may change the lab is settled once, here,
+	// where its cookie is: a watcher's commands are all refused.
+	may := l.mayChange(r)
 	conn, err := upgrader.Upgrade(w, r, nil) // answers 403 itself for a foreign Origin
 	if err != nil {
 		return
 	}
-	s.hub.Serve(conn, s.handle)
+	s.hub.Serve(conn, func(msg []byte) any { return s.handle(msg, may) })
 }
 
 func (a *App) handleTrace(w http.ResponseWriter, r *http.Request) {

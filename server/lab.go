@@ -20,6 +20,7 @@ type labRun struct {
 	lab       *flow.Lab
 	scenarios []*scenarioRun // in tab order
 	sandbox   bool           // made by "New sandbox": torn down when unused
+	owner     [32]byte       // a sandbox's owner token's SHA-256; the token itself is kept by its maker only
 
 	// life guards when the lab was last used and each scenario's run
 	// fields below: a page starting a run, the idle sweep stopping it.
@@ -208,11 +209,17 @@ type knobsMsg struct {
 // A command's origin, as an announcement names it.
 const byBrowser = "a browser"
 
-// handle answers one command from a browser.
-func (s *scenarioRun) handle(msg []byte) any {
+// handle answers one command from a browser; one that may not change the
+// lab gets every command refused. Commands name knobs, presets and ops of
+// this scenario only, never a queue, exchange or topic, so none can reach
+// another lab's broker objects.
+func (s *scenarioRun) handle(msg []byte, may bool) any {
 	c, err := decodeCommand(msg)
 	if err != nil {
 		return errorReply(c.ID, flow.Errorf(flow.Invalid, "malformed command: %v", err))
+	}
+	if !may {
+		return errorReply(c.ID, errWatchOnly)
 	}
 	return s.command(c, byBrowser)
 }

@@ -92,14 +92,14 @@ var commands = []struct{ msg, change string }{
 func TestNearMissCommandsChangeNothing(t *testing.T) {
 	for _, msg := range nearMisses {
 		b := &board{}
-		r := (&scenarioRun{Scenario: b}).handle([]byte(msg)).(reply)
+		r := (&scenarioRun{Scenario: b}).handle([]byte(msg), true).(reply)
 		if r.OK || r.Error == "" || len(b.changes) > 0 {
 			t.Errorf("%s: reply %+v, changes %v; want an error reply and no change", msg, r, b.changes)
 		}
 	}
 	for _, c := range commands {
 		b := &board{}
-		r := (&scenarioRun{Scenario: b}).handle([]byte(c.msg)).(reply)
+		r := (&scenarioRun{Scenario: b}).handle([]byte(c.msg), true).(reply)
 		if !r.OK || strings.Join(b.changes, " ") != c.change {
 			t.Errorf("%s: reply %+v, changes %v; want %s", c.msg, r, b.changes, c.change)
 		}
@@ -120,7 +120,7 @@ func FuzzCommand(f *testing.F) {
 	plainInt := regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
 	f.Fuzz(func(t *testing.T, msg string) {
 		b := &board{}
-		r := (&scenarioRun{Scenario: b}).handle([]byte(msg)).(reply)
+		r := (&scenarioRun{Scenario: b}).handle([]byte(msg), true).(reply)
 		if !r.OK {
 			if len(b.changes) > 0 {
 				t.Fatalf("%q refused yet changed %v", msg, b.changes)

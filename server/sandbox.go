@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base32"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"time"
@@ -81,13 +84,44 @@ func (a *App) handleNewLab(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.lastUsed = time.Now()
+	token := make([]byte, 32)
+	rand.Read(token) // never fails (crypto/rand)
+	cookie := base64.RawURLEncoding.EncodeToString(token)
+	l.owner = sha256.Sum256([]byte(cookie))
 	if !a.addLab(l, a.cfg.MaxLabs) { // another request took the last place
 		l.close()
 		a.pageError(w, r, full)
 		return
 	}
+	// A session cookie, sent to this sandbox's pages only, which its
+	// scripts cannot read and no other site's page can send.
+	http.SetCookie(w, &http.Cookie{
+		Name: ownerCookie(l.lab.ID), Value: cookie, Path: "/labs/" + l.lab.ID,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
 	a.log.Info("sandbox opened", "lab", l.lab.ID)
 	http.Redirect(w, r, "/labs/"+l.lab.ID+"/"+l.scenarios[0].Name(), http.StatusSeeOther)
+}
+
+// errWatchOnly refuses a change to a sandbox from anyone but its maker.
+var errWatchOnly = flow.Errorf(flow.Forbidden, "this sandbox belongs to whoever made it: you can watch it; make your own with New sandbox")
+
+// ownerCookie names the cookie holding the owner token of sandbox id.
+func ownerCookie(id string) string { return "flowlab_" + id }
+
+// mayChange says whether r may change l: anyone may change the default lab,
+// the shared one a classroom's projector shows; a sandbox only its maker,
+// whose browser holds the token it was given.
+func (l *labRun) mayChange(r *http.Request) bool {
+	if !l.sandbox {
+		return true
+	}
+	c, err := r.Cookie(ownerCookie(l.lab.ID))
+	if err != nil {
+		return false
+	}
+	h := sha256.Sum256([]byte(c.Value))
+	return subtle.ConstantTimeCompare(h[:], l.owner[:]) == 1
 }
 
 // wake marks s as opened and starts its run if it is not running: a

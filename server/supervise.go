@@ -339,13 +339,17 @@ func failureMessage(title string, err error) string {
 // ask: a form on another site could otherwise post here from a learner's
 // browser.
 func (a *App) handleRestart(w http.ResponseWriter, r *http.Request) {
-	_, s, err := a.find(r)
+	l, s, err := a.find(r)
 	if err != nil {
 		a.jsonError(w, err)
 		return
 	}
 	if !sameOrigin(r) {
 		a.jsonError(w, flow.Errorf(flow.Invalid, "a restart must come from flowlab's own page"))
+		return
+	}
+	if !l.mayChange(r) {
+		a.jsonError(w, errWatchOnly)
 		return
 	}
 	if err := s.sup.Restart(); err != nil {
@@ -358,13 +362,17 @@ func (a *App) handleRestart(w http.ResponseWriter, r *http.Request) {
 // handleReset starts one scenario over, and answers once it runs again.
 // Like a restart, only a page of flowlab's own may ask.
 func (a *App) handleReset(w http.ResponseWriter, r *http.Request) {
-	_, s, err := a.find(r)
+	l, s, err := a.find(r)
 	if err != nil {
 		a.jsonError(w, err)
 		return
 	}
 	if !sameOrigin(r) {
 		a.jsonError(w, flow.Errorf(flow.Invalid, "a reset must come from flowlab's own page"))
+		return
+	}
+	if !l.mayChange(r) {
+		a.jsonError(w, errWatchOnly)
 		return
 	}
 	if err := s.reset(r.Context()); err != nil {
@@ -383,6 +391,10 @@ func (a *App) handleLabReset(w http.ResponseWriter, r *http.Request) {
 	}
 	if !sameOrigin(r) {
 		a.jsonError(w, flow.Errorf(flow.Invalid, "a reset must come from flowlab's own page"))
+		return
+	}
+	if !l.mayChange(r) {
+		a.jsonError(w, errWatchOnly)
 		return
 	}
 	var errs []error
