@@ -41,6 +41,7 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	page := web.Page{
 		Lab:      l.lab.ID,
 		Sandbox:  l.sandbox,
+		Watching: !l.mayChange(r),
 		Scenario: s.Name(),
 		Broker:   s.broker,
 		Title:    s.Title(),

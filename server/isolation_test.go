@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 
 	"flowlab/flow"
@@ -166,4 +168,51 @@ func equalValues(a, b map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// pageAs gets a scenario's page with cookie, if any.
+func (s *server) pageAs(t *testing.T, path string, cookie *http.Cookie) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// The page tells a watcher so, and its maker not.
+func TestSandboxPageSaysWhoMayChangeIt(t *testing.T) {
+	s := MustStart(t)
+	a, owner := s.ownedSandbox(t)
+	if page := s.pageAs(t, a+"/request-response", owner); strings.Contains(page, "data-watching") || strings.Contains(page, `data-testid="watching"`) {
+		t.Error("the maker's page says it only watches")
+	}
+	if page := s.pageAs(t, a+"/request-response", nil); !strings.Contains(page, "data-watching") || !strings.Contains(page, "Watching: this sandbox belongs to whoever made it") {
+		t.Error("a page without the owner cookie does not say it only watches")
+	}
+	if page := s.pageAs(t, s.base+"/request-response", nil); strings.Contains(page, "data-watching") {
+		t.Error("the default lab's page says it only watches")
+	}
+}
+
+// A browser given a sandbox's link watches it live, its controls disabled,
+// with no error in its console.
+func TestBrowserWatchesAnothersSandbox(t *testing.T) {
+	s := MustStart(t)
+	a, _ := s.ownedSandbox(t)
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+a+"/request-response")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the sandbox live with traffic", `document.querySelector('#conn.ok') !== null &&
+		Number((document.querySelector('dd[data-counter="calls"]')||{}).textContent) > 0`)
+	waitJS(t, ctx, "the watching note and every control disabled", `document.querySelector('[data-testid="watching"]') !== null &&
+		[...document.querySelectorAll('.switches button, .knobs input, .knobs select, .knobs button, #restart')].every((el) => el.disabled) &&
+		document.querySelectorAll('.knobs input').length > 0`)
 }

@@ -25,6 +25,10 @@ const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
   onStatus: connStatus,
 });
 const controls = new Controls(document.body, conn);
+// Someone else's sandbox: this page watches it; the server refuses its changes.
+if ('watching' in app.dataset) {
+  for (const el of document.querySelectorAll('.switches button, .knobs input, .knobs select, .knobs button, #restart')) el.disabled = true;
+}
 
 // seenUpTo is the newest event the snapshot's log already holds: the frame
 // after a snapshot may repeat a few of them.

@@ -16,6 +16,7 @@ import (
 type Page struct {
 	Lab      string
 	Sandbox  bool // the lab was made by "New sandbox": the page names it
+	Watching bool // someone else's sandbox: the page may watch it, its controls are disabled
 	Scenario string
 	Broker   string // the broker this pattern needs: its state is shown as a banner when it does not answer
 	Title    string
