@@ -201,12 +201,31 @@ func TestSandboxPageSaysWhoMayChangeIt(t *testing.T) {
 	}
 }
 
-// A browser given a sandbox's link watches it live, its controls disabled,
-// with no error in its console.
+// A browser changes the sandbox it made; given another's link, it watches
+// that one live, its controls disabled, with no error in its console.
 func TestBrowserWatchesAnothersSandbox(t *testing.T) {
 	s := MustStart(t)
 	a, _ := s.ownedSandbox(t)
 	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/request-response")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the default lab live", `document.querySelector('#conn.ok') !== null`)
+	press(t, ctx, `[data-testid="new-sandbox"]`)
+	waitJS(t, ctx, "its own sandbox live", `/^\/labs\/[a-z2-7]{8}\/request-response$/.test(location.pathname) && document.querySelector('#conn.ok') !== null`)
+	waitJS(t, ctx, "its controls enabled", `document.querySelector('[data-testid="watching"]') === null &&
+		[...document.querySelectorAll('.knobs input')].every((el) => !el.disabled)`)
+	setKnob(t, ctx, "latency_ms", 250)
+	var own string
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`location.pathname`, &own)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the maker's change in its sandbox", func() bool {
+		conn, snap := s.wsAs(t, own, nil)
+		conn.Close()
+		return knobValues(snap.Knobs)["latency_ms"] == float64(250)
+	})
+
 	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+a+"/request-response")); err != nil {
 		t.Fatal(err)
 	}
