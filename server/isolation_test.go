@@ -143,6 +143,12 @@ func TestSandboxAnswersOnlyItsMaker(t *testing.T) {
 	if status, kind := s.postAs(t, scenario+"/reset", owner); status != http.StatusOK {
 		t.Errorf("the maker's reset answered %d %q; want 200", status, kind)
 	}
+	// Its other scenarios were never opened: a lab reset starts over the one
+	// running and answers at once for the rest, which are as they started.
+	began := time.Now()
+	if status, kind := s.postAs(t, a+"/reset", owner); status != http.StatusOK || time.Since(began) > 15*time.Second {
+		t.Errorf("the maker's lab reset answered %d %q after %v; want 200 without waiting for runs that are not coming", status, kind, time.Since(began))
+	}
 }
 
 // The default lab is the shared one a classroom's projector shows: anyone

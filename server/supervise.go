@@ -284,6 +284,44 @@ func (s *scenarioRun) answerWaitingResets() {
 	}
 }
 
+// wipe deletes what the scenario's ended run made on its broker and clears
+// its traces, event log and chart. A teardown that fails (the broker is
+// down) is logged and reported, and the rest is cleared all the same.
+func (s *scenarioRun) wipe(ctx context.Context) error {
+	var err error
+	if t, ok := s.sup.current().(flow.Tearer); ok {
+		tctx, cancel := context.WithTimeout(ctx, resetTimeout)
+		if terr := t.Teardown(tctx); terr != nil {
+			s.log.Error("scenario teardown failed", "scenario", s.lab.ID+"/"+s.Name(), "err", terr)
+			err = flow.Errorf(flow.Unavailable, "%s started over, but what it made on its broker could not be deleted: %v", s.Title(), terr)
+		}
+		cancel()
+	}
+	s.lab.Traces.Clear(s.Name())
+	s.hub.ClearRecent()
+	s.mu.Lock()
+	s.history = nil
+	s.mu.Unlock()
+	return err
+}
+
+// resetScenario resets s in lab l. A scenario with no run has nothing running
+// to start over: one never opened is as it started, and one stopped for want
+// of a browser is opened afresh when next watched, so only what its last run
+// left is wiped. Waiting for a run that is not coming would hang the caller.
+func (a *App) resetScenario(ctx context.Context, l *labRun, s *scenarioRun) error {
+	l.life.Lock()
+	running, ran := s.stop != nil, s.ran
+	l.life.Unlock()
+	switch {
+	case running:
+		return s.reset(ctx)
+	case ran:
+		return s.wipe(ctx)
+	}
+	return nil
+}
+
 // resetTimeout bounds deleting a scenario's broker objects on a reset.
 const resetTimeout = 15 * time.Second
 
@@ -295,20 +333,7 @@ const resetTimeout = 15 * time.Second
 // from starting over.
 func (s *scenarioRun) startOver(ctx context.Context, waiting []chan error) bool {
 	name := s.lab.ID + "/" + s.Name()
-	var err error
-	if t, ok := s.sup.current().(flow.Tearer); ok {
-		tctx, cancel := context.WithTimeout(ctx, resetTimeout)
-		if terr := t.Teardown(tctx); terr != nil {
-			s.log.Error("scenario teardown failed", "scenario", name, "err", terr)
-			err = flow.Errorf(flow.Unavailable, "%s started over, but what it made on its broker could not be deleted: %v", s.Title(), terr)
-		}
-		cancel()
-	}
-	s.lab.Traces.Clear(s.Name())
-	s.hub.ClearRecent()
-	s.mu.Lock()
-	s.history = nil
-	s.mu.Unlock()
+	err := s.wipe(ctx)
 	next, oerr := s.sup.open(s.emit)
 	if oerr != nil {
 		s.log.Error("scenario reset failed", "scenario", name, "err", oerr)
@@ -375,7 +400,7 @@ func (a *App) handleReset(w http.ResponseWriter, r *http.Request) {
 		a.jsonError(w, errWatchOnly)
 		return
 	}
-	if err := s.reset(r.Context()); err != nil {
+	if err := a.resetScenario(r.Context(), l, s); err != nil {
 		a.jsonError(w, err)
 		return
 	}
@@ -399,7 +424,7 @@ func (a *App) handleLabReset(w http.ResponseWriter, r *http.Request) {
 	}
 	var errs []error
 	for _, s := range l.scenarios {
-		if err := s.reset(r.Context()); err != nil {
+		if err := a.resetScenario(r.Context(), l, s); err != nil {
 			errs = append(errs, err)
 		}
 	}
