@@ -360,21 +360,30 @@ func failureMessage(title string, err error) string {
 	return fmt.Sprintf("%s stopped with an internal error (details are in flowlab's log). Restart it to try again.", title)
 }
 
-// handleRestart restarts a failed scenario. Only a page of flowlab's own may
-// ask: a form on another site could otherwise post here from a learner's
-// browser.
+// mayAct checks that a restart or reset of lab l comes from a page of
+// flowlab's own (a form on another site could otherwise post here from a
+// learner's browser) and, for a sandbox, from its maker; it answers the
+// refusal itself.
+func (a *App) mayAct(w http.ResponseWriter, r *http.Request, l *labRun, what string) bool {
+	switch {
+	case !sameOrigin(r):
+		a.jsonError(w, flow.Errorf(flow.Invalid, "a %s must come from flowlab's own page", what))
+	case !l.mayChange(r):
+		a.jsonError(w, errWatchOnly)
+	default:
+		return true
+	}
+	return false
+}
+
+// handleRestart restarts a failed scenario.
 func (a *App) handleRestart(w http.ResponseWriter, r *http.Request) {
 	l, s, err := a.find(r)
 	if err != nil {
 		a.jsonError(w, err)
 		return
 	}
-	if !sameOrigin(r) {
-		a.jsonError(w, flow.Errorf(flow.Invalid, "a restart must come from flowlab's own page"))
-		return
-	}
-	if !l.mayChange(r) {
-		a.jsonError(w, errWatchOnly)
+	if !a.mayAct(w, r, l, "restart") {
 		return
 	}
 	if err := s.sup.Restart(); err != nil {
@@ -385,19 +394,13 @@ func (a *App) handleRestart(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReset starts one scenario over, and answers once it runs again.
-// Like a restart, only a page of flowlab's own may ask.
 func (a *App) handleReset(w http.ResponseWriter, r *http.Request) {
 	l, s, err := a.find(r)
 	if err != nil {
 		a.jsonError(w, err)
 		return
 	}
-	if !sameOrigin(r) {
-		a.jsonError(w, flow.Errorf(flow.Invalid, "a reset must come from flowlab's own page"))
-		return
-	}
-	if !l.mayChange(r) {
-		a.jsonError(w, errWatchOnly)
+	if !a.mayAct(w, r, l, "reset") {
 		return
 	}
 	if err := a.resetScenario(r.Context(), l, s); err != nil {
@@ -414,12 +417,7 @@ func (a *App) handleLabReset(w http.ResponseWriter, r *http.Request) {
 		a.jsonError(w, flow.Errorf(flow.NotFound, "there is no lab %q", r.PathValue("lab")))
 		return
 	}
-	if !sameOrigin(r) {
-		a.jsonError(w, flow.Errorf(flow.Invalid, "a reset must come from flowlab's own page"))
-		return
-	}
-	if !l.mayChange(r) {
-		a.jsonError(w, errWatchOnly)
+	if !a.mayAct(w, r, l, "reset") {
 		return
 	}
 	var errs []error
