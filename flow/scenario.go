@@ -66,11 +66,12 @@ type Stats struct {
 	Series   Point                `json:"series"`
 }
 
-// NodeState is what the diagram shows on a node: its state word (up, down,
-// slow, open, …) and short badges such as "in flight 37".
+// NodeState is a node's state: its state word (up, down, slow, open, …),
+// which the diagram shows on the node, and its facts, each a typed value a
+// program reads and maybe a badge such as "in flight 37" the diagram draws.
 type NodeState struct {
-	State  string   `json:"state"`
-	Badges []string `json:"badges,omitempty"`
+	State string `json:"state"`
+	Facts []Fact `json:"facts"`
 }
 
 // Counter is one exact number shown under the diagram.

@@ -4,7 +4,7 @@
 
 // PROTOCOL is the major version of the messages this page understands; a
 // server that speaks another is refused, not misread.
-export const PROTOCOL = 1;
+export const PROTOCOL = 2;
 
 export class Connection {
   constructor(url, { onSnapshot, onFrame, onKnobs, onStatus }) {

@@ -153,7 +153,8 @@ export class Diagram {
     }
   }
 
-  // setStates draws each node's state word and badges on the node itself,
+  // setStates draws each node's state word and the badges of its facts on
+  // the node itself,
   // growing a box that has more badges than it has room for.
   setStates(states = {}) {
     let grown = false;
@@ -162,7 +163,9 @@ export class Diagram {
       if (!n) continue;
       n.g.setAttribute('class', `node kind-${n.node.kind} state-${(s.state || '').replace(/\s+/g, '-')}`);
       n.stateTag.textContent = s.state ? s.state.toUpperCase() : '';
-      const list = s.badges || [];
+      const list = (s.facts || []).map((f) => f.badge).filter(Boolean);
+      // Tests and tools read a node's typed facts here, never its badge text.
+      n.g.dataset.facts = JSON.stringify(Object.fromEntries((s.facts || []).map((f) => [f.name, f.value])));
       n.badges.replaceChildren();
       let w = n.baseW, h = n.base;
       if (COMPACT[n.node.kind] === 'lane') {

@@ -11,7 +11,7 @@ import (
 
 // Version is the protocol's major version, sent as "v" in every message to a
 // browser (docs/PROTOCOL.md). A page refuses a version it does not know.
-const Version = 1
+const Version = 2
 
 // noSeq marks a message outside the hub's stream: a reply to one client.
 const noSeq = ^uint64(0)

@@ -177,26 +177,24 @@ func (b *Broker) setCutAt(t time.Time) {
 	b.cutAt = t
 }
 
-// PathBadges say what the learner did to the path, for the broker's node.
-func (b *Broker) PathBadges() []string {
-	var badges []string
-	if b.path.IsCut() {
-		badges = append(badges, "path from the services cut")
+// PathFacts say what the learner did to the path, for the broker's node.
+func (b *Broker) PathFacts() []flow.Fact {
+	ms := b.path.Latency()
+	return []flow.Fact{
+		flow.Flag("path-cut", b.path.IsCut(), "path from the services cut"),
+		flow.Flag("path-silent", b.path.IsSilent(), "path from the services silent (black hole)"),
+		flow.Count("path-latency-ms", int64(ms), "path latency %d ms").When(ms > 0),
 	}
-	if b.path.IsSilent() {
-		badges = append(badges, "path from the services silent (black hole)")
-	}
-	if ms := b.path.Latency(); ms > 0 {
-		badges = append(badges, fmt.Sprintf("path latency %d ms", ms))
-	}
-	return badges
 }
 
-// NoBroker are the badges the broker's node shows while the watcher cannot
-// reach it: where flowlab looks for RabbitMQ, how to start it, and err, what
-// the client library said.
-func (b *Broker) NoBroker(err string) []string {
-	return []string{"no broker at " + b.Name + ": start RabbitMQ (docker compose up, or apt-get install rabbitmq-server); retrying", err}
+// ReachFacts say whether the watcher reaches the broker, for the broker's
+// node: when it does not (err is what the client library said), where
+// flowlab looks for RabbitMQ and how to start it.
+func (b *Broker) ReachFacts(err string) []flow.Fact {
+	return []flow.Fact{
+		flow.Flag("unreachable", err != "", "no broker at "+b.Name+": start RabbitMQ (docker compose up, or apt-get install rabbitmq-server); retrying"),
+		flow.Word("error", err, "%s"),
+	}
 }
 
 // changed emits a change of a node's state from was to state. When a service

@@ -87,8 +87,8 @@ func TestPathKnobs(t *testing.T) {
 	}
 	time.Sleep(time.Millisecond)
 	s.Set("reconnecting", errors.New("connection reset"))
-	if !rabbittest.HasBadge(flow.NodeState{Badges: b.PathBadges()}, "cut") {
-		t.Errorf("badges %v while cut", b.PathBadges())
+	if !rabbittest.HasBadge(flow.NodeState{Facts: b.PathFacts()}, "cut") {
+		t.Errorf("facts %v while cut", b.PathFacts())
 	}
 	noticed := sink.Count(func(e flow.Event) bool { return e.From == "svc" && e.Detail.LatencyMS >= 1 })
 	cuts := sink.Count(func(e flow.Event) bool { return e.From == "broker-node" && e.Detail.Knob == "broker.cut" })

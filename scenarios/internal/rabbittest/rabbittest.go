@@ -202,7 +202,7 @@ func allIn(state string, names []string) func(flow.Stats) bool {
 
 // HasBadge says whether one of a node's badges contains badge.
 func HasBadge(ns flow.NodeState, badge string) bool {
-	for _, b := range ns.Badges {
+	for _, b := range ns.Badges() {
 		if strings.Contains(b, badge) {
 			return true
 		}
