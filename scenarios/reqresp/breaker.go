@@ -67,22 +67,30 @@ func rejection(err error) (string, bool) {
 	return "", false
 }
 
-// state is the breaker's state word and its badges, for the view.
-func (b *breaker) state() flow.NodeState {
-	if b == nil {
-		return flow.NodeState{State: "off"}
+// state is the breaker's state word and its facts, for the view; c holds the
+// knobs of a breaker that is off. Only the badge of the current state is
+// drawn.
+func (b *breaker) state(c *settings) flow.NodeState {
+	st, failures, trip, openMS := "off", uint32(0), c.breakerFailures, c.breakerOpenMS
+	if b != nil {
+		// State may move open to half-open, which calls breakerMoved.
+		st, failures, trip, openMS = b.cb.State().String(), b.cb.Counts().ConsecutiveFailures, b.failures, b.openMS
 	}
-	st := b.cb.State() // may move open to half-open, which calls breakerMoved
-	ns := flow.NodeState{State: st.String()}
-	switch st {
-	case gobreaker.StateClosed:
-		ns.Badges = []string{fmt.Sprintf("failures %d/%d", b.cb.Counts().ConsecutiveFailures, b.failures)}
-	case gobreaker.StateOpen:
-		ns.Badges = []string{fmt.Sprintf("fails fast for %g s", float64(b.openMS)/1000)}
-	case gobreaker.StateHalfOpen:
-		ns.Badges = []string{"one trial call"}
+	state := flow.Word("state", st, "")
+	if st == gobreaker.StateHalfOpen.String() {
+		state.Badge = "one trial call"
 	}
-	return ns
+	open := flow.Count("open-ms", int64(openMS), "")
+	if st == gobreaker.StateOpen.String() {
+		open.Badge = fmt.Sprintf("fails fast for %g s", float64(openMS)/1000)
+	}
+	return flow.NodeState{State: st, Facts: []flow.Fact{
+		state,
+		// The threshold is part of the format: "failures 2/5".
+		flow.Count("failures", int64(failures), fmt.Sprintf("failures %%d/%d", trip)).When(st == gobreaker.StateClosed.String()),
+		flow.Count("failures-to-open", int64(trip), ""),
+		open,
+	}}
 }
 
 func (s *Scenario) emitState(node, state string) {

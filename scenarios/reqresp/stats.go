@@ -1,11 +1,9 @@
 package reqresp
 
 import (
-	"fmt"
 	"math"
 	"net"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,20 +37,22 @@ func (s *Scenario) Stats() flow.Stats {
 	t := &s.tally
 	blocked := t.blocked.Load()
 
-	order := flow.NodeState{State: "ok", Badges: []string{"in flight " + itoa(l.inFlight)}}
-	if blocked > 0 {
-		order.Badges = append(order.Badges, "blocked on socket "+itoa(blocked))
-	}
+	order := flow.NodeState{State: "ok", Facts: []flow.Fact{
+		flow.Count("in-flight", l.inFlight, "in flight %d"),
+		flow.Count("blocked", blocked, "blocked on socket %d").When(blocked > 0),
+		timeoutFact(c.timeoutMS),
+	}}
 	// More calls waiting than it starts in a second: each waits over a second
 	// on average (Little's law), so they are piling up.
 	if blocked > int64(max(c.rate, 1)) {
 		order.State = "blocked"
 	}
-	if c.timeoutMS == 0 {
-		order.Badges = append(order.Badges, "no timeout")
-	}
 
-	product := flow.NodeState{State: "up"}
+	product := flow.NodeState{State: "up", Facts: []flow.Fact{
+		flow.Flag("up", c.up, ""), // the state word already says down
+		flow.Measure("latency-ms", float64(c.latencyMS), "latency %.0f ms").When(c.latencyMS > 0),
+		flow.Count("error-rate-percent", int64(c.errorRate), "errors %d %%").When(c.errorRate > 0),
+	}}
 	switch {
 	case !c.up:
 		product.State = "down"
@@ -61,20 +61,13 @@ func (s *Scenario) Stats() flow.Stats {
 	case c.latencyMS > 0:
 		product.State = "slow"
 	}
-	if c.latencyMS > 0 {
-		product.Badges = append(product.Badges, fmt.Sprintf("latency %d ms", c.latencyMS))
-	}
-	if c.errorRate > 0 {
-		product.Badges = append(product.Badges, fmt.Sprintf("errors %d %%", c.errorRate))
-	}
 
 	outside := flow.NodeState{State: "idle"}
 	if time.Since(time.Unix(0, t.outsideAt.Load())) < 5*time.Second {
 		outside.State = "active"
 	}
-	if n := t.outside.Load(); n > 0 {
-		outside.Badges = []string{"requests " + itoa(n)}
-	}
+	n := t.outside.Load()
+	outside.Facts = []flow.Fact{flow.Count("requests", n, "requests %d").When(n > 0)}
 
 	counter := func(name, label string, v int64) flow.Counter {
 		return flow.Counter{Name: name, Label: label, Value: v}
@@ -82,7 +75,7 @@ func (s *Scenario) Stats() flow.Stats {
 	return flow.Stats{
 		Nodes: map[string]flow.NodeState{
 			orderService:   order,
-			breakerNode:    s.breaker.Load().state(),
+			breakerNode:    s.breaker.Load().state(c),
 			productService: product,
 			outsideClient:  outside,
 		},
@@ -245,4 +238,12 @@ func addressNotes(bound string) (note, curl string) {
 	return note, "curl http://" + target + "/products/123"
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+// timeoutFact is how long one attempt may wait, drawn only when it is 0:
+// waiting for ever is the article's flaw.
+func timeoutFact(ms int) flow.Fact {
+	f := flow.Count("timeout-ms", int64(ms), "")
+	if ms == 0 {
+		f.Badge = "no timeout"
+	}
+	return f
+}
