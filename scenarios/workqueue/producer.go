@@ -3,7 +3,6 @@ package workqueue
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -217,21 +216,19 @@ func (p *producer) setKnob(name string, value any) error {
 	return nil
 }
 
+// state is order-service's node: its rate, what waits to be sent, and the
+// broker it cannot reach.
 func (p *producer) state() flow.NodeState {
 	st, errText := p.status.Get()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ns := flow.NodeState{State: st, Badges: []string{"paused"}}
-	if p.rate > 0 {
-		ns.Badges = []string{fmt.Sprintf("%d orders/s", p.rate)}
-	}
-	if p.burst > 0 {
-		ns.Badges = append(ns.Badges, fmt.Sprintf("%d waiting to be sent", p.burst))
-	}
-	if errText != "" {
-		ns.Badges = append(ns.Badges, "broker "+p.s.broker.Name, errText)
-	}
-	return ns
+	return flow.NodeState{State: st, Facts: []flow.Fact{
+		flow.Flag("paused", p.rate == 0, "paused"),
+		flow.Count("rate-per-s", int64(p.rate), "%d orders/s").When(p.rate > 0),
+		flow.Count("waiting", int64(p.burst), "%d waiting to be sent").When(p.burst > 0),
+		flow.Word("broker", p.s.broker.Name, "broker %s").When(errText != ""),
+		flow.Word("error", errText, "%s"),
+	}}
 }
 
 // percentiles returns the median and 99th percentile of ds in milliseconds.

@@ -54,35 +54,45 @@ func (w *watcher) look(queues *rabbit.Queues) {
 	w.emails, w.retry, w.dlq, w.known = emails, retry, dlq.Messages, true
 }
 
-// emailsState is the emails queue's node: whether the broker answers, and
-// the queue's depth and consumers.
+// emailsState is the emails queue's node: whether the broker answers, the
+// queue's depth and consumers, and what the learner did to the path.
 func (w *watcher) emailsState() flow.NodeState {
 	st, err := w.State()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ns := flow.NodeState{State: st}
-	switch {
-	case st != "up":
-		ns.Badges = w.s.broker.NoBroker(err)
-	case w.known:
-		ns.Badges = []string{fmt.Sprintf("ready %d", w.emails.Messages), fmt.Sprintf("consumers %d", w.emails.Consumers)}
+	seen := st == "up" && w.known
+	var q amqp.Queue
+	if seen {
+		q = w.emails
 	}
-	ns.Badges = append(ns.Badges, w.s.broker.PathBadges()...)
+	ns := flow.NodeState{State: st, Facts: w.s.broker.ReachFacts(err)}
+	ns.Facts = append(ns.Facts,
+		flow.Flag("exists", seen, ""),
+		flow.Count("ready", int64(q.Messages), "ready %d").When(seen),
+		flow.Count("consumers", int64(q.Consumers), "consumers %d").When(seen),
+	)
+	ns.Facts = append(ns.Facts, w.s.broker.PathFacts()...)
 	return ns
 }
 
-// retryState shows how many jobs wait after which failed attempt.
+// retryState shows how many jobs wait after which failed attempt: one fact
+// per retry queue, so that a check reads each by its name.
 func (w *watcher) retryState() flow.NodeState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.known {
-		return flow.NodeState{State: "absent"}
+	ns := flow.NodeState{State: "absent"}
+	if w.known {
+		ns.State = "up"
 	}
-	ns := flow.NodeState{State: "up"}
-	for a, n := range w.retry {
-		if n > 0 {
-			ns.Badges = append(ns.Badges, fmt.Sprintf("after attempt %d (%s): %d", a, retryDelay(a), n))
-		}
+	total := 0
+	for _, n := range w.retry {
+		total += n
+	}
+	ns.Facts = []flow.Fact{flow.Flag("exists", w.known, ""), flow.Count("ready", int64(total), "")}
+	for a := 1; a < maxAttempts; a++ {
+		n := w.retry[a]
+		ns.Facts = append(ns.Facts, flow.Count(fmt.Sprintf("ready-after-attempt-%d", a), int64(n),
+			fmt.Sprintf("after attempt %d (%s): %%d", a, retryDelay(a))).When(n > 0))
 	}
 	return ns
 }
@@ -90,10 +100,15 @@ func (w *watcher) retryState() flow.NodeState {
 func (w *watcher) dlqState() flow.NodeState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.known {
-		return flow.NodeState{State: "absent"}
+	ns := flow.NodeState{State: "absent"}
+	if w.known {
+		ns.State = "up"
 	}
-	return flow.NodeState{State: "up", Badges: []string{fmt.Sprintf("ready %d", w.dlq)}}
+	ns.Facts = []flow.Fact{
+		flow.Flag("exists", w.known, ""),
+		flow.Count("ready", int64(w.dlq), "ready %d").When(w.known),
+	}
+	return ns
 }
 
 func (w *watcher) emailsDepth() int {

@@ -305,16 +305,22 @@ func (w *worker) setKnob(name string) error {
 	return nil
 }
 
+// state is a worker's node: what it holds unacknowledged under its prefetch
+// while it runs, and the broker it cannot reach.
 func (w *worker) state() flow.NodeState {
 	st, errText := w.status.Get()
+	prefetch := w.s.settings().prefetch // what it takes when it runs again
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ns := flow.NodeState{State: st}
-	if st == "up" {
-		ns.Badges = []string{fmt.Sprintf("unacked %d", w.held), fmt.Sprintf("prefetch %d", w.prefetch)}
+	up := st == "up"
+	if up {
+		prefetch = w.prefetch
 	}
-	if errText != "" {
-		ns.Badges = append(ns.Badges, "broker "+w.s.broker.Name, errText)
-	}
-	return ns
+	return flow.NodeState{State: st, Facts: []flow.Fact{
+		flow.Flag("up", up, ""), // the state word says why not
+		flow.Count("unacked", int64(w.held), "unacked %d").When(up),
+		flow.Count("prefetch", int64(prefetch), "prefetch %d").When(up),
+		flow.Word("broker", w.s.broker.Name, "broker %s").When(errText != ""),
+		flow.Word("error", errText, "%s"),
+	}}
 }

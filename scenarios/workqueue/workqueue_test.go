@@ -44,7 +44,7 @@ func TestFailedJobsRetryWithGrowingDelayThenDeadLetter(t *testing.T) {
 	rabbittest.WaitFor(t, l, 10*time.Second, "every worker up", rabbittest.AllUp(workers...))
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	st := rabbittest.WaitFor(t, l, 15*time.Second, "100 dead-lettered and in the DLQ", func(st flow.Stats) bool {
-		return rabbittest.Counter(st, "dead-lettered") == 100 && rabbittest.HasBadge(st.Nodes["dlq"], "ready 100")
+		return rabbittest.Counter(st, "dead-lettered") == 100 && factIs(st, "dlq", "ready", int64(100))
 	})
 	if got := rabbittest.Counter(st, "retries"); got != 200 {
 		t.Errorf("%d retries, want 2 per job", got)
@@ -99,7 +99,7 @@ func TestCrashedWorkerLosesNothing(t *testing.T) {
 	})
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	rabbittest.WaitFor(t, l, 10*time.Second, "worker-1 holding 5", func(st flow.Stats) bool {
-		return rabbittest.Counter(st, "published") == 100 && rabbittest.HasBadge(st.Nodes["worker-1"], "unacked 5")
+		return rabbittest.Counter(st, "published") == 100 && factIs(st, "worker-1", "unacked", int64(5))
 	})
 	rabbittest.MustSet(t, l, "worker-1.crash", nil)
 	rabbittest.WaitFor(t, l, 5*time.Second, "worker-1 crashed", func(st flow.Stats) bool { return st.Nodes["worker-1"].State == "crashed" })
