@@ -265,10 +265,12 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// badgeNumber is the JS for the number after word in a node's badges, -1 if absent.
-func badgeNumber(node, word string) string {
-	return `(() => { const b = document.querySelector('#diagram [data-node="` + node + `"] .badges');
-		const m = b && b.textContent.match(/` + word + ` (\d+)/); return m ? Number(m[1]) : -1; })()`
+// nodeFact is the JS for the value of a node's fact, read from the typed
+// facts the diagram keeps in the node's data-facts, never from badge text;
+// undefined if the node or the fact is absent.
+func nodeFact(node, name string) string {
+	return `(() => { const n = document.querySelector('#diagram [data-node="` + node + `"]');
+		return n && n.dataset.facts ? JSON.parse(n.dataset.facts)['` + name + `'] : undefined; })()`
 }
 
 // Stopping a consumer of a durable queue lets its queue fill on the broker;
@@ -286,11 +288,11 @@ func TestBrowserStoppedConsumerQueueGrowsThenDrains(t *testing.T) {
 	waitJS(t, ctx, "inventory consuming", `document.querySelector('#diagram [data-node="inventory"].state-up') !== null`)
 	press(t, ctx, `[data-knob="inventory.stop"] button`)
 	waitJS(t, ctx, "inventory stopped", `document.querySelector('#diagram [data-node="inventory"].state-stopped') !== null`)
-	waitJS(t, ctx, "queue depth growing", badgeNumber("queue-inventory", "ready")+` >= 30`)
+	waitJS(t, ctx, "queue depth growing", nodeFact("queue-inventory", "ready")+` >= 30`)
 	screenshot(t, ctx, "event-driven.png")
 	setKnob(t, ctx, "order-service.rate", 2) // below what inventory can take, so its backlog drains
 	press(t, ctx, `[data-knob="inventory.restart"] button`)
-	waitJS(t, ctx, "queue drained", badgeNumber("queue-inventory", "ready")+` === 0`)
+	waitJS(t, ctx, "queue drained", nodeFact("queue-inventory", "ready")+` === 0`)
 	waitJS(t, ctx, "ledger balanced", `!document.querySelector('#ledger .unbalanced')`)
 }
 
@@ -315,7 +317,7 @@ func TestBrowserCrashedMemberRebalances(t *testing.T) {
 	waitJS(t, ctx, "group still settled", settled)
 	press(t, ctx, `[data-knob="m1-crash"] button`)
 	waitJS(t, ctx, "m1 crashed", `document.querySelector('#diagram [data-node="m1"].state-crashed') !== null`)
-	waitJS(t, ctx, "lag rising on an orphaned partition", `[...document.querySelectorAll('#diagram .node.kind-partition.state-orphaned .badges')].some((b) => Number((b.textContent.match(/lag (\d+)/) || [0, 0])[1]) > 0)`)
+	waitJS(t, ctx, "lag rising on an orphaned partition", `[...document.querySelectorAll('#diagram .node.kind-partition.state-orphaned')].some((n) => JSON.parse(n.dataset.facts || '{}').lag > 0)`)
 	screenshot(t, ctx, "async-messaging.png")
 	screenshot(t, ctx, "async-messaging.png")
 	waitJS(t, ctx, "rebalance drawn", `(() => { const c = document.querySelector('[data-testid="callout"]'); return !c.hidden && c.textContent.includes('m1') && c.textContent.includes('after'); })()`)

@@ -130,16 +130,27 @@ func (l *lab) part(name string) int64 {
 
 func (l *lab) node(id string) flow.NodeState { return l.s.Stats().Nodes[id] }
 
-// badge returns the number in a node's badge that starts with prefix.
-func (l *lab) badge(id, prefix string) int64 {
-	for _, b := range l.node(id).Badges {
-		if rest, ok := strings.CutPrefix(b, prefix+" "); ok {
-			var n int64
-			fmt.Sscan(rest, &n)
-			return n
-		}
+// count is a node's whole-number fact; a node that does not send it fails
+// the test.
+func (l *lab) count(id, name string) int64 {
+	l.t.Helper()
+	v, _ := l.node(id).Value(name)
+	n, ok := v.(int64)
+	if !ok {
+		l.t.Fatalf("node %s sends %s = %v, want a whole number", id, name, v)
 	}
-	return -1
+	return n
+}
+
+// word is a node's text fact; a node that does not send it fails the test.
+func (l *lab) word(id, name string) string {
+	l.t.Helper()
+	v, _ := l.node(id).Value(name)
+	w, ok := v.(string)
+	if !ok {
+		l.t.Fatalf("node %s sends %s = %v, want text", id, name, v)
+	}
+	return w
 }
 
 // waitAllProcessed waits until every order event sent is processed and
@@ -281,7 +292,7 @@ func (l *lab) caughtUp() bool {
 		if n.Kind != "partition" {
 			continue
 		}
-		if l.badge(n.ID, "lag") != 0 || l.badge(n.ID, "commit") != l.badge(n.ID, "end") {
+		if l.count(n.ID, "lag") != 0 || max(l.count(n.ID, "committed"), 0) != l.count(n.ID, "log-end") { // none (-1) is nothing to process
 			return false
 		}
 	}
@@ -313,7 +324,7 @@ func TestCrashBeforeCommitMakesDuplicates(t *testing.T) {
 				"session-timeout": 1, "idempotent": idempotent, "m1-processing": 50})
 			l.waitStable()
 			eventually(t, 20*time.Second, "m1 holding processed records it has not committed", func() bool {
-				return l.badge("m1", "uncommitted") >= 3
+				return l.count("m1", "uncommitted") >= 3
 			})
 			mustSet(t, l.s, "m1-crash", nil)
 			lost := l.crashOf("m1")
@@ -371,7 +382,7 @@ func TestTenThousandKeyedRecordsThroughACrash(t *testing.T) {
 	l.waitStable()
 	mustSet(t, l.s, "rate", 2000)
 	eventually(t, 60*time.Second, "5,000 events processed, m2 mid-batch", func() bool {
-		return l.part("processed") >= 5000 && l.badge("m2", "uncommitted") > 0
+		return l.part("processed") >= 5000 && l.count("m2", "uncommitted") > 0
 	})
 	mustSet(t, l.s, "m2-crash", nil)
 	eventually(t, 60*time.Second, "10,000 events sent", func() bool { return l.s.Stats().Ledger.Total.Value >= 10_000 })
@@ -644,7 +655,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	eventually(t, 15*time.Second, "the group caught up after the replay", l.caughtUp)
 
 	// And a replay of one partition from an offset inside it.
-	redelivered, end := l.counter("redeliveries"), l.badge("p1", "end")
+	redelivered, end := l.counter("redeliveries"), l.count("p1", "log-end")
 	mustSet(t, l.s, "replay-partition", "p1")
 	mustSet(t, l.s, "replay-offset", 1)
 	eventually(t, 20*time.Second, "p1 from offset 1 processed again", func() bool {
@@ -660,7 +671,7 @@ func committedOffsets(l *lab) []int64 {
 	var out []int64
 	for _, n := range l.s.View().Nodes {
 		if n.Kind == "partition" {
-			out = append(out, l.badge(n.ID, "commit"))
+			out = append(out, l.count(n.ID, "committed"))
 		}
 	}
 	return out
@@ -678,7 +689,7 @@ func TestCutPathBuffersAndRecovers(t *testing.T) {
 
 	mustSet(t, l.s, "cut-path", nil)
 	eventually(t, 10*time.Second, "order-service retrying with records buffered", func() bool {
-		return l.node("order-service").State == "retrying" && l.badge("order-service", "buffered") > 20
+		return l.node("order-service").State == "retrying" && l.count("order-service", "buffered") > 20
 	})
 	if st := l.node("orders").State; st != "unreachable" {
 		t.Errorf("the topic node says %q while the path is cut", st)
@@ -700,7 +711,7 @@ func TestCutPathBuffersAndRecovers(t *testing.T) {
 	}
 
 	mustSet(t, l.s, "restore-path", nil)
-	eventually(t, 15*time.Second, "the buffer drained", func() bool { return l.badge("order-service", "buffered") == 0 })
+	eventually(t, 15*time.Second, "the buffer drained", func() bool { return l.count("order-service", "buffered") == 0 })
 	mustSet(t, l.s, "rate", 0)
 	l.waitAllProcessed(20 * time.Second)
 	if f := l.part("failed") + l.part("refused"); f != 0 {

@@ -3,6 +3,7 @@ package asyncmsg
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,20 +117,23 @@ func (cs *changes) busy() string {
 	return ""
 }
 
-// badges adds what is in progress or waiting to each change's node.
-func (cs *changes) badges(nodes map[string]flow.NodeState) {
+// facts are the change in progress on node and those waiting, "" for none.
+func (cs *changes) facts(node string) []flow.Fact {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	add := func(c *change, word string) {
-		st := nodes[c.node]
-		st.Badges = append(st.Badges, word+": "+c.what)
-		nodes[c.node] = st
+	current := ""
+	if cs.current != nil && cs.current.node == node {
+		current = cs.current.what
 	}
-	if cs.current != nil {
-		add(cs.current, "in progress")
-	}
+	var waiting []string
 	for _, q := range cs.queue {
-		add(q, "waiting")
+		if q.node == node {
+			waiting = append(waiting, q.what)
+		}
+	}
+	return []flow.Fact{
+		flow.Word("change", current, "in progress: %s"),
+		flow.Word("changes-waiting", strings.Join(waiting, "; "), "waiting: %s"),
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 // Progress reads two of the ledger's counts without building the rest of
-// Stats (node states, badges), so that a benchmark can watch the group's
+// Stats (node states and facts), so that a benchmark can watch the group's
 // progress every few milliseconds without adding that work to what it
 // measures.
 func (s *Scenario) Progress() (acked, done int64) {

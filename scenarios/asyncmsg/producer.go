@@ -336,25 +336,31 @@ func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
 		Detail: flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: d.key, LatencyMS: ms(took), Outcome: "ok"}})
 }
 
-// state is what the diagram says about order-service; burst is how many
-// events of a burst are still to be handed to the producer.
-func (o *orderService) state(rate, burst int) (string, []string) {
-	buffered := o.cl.BufferedProduceRecords()
-	badges := []string{fmt.Sprintf("buffered %d", buffered)}
-	if burst > 0 {
-		badges = append(badges, fmt.Sprintf("burst: %d to send", burst))
-	}
+// producerStatus is what order-service's producer says of itself now.
+type producerStatus struct {
+	state    string
+	buffered int64
+	err      string        // what failed, while the broker has not answered since
+	silent   time.Duration // how long it has had no answer, with err
+	timeout  time.Duration // its delivery timeout
+}
+
+// status is what order-service's producer says now; burst is how many
+// events of a burst are still to be handed to it.
+func (o *orderService) status(rate, burst int) producerStatus {
+	ps := producerStatus{buffered: o.cl.BufferedProduceRecords(), timeout: o.timeout}
 	unanswered, errText, since := o.net.sinceAnswer()
 	switch {
-	case buffered > 0 && unanswered:
-		return "retrying", append(badges, "retrying: "+errText,
-			fmt.Sprintf("no answer for %.0f s; a record fails after %.0f s", time.Since(since).Seconds(), o.timeout.Seconds()))
+	case ps.buffered > 0 && unanswered:
+		ps.state, ps.err, ps.silent = "retrying", errText, time.Since(since)
 	case time.Now().UnixNano()-o.full.Load() < int64(time.Second):
-		return "buffer full", badges
-	case rate == 0 && burst == 0 && buffered == 0:
-		return "idle", badges
+		ps.state = "buffer full"
+	case rate == 0 && burst == 0 && ps.buffered == 0:
+		ps.state = "idle"
+	default:
+		ps.state = "sending"
 	}
-	return "sending", badges
+	return ps
 }
 
 // orderOf maps event n to its order and event type: twenty orders are open

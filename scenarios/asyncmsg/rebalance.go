@@ -116,18 +116,22 @@ func (r *rebalances) done() int {
 	return r.count
 }
 
-// status is what the inventory node shows.
-func (r *rebalances) status(now time.Time) (string, []string) {
+// status is what the inventory node shows: the group's state word and facts.
+func (r *rebalances) status(now time.Time) (string, []flow.Fact) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	badges := []string{fmt.Sprintf("rebalances %d", r.count)}
-	if r.count > 0 {
-		badges = append(badges, fmt.Sprintf("last took %.1f s", r.took.Seconds()))
-	}
+	state, reason, sofar := "stable", "", 0.0
 	if r.active {
-		return "rebalancing", append(badges, fmt.Sprintf("%s, %.0f s so far", r.reason, now.Sub(r.since).Seconds()))
+		state, reason, sofar = "rebalancing", r.reason, now.Sub(r.since).Seconds()
 	}
-	return "stable", badges
+	return state, []flow.Fact{
+		flow.Count("rebalances", int64(r.count), "rebalances %d"),
+		flow.Measure("last-rebalance-s", r.took.Seconds(), "last took %.1f s").When(r.count > 0),
+		// "m4 joined, 3 s so far" reads as one: the reason's badge carries
+		// the time, which is a fact apart.
+		flow.Word("rebalance-reason", reason, fmt.Sprintf("%%s, %.0f s so far", sofar)),
+		flow.Measure("rebalancing-s", sofar, ""),
+	}
 }
 
 // assignment returns the live members' partitions, their newest generation,
@@ -228,7 +232,7 @@ func (s *Scenario) watch(ctx context.Context) {
 					continue
 				}
 				if _, seen := last[node]; seen {
-					s.state(node, st.State, strings.Join(st.Badges, ", "))
+					s.state(node, st.State, strings.Join(st.Badges(), ", "))
 				}
 				last[node] = st.State
 			}

@@ -130,14 +130,16 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	nodes := make(map[string]flow.NodeState, 4+maxPartitions+maxMembers)
 	nodes["order-service"] = producerState(o, set, rate, burst)
 	nodes[nodeOutside] = outsideState(s.ledger)
-	topic := flow.NodeState{State: "up", Badges: []string{fmt.Sprintf("%d partitions", set.partitions)}}
+	topic := flow.NodeState{State: "up", Facts: []flow.Fact{
+		flow.Count("partitions", int64(set.partitions), "%d partitions"),
+		flow.Flag("path-cut", cut, "path from flowlab cut"),
+		flow.Word("error", readErr, "%s").When(!cut),
+	}}
 	switch {
 	case cut:
 		topic.State = "unreachable"
-		topic.Badges = append(topic.Badges, "path from flowlab cut")
 	case readErr != "":
 		topic.State = "unknown"
-		topic.Badges = append(topic.Badges, readErr)
 	}
 	nodes["orders"] = topic
 
@@ -165,52 +167,71 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	for p := range int32(set.partitions) {
 		nodes[partitionID(p)] = partitionState(p, parts, owners[p], orphans[p])
 	}
-	state, badges := s.rebalances.status(now)
-	nodes["inventory"] = flow.NodeState{State: state, Badges: badges}
-	s.changes.badges(nodes)
+	state, facts := s.rebalances.status(now)
+	nodes["inventory"] = flow.NodeState{State: state, Facts: facts}
+	// The nodes a slow change is shown on (change.node).
+	for _, id := range []string{"order-service", "orders", "inventory"} {
+		ns := nodes[id]
+		ns.Facts = append(ns.Facts, s.changes.facts(id)...)
+		nodes[id] = ns
+	}
 	return nodes
 }
 
+// producerState is order-service's node; o is nil while it is stopped, and
+// then nothing is drawn.
 func producerState(o *orderService, set settings, rate float64, burst int) flow.NodeState {
-	if o == nil {
-		return flow.NodeState{State: "stopped"}
+	ps := producerStatus{state: "stopped", timeout: time.Duration(set.deliverySecs) * time.Second}
+	on := o != nil
+	if on {
+		ps = o.status(set.rate, burst)
 	}
-	state, badges := o.state(set.rate, burst)
-	badges = append(badges, fmt.Sprintf("sending %.0f/s of %d/s", rate, set.rate), "acks "+set.acks)
-	if set.flushEach {
-		badges = append(badges, "flush after every record")
-	} else {
-		badges = append(badges, fmt.Sprintf("linger %d ms", set.lingerMS))
-	}
-	return flow.NodeState{State: state, Badges: badges}
+	return flow.NodeState{State: ps.state, Facts: []flow.Fact{
+		flow.Count("buffered", ps.buffered, "buffered %d").When(on),
+		flow.Count("unsent", int64(burst), "burst: %d to send").When(on && burst > 0),
+		flow.Word("error", ps.err, "retrying: %s"),
+		// One badge says how long there has been no answer and how long
+		// kgo keeps trying: the timeout is its format's, and a fact apart.
+		flow.Measure("no-answer-s", ps.silent.Seconds(), fmt.Sprintf("no answer for %%.0f s; a record fails after %.0f s", ps.timeout.Seconds())).When(ps.err != ""),
+		flow.Count("delivery-timeout-s", int64(ps.timeout/time.Second), ""),
+		flow.Measure("sending-per-s", rate, fmt.Sprintf("sending %%.0f/s of %d/s", set.rate)).When(on),
+		flow.Count("rate-per-s", int64(set.rate), ""),
+		flow.Word("acks", set.acks, "acks %s").When(on),
+		flow.Flag("flush-each", set.flushEach, "flush after every record").When(on),
+		flow.Count("linger-ms", int64(set.lingerMS), "linger %d ms").When(on && !set.flushEach),
+	}}
 }
 
 func outsideState(l *ledger) flow.NodeState {
 	l.mu.Lock()
 	n := l.external
 	l.mu.Unlock()
+	st := flow.NodeState{State: "seen", Facts: []flow.Fact{flow.Count("records", n, "%d records").When(n > 0)}}
 	if n == 0 {
-		return flow.NodeState{State: "none seen"}
+		st.State = "none seen"
 	}
-	return flow.NodeState{State: "seen", Badges: []string{fmt.Sprintf("%d records", n)}}
+	return st
 }
 
 func partitionState(p int32, parts []partitionRead, owners []string, orphan string) flow.NodeState {
 	var st flow.NodeState
-	if int(p) < len(parts) {
-		r := parts[p]
-		committed := "none"
-		if r.committed >= 0 {
-			committed = fmt.Sprint(r.committed)
-		}
-		st.Badges = []string{fmt.Sprintf("end %d", r.end), "commit " + committed, fmt.Sprintf("lag %d", r.lag())}
-		if r.start > 0 {
-			st.Badges = append(st.Badges, fmt.Sprintf("starts at %d: older records deleted", r.start))
-		}
+	r, read := partitionRead{committed: -1}, int(p) < len(parts)
+	if read {
+		r = parts[p]
 		st.State = "caught up"
 		if r.lag() > 0 {
 			st.State = "behind"
 		}
+	}
+	committed := flow.Count("committed", r.committed, "commit %d")
+	if r.committed < 0 {
+		committed.Badge = "commit none" // Kafka's -1, in words
+	}
+	st.Facts = []flow.Fact{
+		flow.Count("log-end", r.end, "end %d").When(read),
+		committed.When(read),
+		flow.Count("lag", r.lag(), "lag %d").When(read),
+		flow.Count("log-start", r.start, "starts at %d: older records deleted").When(r.start > 0),
 	}
 	switch {
 	case len(owners) > 0: // the edges to the owners show who holds it
@@ -223,39 +244,68 @@ func partitionState(p int32, parts []partitionRead, owners []string, orphan stri
 	return st
 }
 
-// status is what the member's node says.
+// status is what the member's node says. A crashed member shows only the
+// work it lost and when the group will notice; it still sends every fact.
 func (m *member) status(now time.Time, session time.Duration, processingMS int) flow.NodeState {
 	owned := m.ownedList()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ps := make([]string, 0, len(owned))
-	for _, p := range owned {
-		ps = append(ps, partitionID(p))
+	crashed := m.crashed.Load()
+	var left time.Duration // until the group notices the crash
+	if crashed && !m.crashedAt.IsZero() {
+		left = max(0, session-now.Sub(m.crashedAt))
 	}
-	if m.crashed.Load() {
-		b := []string{fmt.Sprintf("%d done, never committed", m.lostWork)}
-		if left := session - now.Sub(m.crashedAt); left > 0 && !m.crashedAt.IsZero() {
-			b = append(b, fmt.Sprintf("noticed in %.0f s", left.Seconds()))
+	assigned := make([]int, 0, len(owned))
+	if !crashed || left > 0 { // the group counts a crashed member's partitions its own until then
+		for _, p := range owned {
+			assigned = append(assigned, int(p))
 		}
-		return flow.NodeState{State: "crashed", Badges: b}
 	}
-	b := []string{"no partitions", fmt.Sprintf("done %d", m.processed),
-		fmt.Sprintf("uncommitted %d", m.uncommittedLocked()), fmt.Sprintf("%d ms", processingMS)}
-	if len(ps) > 0 {
-		b[0] = strings.Join(ps, " ")
+	uncommitted, format := m.uncommittedLocked(), "uncommitted %d"
+	if crashed {
+		uncommitted, format = m.lostWork, "%d done, never committed"
 	}
+	errText := ""
 	if now.Sub(m.errAt) < 5*time.Second {
-		b = append(b, m.errText)
+		errText = m.errText
+	}
+	ns := flow.NodeState{State: "crashed", Facts: []flow.Fact{
+		assignedFact(assigned).When(!crashed),
+		flow.Count("processed", m.processed, "done %d").When(!crashed),
+		flow.Count("uncommitted", uncommitted, format),
+		flow.Count("processing-ms", int64(processingMS), "%d ms").When(!crashed),
+		flow.Word("error", errText, "%s").When(!crashed),
+		flow.Measure("noticed-in-s", left.Seconds(), "noticed in %.0f s").When(left > 0),
+	}}
+	if crashed {
+		return ns
 	}
 	id, _ := m.cl.GroupMetadata()
 	errAt, _ := m.net.last()
 	switch {
 	case now.UnixNano()-errAt < int64(2*time.Second):
-		return flow.NodeState{State: "unreachable", Badges: b}
+		ns.State = "unreachable"
 	case id == "":
-		return flow.NodeState{State: "joining", Badges: b}
-	case len(ps) == 0:
-		return flow.NodeState{State: "idle", Badges: b}
+		ns.State = "joining"
+	case len(assigned) == 0:
+		ns.State = "idle"
+	default:
+		ns.State = "consuming"
 	}
-	return flow.NodeState{State: "consuming", Badges: b}
+	return ns
+}
+
+// assignedFact is a member's partitions, drawn as the diagram names them
+// ("p0 p2") rather than as a list.
+func assignedFact(ps []int) flow.Fact {
+	f := flow.Numbers("assigned", ps, "")
+	f.Badge = "no partitions"
+	if len(ps) > 0 {
+		ids := make([]string, len(ps))
+		for i, p := range ps {
+			ids[i] = partitionID(int32(p))
+		}
+		f.Badge = strings.Join(ids, " ")
+	}
+	return f
 }

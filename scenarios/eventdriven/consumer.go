@@ -574,35 +574,44 @@ func (c *consumer) states(t copyTotals) (queue, self flow.NodeState) {
 		set = c.active
 	}
 	exists := c.queue != "" || c.durableExists
+	durable := set.durable || (c.queue == "" && c.durableExists)
+	// An absent queue holds nothing, whatever was last read of it; the
+	// broker counts unacked deliveries only under manual ack, since
+	// auto-acked ones left the queue on delivery.
 	queue.State = "absent"
+	var ready, consumers, unacked int
 	if exists {
 		queue.State = "up"
-		queue.Badges = []string{fmt.Sprintf("ready %d", c.ready), fmt.Sprintf("consumers %d", c.onQueue)}
+		ready, consumers = c.ready, c.onQueue
 		if set.manual {
-			queue.Badges = append(queue.Badges, fmt.Sprintf("unacked %d", c.held))
+			unacked = c.held
 		}
 	}
-	if set.durable || (c.queue == "" && c.durableExists) {
-		queue.Badges = append(queue.Badges, "durable")
-	} else {
-		queue.Badges = append(queue.Badges, "exclusive temporary")
+	queue.Facts = []flow.Fact{
+		flow.Flag("exists", exists, ""),
+		flow.Count("ready", int64(ready), "ready %d").When(exists),
+		flow.Count("consumers", int64(consumers), "consumers %d").When(exists),
+		flow.Count("unacked", int64(unacked), "unacked %d").When(exists && set.manual),
+		flow.Flag("durable", durable, "durable"),
+		flow.Flag("exclusive", !durable, "exclusive temporary"),
 	}
 
-	self.State = st
+	ack := ackAuto
 	if set.manual {
-		self.Badges = append(self.Badges, fmt.Sprintf("manual ack, prefetch %d", set.prefetch))
-	} else {
-		self.Badges = append(self.Badges, "auto-ack", fmt.Sprintf("in memory %d", c.held))
+		ack = ackManual
 	}
-	self.Badges = append(self.Badges, fmt.Sprintf("processing %d ms", set.processing.Milliseconds()))
-	if t.dropped > 0 {
-		self.Badges = append(self.Badges, fmt.Sprintf("lost %d", t.dropped))
-	}
-	if t.redelivered > 0 {
-		self.Badges = append(self.Badges, fmt.Sprintf("redelivered %d", t.redelivered))
-	}
-	if errText != "" {
-		self.Badges = append(self.Badges, "broker "+c.s.broker.Name, errText)
+	self.State = st
+	self.Facts = []flow.Fact{
+		// "manual ack, prefetch 5" reads as one setting, so the prefetch
+		// badge names the ack mode, and the ack mode is drawn only when auto.
+		flow.Word("ack-mode", ack, "%s-ack").When(!set.manual),
+		flow.Count("prefetch", int64(set.prefetch), "manual ack, prefetch %d").When(set.manual),
+		flow.Count("in-memory", int64(c.held), "in memory %d").When(!set.manual),
+		flow.Count("processing-ms", set.processing.Milliseconds(), "processing %d ms"),
+		flow.Count("lost", t.dropped, "lost %d").When(t.dropped > 0),
+		flow.Count("redelivered", t.redelivered, "redelivered %d").When(t.redelivered > 0),
+		flow.Word("broker", c.s.broker.Name, "broker %s").When(errText != ""),
+		flow.Word("error", errText, "%s"),
 	}
 	return queue, self
 }

@@ -79,6 +79,27 @@ func deleteTopology(tb testing.TB, url string, l *flow.Lab) {
 	rabbittest.DeleteTopology(tb, url, queues, []string{l.Name("ecommerce.dlx"), l.Name("ecommerce")})
 }
 
+// count is a node's whole-number fact; one the node does not send reads 0.
+func count(ns flow.NodeState, name string) int64 {
+	v, _ := ns.Value(name)
+	n, _ := v.(int64)
+	return n
+}
+
+// flag is a node's yes-or-no fact; one the node does not send reads false.
+func flag(ns flow.NodeState, name string) bool {
+	v, _ := ns.Value(name)
+	b, _ := v.(bool)
+	return b
+}
+
+// word is a node's text fact; one the node does not send reads "".
+func word(ns flow.NodeState, name string) string {
+	v, _ := ns.Value(name)
+	w, _ := v.(string)
+	return w
+}
+
 func part(st flow.Stats, name string) int64 {
 	for _, p := range st.Ledger.Parts {
 		if p.Name == name {

@@ -163,7 +163,7 @@ func TestPrefetchUnderAutoAckKeepsTheSubscription(t *testing.T) {
 	}
 	rabbittest.MustSet(t, l, "email.ack", "manual")
 	rabbittest.WaitFor(t, l, 10*time.Second, "email on manual ack with the prefetch set before", func(st flow.Stats) bool {
-		return rabbittest.HasBadge(st.Nodes["email"], "manual ack, prefetch 20")
+		return word(st.Nodes["email"], "ack-mode") == "manual" && count(st.Nodes["email"], "prefetch") == 20
 	})
 }
 

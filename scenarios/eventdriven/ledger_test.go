@@ -64,7 +64,7 @@ func TestDurableQueueKeepsWhatIsPublishedWhileItsConsumerIsStopped(t *testing.T)
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	st := rabbittest.WaitFor(t, l, 10*time.Second, "100 confirmed, acked by email and analytics, waiting in inventory's queue", func(st flow.Stats) bool {
 		return rabbittest.Counter(st, "confirmed") == 100 && rabbittest.Counter(st, "email.acked") == 100 && rabbittest.Counter(st, "analytics.acked") == 100 &&
-			rabbittest.HasBadge(st.Nodes["queue-inventory"], "ready 100")
+			count(st.Nodes["queue-inventory"], "ready") == 100
 	})
 	if got := rabbittest.Counter(st, "inventory.in-flight"); got != 100 {
 		t.Fatalf("inventory in flight %d, want 100", got)
@@ -96,12 +96,12 @@ func TestCrashWithManualAckRedelivers(t *testing.T) {
 	rabbittest.MustSet(t, l, "inventory.prefetch", 10)
 	rabbittest.MustSet(t, l, "inventory.processing", 5000)
 	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up as reliable", func(st flow.Stats) bool {
-		return reliableUp(st) && rabbittest.HasBadge(st.Nodes["inventory"], "prefetch 10")
+		return reliableUp(st) && count(st.Nodes["inventory"], "prefetch") == 10
 	})
 
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	rabbittest.WaitFor(t, l, 10*time.Second, "all 100 confirmed and inventory holding its 10 prefetched", func(st flow.Stats) bool {
-		return rabbittest.Counter(st, "confirmed") == 100 && rabbittest.HasBadge(st.Nodes["queue-inventory"], "unacked 10")
+		return rabbittest.Counter(st, "confirmed") == 100 && count(st.Nodes["queue-inventory"], "unacked") == 10
 	})
 	rabbittest.MustSet(t, l, "inventory.crash", nil)
 	st := rabbittest.WaitFor(t, l, 5*time.Second, "inventory crashed", func(st flow.Stats) bool { return st.Nodes["inventory"].State == "crashed" })
@@ -145,12 +145,12 @@ func TestCrashWithAutoAckLosesWhatTheConsumerHeld(t *testing.T) {
 	rabbittest.MustSet(t, l, "inventory.queue", "durable")
 	rabbittest.MustSet(t, l, "inventory.processing", 5000)
 	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up", func(st flow.Stats) bool {
-		return rabbittest.AllUp(consumers...)(st) && rabbittest.HasBadge(st.Nodes["queue-inventory"], "durable")
+		return rabbittest.AllUp(consumers...)(st) && flag(st.Nodes["queue-inventory"], "durable")
 	})
 
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	rabbittest.WaitFor(t, l, 10*time.Second, "all 100 pushed to inventory", func(st flow.Stats) bool {
-		return rabbittest.HasBadge(st.Nodes["inventory"], "in memory 100")
+		return count(st.Nodes["inventory"], "in-memory") == 100
 	})
 	rabbittest.MustSet(t, l, "inventory.crash", nil)
 	st := rabbittest.WaitFor(t, l, 5*time.Second, "the crash accounted", func(st flow.Stats) bool {
@@ -186,7 +186,7 @@ func TestPoisonIsDeadLettered(t *testing.T) {
 	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up as reliable", reliableUp)
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	st := rabbittest.WaitFor(t, l, 10*time.Second, "300 copies dead-lettered and in the DLQ", func(st flow.Stats) bool {
-		return part(st, "dead-lettered") == 300 && rabbittest.HasBadge(st.Nodes["dlq"], "ready 300")
+		return part(st, "dead-lettered") == 300 && count(st.Nodes["dlq"], "ready") == 300
 	})
 	mustBalance(t, st)
 	if n := l.sink.Count(func(e flow.Event) bool { return e.Kind == flow.KindDeadLetter && e.To == "dlq" }); n != 300 {
@@ -197,7 +197,7 @@ func TestPoisonIsDeadLettered(t *testing.T) {
 // reliableUp says every consumer runs with the reliable preset's settings.
 func reliableUp(st flow.Stats) bool {
 	for _, c := range consumers {
-		if st.Nodes[c].State != "up" || !rabbittest.HasBadge(st.Nodes[c], "manual ack") || !rabbittest.HasBadge(st.Nodes["queue-"+c], "durable") {
+		if st.Nodes[c].State != "up" || word(st.Nodes[c], "ack-mode") != "manual" || !flag(st.Nodes["queue-"+c], "durable") {
 			return false
 		}
 	}

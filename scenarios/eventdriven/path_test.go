@@ -24,12 +24,12 @@ func TestCutPathServicesSeeErrorsAndReconnect(t *testing.T) {
 
 	rabbittest.MustSet(t, l, "broker.cut", nil)
 	cut := rabbittest.WaitFor(t, l, 5*time.Second, "every service unreachable", rabbittest.AllUnreachable(services...))
-	if cut.Nodes["exchange"].State != "up" || !rabbittest.HasBadge(cut.Nodes["exchange"], "cut") {
-		t.Errorf("exchange while the path is cut: %+v, want up with a cut badge", cut.Nodes["exchange"])
+	if cut.Nodes["exchange"].State != "up" || !flag(cut.Nodes["exchange"], "path-cut") {
+		t.Errorf("exchange while the path is cut: %+v, want up with path-cut", cut.Nodes["exchange"])
 	}
 	for _, s := range services {
 		if !rabbittest.HasBadge(cut.Nodes[s], "broker ") {
-			t.Errorf("%s while cut: badges %v, want the broker named", s, cut.Nodes[s].Badges)
+			t.Errorf("%s while cut: badges %v, want the broker named", s, cut.Nodes[s].Badges())
 		}
 		lost := l.sink.Count(func(e flow.Event) bool {
 			return e.Kind == flow.KindState && e.From == s && e.Detail.Error != "" && e.Detail.LatencyMS > 0
@@ -89,11 +89,11 @@ func TestNoBrokerIsShownAndRetried(t *testing.T) {
 	st := rabbittest.WaitFor(t, l, 5*time.Second, "every node unreachable",
 		rabbittest.AllUnreachable("exchange", "order-service", "inventory", "email", "analytics"))
 	if !rabbittest.HasBadge(st.Nodes["exchange"], addr) {
-		t.Errorf("exchange badges %v, want the broker's address %s", st.Nodes["exchange"].Badges, addr)
+		t.Errorf("exchange badges %v, want the broker's address %s", st.Nodes["exchange"].Badges(), addr)
 	}
 	for _, n := range st.Nodes {
 		if rabbittest.HasBadge(n, "guest:guest") {
-			t.Errorf("a badge shows the credentials: %v", n.Badges)
+			t.Errorf("a badge shows the credentials: %v", n.Badges())
 		}
 	}
 	if got := rabbittest.Counter(st, "published"); got != 0 {
@@ -145,7 +145,7 @@ func TestSilentPathIsNoticedByTheHeartbeat(t *testing.T) {
 				return false
 			}
 		}
-		return rabbittest.HasBadge(st.Nodes["exchange"], "silent")
+		return flag(st.Nodes["exchange"], "path-silent")
 	})
 	for _, c := range consumers {
 		var noticed float64

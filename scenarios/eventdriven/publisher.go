@@ -470,38 +470,36 @@ func (p *publisher) takeCosts() (p50, p99 float64) {
 	return p50, p99
 }
 
+// state is order-service's node: its knobs as the learner set them, what
+// waits to be sent, what a publish costs, and the broker it cannot reach.
 func (p *publisher) state() flow.NodeState {
 	st, errText := p.status.Get()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ns := flow.NodeState{State: st}
-	if p.set.rate == 0 {
-		ns.Badges = append(ns.Badges, "paused")
-	} else {
-		ns.Badges = append(ns.Badges, fmt.Sprintf("%d events/s", p.set.rate))
-	}
-	if p.burst > 0 {
-		ns.Badges = append(ns.Badges, fmt.Sprintf("%d waiting to be sent", p.burst))
-	}
+	connection := connLongLived
 	if p.set.perPublish {
-		ns.Badges = append(ns.Badges, "new connection per publish")
-	} else {
-		ns.Badges = append(ns.Badges, "long-lived connection")
+		connection = connPerPublish
 	}
-	if p.set.confirms {
-		ns.Badges = append(ns.Badges, "confirms on")
+	return flow.NodeState{State: st, Facts: []flow.Fact{
+		flow.Flag("paused", p.set.rate == 0, "paused"),
+		flow.Count("rate-per-s", int64(p.set.rate), "%d events/s").When(p.set.rate > 0),
+		flow.Count("unsent", int64(p.burst), "%d waiting to be sent").When(p.burst > 0),
+		connectionFact(connection),
+		flow.Flag("confirms", p.set.confirms, "confirms on"),
+		flow.Flag("mandatory", p.set.mandatory, "mandatory"),
+		flow.Count("poison-percent", int64(p.set.poison), "poison %d%%").When(p.set.poison > 0),
+		flow.Measure("publish-cost-ms", p.p50, "publish cost %.2f ms (p50)").When(p.p50 > 0),
+		flow.Word("broker", p.s.broker.Name, "broker %s").When(errText != ""),
+		flow.Word("error", errText, "%s"),
+	}}
+}
+
+// connectionFact is the connection knob's choice, drawn in a phrase that
+// reads for each.
+func connectionFact(choice string) flow.Fact {
+	format := "%s connection"
+	if choice == connPerPublish {
+		format = "new connection %s"
 	}
-	if p.set.mandatory {
-		ns.Badges = append(ns.Badges, "mandatory")
-	}
-	if p.set.poison > 0 {
-		ns.Badges = append(ns.Badges, fmt.Sprintf("poison %d%%", p.set.poison))
-	}
-	if p.p50 > 0 {
-		ns.Badges = append(ns.Badges, fmt.Sprintf("publish cost %.2f ms (p50)", p.p50))
-	}
-	if errText != "" {
-		ns.Badges = append(ns.Badges, "broker "+p.s.broker.Name, errText)
-	}
-	return ns
+	return flow.Word("connection", choice, format)
 }

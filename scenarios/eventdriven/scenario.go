@@ -176,16 +176,17 @@ func (s *Scenario) View() flow.View {
 	return v
 }
 
-// Stats gathers every node's state and badges, the counters and the ledger.
+// Stats gathers every node's state and facts, the counters and the ledger.
 func (s *Scenario) Stats() flow.Stats {
 	l := s.ledger.snapshot()
 	st := flow.Stats{Nodes: make(map[string]flow.NodeState)}
 	st.Nodes[nodeOrderService] = s.publisher.state()
 	st.Nodes[nodeExchange] = s.exchangeState(l)
-	st.Nodes[nodeOutside] = flow.NodeState{State: "idle", Badges: []string{fmt.Sprintf("%d events from outside", l.external)}}
+	outside := flow.NodeState{State: "idle", Facts: []flow.Fact{flow.Count("published", l.external, "%d events from outside")}}
 	if l.external > 0 {
-		st.Nodes[nodeOutside] = flow.NodeState{State: "up", Badges: st.Nodes[nodeOutside].Badges}
+		outside.State = "up"
 	}
+	st.Nodes[nodeOutside] = outside
 	for i, c := range s.consumers {
 		q, cs := c.states(l.per[i])
 		st.Nodes[queueNode(c.name)] = q
@@ -230,10 +231,8 @@ func (s *Scenario) Stats() flow.Stats {
 
 func (s *Scenario) exchangeState(l ledgerSnapshot) flow.NodeState {
 	ns := s.watcher.brokerState()
-	ns.Badges = append(ns.Badges, s.broker.PathBadges()...)
-	if l.returned > 0 {
-		ns.Badges = append(ns.Badges, fmt.Sprintf("returned %d", l.returned))
-	}
+	ns.Facts = append(ns.Facts, s.broker.PathFacts()...)
+	ns.Facts = append(ns.Facts, flow.Count("returned", l.returned, "returned %d").When(l.returned > 0))
 	return ns
 }
 

@@ -1,7 +1,6 @@
 package eventdriven
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
@@ -57,20 +56,25 @@ func (w *watcher) look(queues *rabbit.Queues) {
 // brokerState is the exchange node's state: whether the broker answers at all.
 func (w *watcher) brokerState() flow.NodeState {
 	st, err := w.State()
-	ns := flow.NodeState{State: st}
-	if st == "unreachable" {
-		ns.Badges = w.s.broker.NoBroker(err)
+	if st != "unreachable" {
+		err = "" // what failed last, once the broker answers again, is past
 	}
-	return ns
+	return flow.NodeState{State: st, Facts: w.s.broker.ReachFacts(err)}
 }
 
 func (w *watcher) dlqState() flow.NodeState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.dlqKnown {
-		return flow.NodeState{State: "absent"}
+	ns := flow.NodeState{State: "absent"}
+	ready := 0
+	if w.dlqKnown {
+		ns.State, ready = "up", w.dlqReady
 	}
-	return flow.NodeState{State: "up", Badges: []string{fmt.Sprintf("ready %d", w.dlqReady)}}
+	ns.Facts = []flow.Fact{
+		flow.Flag("exists", w.dlqKnown, ""),
+		flow.Count("ready", int64(ready), "ready %d").When(w.dlqKnown),
+	}
+	return ns
 }
 
 // totalDepth is the number of messages ready in the consumers' queues.

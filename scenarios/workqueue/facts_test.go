@@ -98,7 +98,7 @@ func TestEveryNodeSendsTheSameFactsInEveryMode(t *testing.T) {
 	rabbittest.MustSet(t, l, "order-service.rate", 5)
 	rabbittest.MustSet(t, l, "worker-2.stop", nil)
 	st = rabbittest.WaitFor(t, l, 5*time.Second, "worker-2 stopped and the 100 orders sent", func(st flow.Stats) bool {
-		return st.Nodes["worker-2"].State == "stopped" && factIs(st, "order-service", "waiting", int64(0))
+		return st.Nodes["worker-2"].State == "stopped" && factIs(st, "order-service", "unsent", int64(0))
 	})
 	sameShape(t, "a worker stopped", st, want)
 	wantBadges(t, st, "worker-2")

@@ -225,7 +225,7 @@ func (p *producer) state() flow.NodeState {
 	return flow.NodeState{State: st, Facts: []flow.Fact{
 		flow.Flag("paused", p.rate == 0, "paused"),
 		flow.Count("rate-per-s", int64(p.rate), "%d orders/s").When(p.rate > 0),
-		flow.Count("waiting", int64(p.burst), "%d waiting to be sent").When(p.burst > 0),
+		flow.Count("unsent", int64(p.burst), "%d waiting to be sent").When(p.burst > 0),
 		flow.Word("broker", p.s.broker.Name, "broker %s").When(errText != ""),
 		flow.Word("error", errText, "%s"),
 	}}

@@ -160,7 +160,7 @@ func WaitFor(tb testing.TB, s flow.Scenario, timeout time.Duration, what string,
 func Describe(st flow.Stats) string {
 	var b strings.Builder
 	for node, ns := range st.Nodes {
-		fmt.Fprintf(&b, "  %s: %s %v\n", node, ns.State, ns.Badges)
+		fmt.Fprintf(&b, "  %s: %s %v\n", node, ns.State, ns.Badges())
 	}
 	for _, c := range st.Counters {
 		fmt.Fprintf(&b, "  %s = %d\n", c.Name, c.Value)
@@ -210,6 +210,12 @@ func HasBadge(ns flow.NodeState, badge string) bool {
 	return false
 }
 
+// hasValue says whether ns sends the fact name with the value want.
+func hasValue(ns flow.NodeState, name string, want any) bool {
+	v, ok := ns.Value(name)
+	return ok && v == want
+}
+
 // MustBalance checks that the ledger's parts add up to its total.
 func MustBalance(tb testing.TB, st flow.Stats) {
 	tb.Helper()
@@ -242,16 +248,16 @@ func CheckBacklogCap(t *testing.T, s flow.Scenario, max int) {
 	for range max / 100 {
 		MustSet(t, s, knob, nil)
 	}
-	want := fmt.Sprintf("%d waiting to be sent", max)
-	if ns := s.Stats().Nodes["order-service"]; !HasBadge(ns, want) {
-		t.Fatalf("after %d presses order-service shows %v, want %q", max/100, ns.Badges, want)
+	want := int64(max)
+	if ns := s.Stats().Nodes["order-service"]; !hasValue(ns, "unsent", want) {
+		t.Fatalf("after %d presses order-service's facts are %v, want waiting %d", max/100, ns.Facts, want)
 	}
 	err := Set(s, knob, nil)
 	if flow.KindOf(err) != flow.Invalid || !strings.Contains(flow.MessageOf(err), fmt.Sprint(max)) {
 		t.Errorf("a press past the cap: %v, want an invalid error naming the cap", err)
 	}
-	if ns := s.Stats().Nodes["order-service"]; !HasBadge(ns, want) {
-		t.Errorf("a refused press changed the backlog: %v", ns.Badges)
+	if ns := s.Stats().Nodes["order-service"]; !hasValue(ns, "unsent", want) {
+		t.Errorf("a refused press changed the backlog: %v", ns.Facts)
 	}
 }
 
