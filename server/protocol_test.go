@@ -236,7 +236,7 @@ func TestBrowserRefusesAnotherProtocolVersion(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		conn.WriteMessage(websocket.TextMessage, []byte(`{"v":2,"seq":0,"time":1,"type":"snapshot"}`))
+		conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"v":%d,"seq":0,"time":1,"type":"snapshot"}`, hub.Version+1))
 		conn.ReadMessage() // until the page closes it
 	}))
 	defer future.Close()
@@ -244,7 +244,7 @@ func TestBrowserRefusesAnotherProtocolVersion(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.Navigate(future.URL+s.base+"/request-response")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the refusal shown", `document.querySelector('#conn').textContent.includes('protocol v1, the server v2: reload the page')`)
+	waitJS(t, ctx, "the refusal shown", fmt.Sprintf(`document.querySelector('#conn').textContent.includes('protocol v%d, the server v%d: reload the page')`, hub.Version, hub.Version+1))
 	time.Sleep(1500 * time.Millisecond) // past the first reconnect's backoff
 	if n := dials.Load(); n != 1 {
 		t.Fatalf("the page opened the websocket %d times; want once: it must not retry a server it cannot read", n)

@@ -229,8 +229,7 @@ func (a *App) sweepLab(l *labRun, now time.Time) (expired bool) {
 // the brokers, frees what they hold and forgets it. The deletes are bounded
 // and end with ctx, so a stopping flowlab never waits on a broker.
 func (a *App) teardown(ctx context.Context, l *labRun) {
-	l.end()
-	a.removeLab(l.lab.ID)
+	l.end() // nothing of it starts again, though its pages still find it
 	for _, s := range l.scenarios {
 		t, ok := s.sup.current().(flow.Tearer)
 		if !s.ran || !ok {
@@ -242,6 +241,9 @@ func (a *App) teardown(ctx context.Context, l *labRun) {
 		}
 		cancel()
 	}
+	// Only now is it gone: whoever counts the open labs finds its broker
+	// objects deleted.
+	a.removeLab(l.lab.ID)
 	a.log.Info("sandbox torn down: nobody opened it", "lab", l.lab.ID, "after", a.cfg.SandboxTTL)
 }
 
