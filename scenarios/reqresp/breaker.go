@@ -78,7 +78,8 @@ func (b *breaker) state() flow.NodeState {
 	case gobreaker.StateClosed:
 		ns.Badges = []string{fmt.Sprintf("failures %d/%d", b.cb.Counts().ConsecutiveFailures, b.failures)}
 	case gobreaker.StateOpen:
-		ns.Badges = []string{fmt.Sprintf("fails fast for %g s", float64(b.openMS)/1000)}
+		// OPEN reads to a newcomer as "traffic flows": say what it does.
+		ns.Badges = []string{fmt.Sprintf("calls blocked for %g s", float64(b.openMS)/1000)}
 	case gobreaker.StateHalfOpen:
 		ns.Badges = []string{"one trial call"}
 	}
