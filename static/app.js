@@ -30,6 +30,11 @@ if ('watching' in app.dataset) {
   for (const el of document.querySelectorAll('.switches button, .knobs input, .knobs select, .knobs button, #restart')) el.disabled = true;
 }
 
+// A link from the start page lit up the controls of one lesson: the first
+// to press comes into view, in the knobs panel's own scroll too.
+const shown = document.querySelector('.shown[data-step="1"]');
+if (shown) shown.scrollIntoView({ block: 'nearest' });
+
 // seenUpTo is the newest event the snapshot's log already holds: the frame
 // after a snapshot may repeat a few of them.
 let seenUpTo = 0;
