@@ -33,7 +33,11 @@ if ('watching' in app.dataset) {
 // A link from the start page lit up the controls of one lesson: the first
 // to press comes into view, in the knobs panel's own scroll too.
 const shown = document.querySelector('.shown[data-step="1"]');
-if (shown) shown.scrollIntoView({ block: 'nearest' });
+if (shown) {
+  const panel = shown.closest('.knobs');
+  if (panel) panel.scrollTop += shown.getBoundingClientRect().top - panel.getBoundingClientRect().top - panel.clientHeight / 3;
+  shown.scrollIntoView({ block: 'nearest' });
+}
 
 // seenUpTo is the newest event the snapshot's log already holds: the frame
 // after a snapshot may repeat a few of them.

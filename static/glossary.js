@@ -205,7 +205,7 @@ function start() {
       e.stopPropagation();
       pinned = at.el;
       show(at.el, at.list);
-    } else if (!box.contains(e.target)) hide();
+    } else hide(); // elsewhere, or on the popover itself
   }, true);
   document.addEventListener('focusin', (e) => {
     const at = termsAt(e.target);
