@@ -148,6 +148,13 @@ func TestBrowserGlossaryDefinesBadgesOnHoverAndTap(t *testing.T) {
 		t.Error("clicking the word Mandatory ticked its box")
 	}
 
+	// A choice's label defines its options too, which a select cannot show.
+	if err := chromedp.Run(ctx, chromedp.Click(`[data-testid="knob-inventory.queue"] label .gloss`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	popover("clicking Queue", "exclusive")
+	popover("clicking Queue", "durable")
+
 	// Keyboard: a term takes focus and shows its definition; Escape closes it.
 	if err := chromedp.Run(ctx, chromedp.Focus(`[data-testid="knob-inventory.prefetch"] .gloss`, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)

@@ -55,6 +55,8 @@ box.dataset.testid = 'gloss';
 box.popover = 'manual';
 let pinned = null; // the element a tap or focus opened the popover for
 let anchor = null; // the element the popover points at
+let pointer = null; // where the mouse last was, as "x,y"
+let stillAt = null; // where it was when Escape closed the popover
 
 function show(el, list) {
   if (!list.length) return;
@@ -106,7 +108,7 @@ function unique(list) {
 // terms of the diagram text (the tspan under the pointer when there is one).
 function termsAt(target) {
   const word = target.closest && target.closest('.gloss');
-  if (word) return { el: word, list: [byName.get(word.dataset.term)].filter(Boolean) };
+  if (word) return { el: word, list: word.dataset.term.split('|').map((n) => byName.get(n)).filter(Boolean) };
   const text = target.closest && target.closest(SVG_TEXT);
   if (!text) return null;
   const piece = target.closest('tspan') || text;
@@ -155,6 +157,29 @@ function mark(root) {
     for (let n; (n = walker.nextNode());) if (!n.parentElement.closest(SKIP)) nodes.push(n);
     nodes.forEach(wrapText);
   }
+  markChoices(root);
+}
+
+// markChoices makes a choice knob's label one term that also defines its
+// options, which a select cannot show itself: tapping "Queue" defines
+// exclusive and durable.
+function markChoices(root) {
+  const labels = root.matches('.knob[data-type="choice"] label') ? [root] : root.querySelectorAll('.knob[data-type="choice"] label');
+  for (const label of labels) {
+    if (label.querySelector('.gloss[data-choices]')) continue;
+    const select = label.parentElement.querySelector('select');
+    if (!select) continue;
+    const text = [label.textContent, ...[...select.options].map((o) => o.text)].join(' · ');
+    const names = unique(find(text).map((h) => h.term.term));
+    if (!names.length) continue;
+    const span = document.createElement('span');
+    span.className = 'gloss';
+    span.tabIndex = 0;
+    span.dataset.term = names.join('|');
+    span.dataset.choices = '';
+    span.textContent = label.textContent;
+    label.replaceChildren(span);
+  }
 }
 
 function markSVG(text) {
@@ -191,7 +216,12 @@ function start() {
 
   // Hover shows, leaving hides, unless a tap or focus pinned it.
   document.addEventListener('pointerover', (e) => {
-    if (e.pointerType !== 'mouse' || pinned) return;
+    if (e.pointerType !== 'mouse') return;
+    const here = `${e.clientX},${e.clientY}`;
+    if (here === stillAt) return;
+    stillAt = null;
+    pointer = here;
+    if (pinned) return;
     const at = termsAt(e.target);
     if (at) show(at.el, at.list);
     else if (!box.contains(e.target)) hide();
@@ -212,7 +242,14 @@ function start() {
     if (at) { pinned = at.el; show(at.el, at.list); }
   });
   document.addEventListener('focusout', (e) => { if (pinned && e.target.contains(pinned)) hide(); });
-  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && open()) hide(); });
+  // Escape closes it, and hovering does not reopen it until the pointer
+  // moves: Chrome repeats pointerover when the page changes under a
+  // resting pointer.
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !open()) return;
+    stillAt = pointer;
+    hide();
+  });
   // A scroll moves what the popover points at: it follows.
   document.addEventListener('scroll', () => { if (open() && anchor.isConnected) place(); }, { capture: true, passive: true });
 }
