@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -168,4 +169,58 @@ func TestBrowserGlossaryDefinesBadgesOnHoverAndTap(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "Escape closes it", `!document.getElementById('gloss').matches(':popover-open')`)
+}
+
+// From the start page at the default settings, a learner sees a claim or a
+// flaw in at most three actions: the link, then the controls it lights up,
+// pressed in their order. Here: the breaker opening (and its OPEN defined as
+// blocking calls), the exclusive queue losing what is sent while its consumer
+// is stopped, and the missing Kafka consumer.
+func TestBrowserLessonsShowInThreeActions(t *testing.T) {
+	s := MustStart(t)
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 720)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ lesson, seen string }{
+		{"no-resilience", `(() => { const b = document.querySelector('#diagram [data-node="breaker"].state-open');
+			return b !== null && b.querySelector('.badges').textContent.startsWith('calls blocked'); })()`},
+		{"exclusive-queue", `document.querySelector('#diagram [data-node="queue-inventory"].state-absent') !== null &&
+			!document.querySelector('#diagram [data-node="queue-inventory"] .note').textContent.includes('exists') &&
+			Number(document.querySelector('dd[data-counter="inventory.lost"]').textContent) >= 3`},
+		{"no-consumer", `['m1', 'm2', 'm3'].every((m) => document.querySelector('#diagram [data-node="' + m + '"].state-crashed')) &&
+			Number((document.querySelector('#ledger [data-name="in-log"] b') || {}).textContent) >= 20`},
+	} {
+		var l web.Lesson
+		for _, x := range web.Lessons {
+			if x.ID == c.lesson {
+				l = x
+			}
+		}
+		actions := 1
+		if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+"/"), chromedp.Click(`[data-testid="show-`+l.ID+`"]`, chromedp.ByQuery)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, l.ID+": live", `document.querySelector('#conn.ok') !== null && document.querySelector('[data-knob]') !== null`)
+		for i := range l.Controls {
+			step := `.shown[data-step="` + strconv.Itoa(i+1) + `"]`
+			press(t, ctx, `button`+step+`, `+step+` button`)
+			actions++
+		}
+		waitJS(t, ctx, l.ID+": seen after "+strconv.Itoa(actions)+" actions", c.seen)
+		if actions > 3 {
+			t.Errorf("%s took %d actions", l.ID, actions)
+		}
+		if l.ID == "no-resilience" {
+			var p []float64
+			if err := chromedp.Run(ctx, chromedp.Evaluate(`(() => { const r = document.querySelector('#diagram [data-node="breaker"] .state-tag').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()`, &p)); err != nil {
+				t.Fatal(err)
+			}
+			if err := chromedp.Run(ctx, chromedp.MouseEvent(input.MouseMoved, p[0], p[1])); err != nil {
+				t.Fatal(err)
+			}
+			waitJS(t, ctx, "OPEN defined as blocking calls", `(() => { const b = document.getElementById('gloss');
+				return b.matches(':popover-open') && b.textContent.includes('breaker OPEN: The circuit breaker is blocking calls'); })()`)
+		}
+	}
 }
