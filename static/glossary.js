@@ -224,7 +224,7 @@ function start() {
     if (pinned) return;
     const at = termsAt(e.target);
     if (at) show(at.el, at.list);
-    else if (!box.contains(e.target)) hide();
+    else if (open() && !box.contains(e.target)) hide();
   });
   // A tap (or click) on a term pins its definition; a tap elsewhere closes
   // it. A term inside a label or a log line is not also a press of them.

@@ -65,8 +65,6 @@ var Glossary = []Term{
 		Match: []string{`\bhalf-open\b`}},
 	{Term: "breaker CLOSED", Def: "The breaker lets every call through and counts failures in a row.",
 		Exact: []string{`\bCLOSED\b`}},
-	{Term: "delivery timeout", Def: "How long the producer keeps a record and retries it through an outage before it gives up on it.",
-		Match: []string{`\bdelivery timeout\b`}},
 	{Term: "timeout", Def: "How long a caller waits for an answer before giving up; with none it waits as long as the callee hangs.",
 		Match: []string{`\btimeout\b`, `\btimed out\b`}},
 
@@ -97,6 +95,8 @@ var Glossary = []Term{
 		Match: []string{`\backs leader\b`, `\bleader only\b`}},
 	{Term: "acks none", Def: "Fire and forget: the broker never answers, so the producer cannot know whether a record was lost.",
 		Match: []string{`\backs none\b`, `\bfire and forget\b`}},
+	{Term: "delivery timeout", Def: "How long the producer keeps a record and retries it through an outage before it gives up on it.",
+		Match: []string{`\bdelivery timeout\b`}},
 	{Term: "linger", Def: "How long the producer waits to gather records into one batch before sending them.",
 		Match: []string{`\blinger\b`}},
 	{Term: "flush", Def: "p.flush(): wait until the broker has acknowledged every record handed over so far; after each record, one at a time.",
