@@ -48,7 +48,7 @@ var Lessons = []Lesson{
 		Do:   "Stop inventory", Controls: []string{"knob-inventory.stop"},
 		Watch: "order-service keeps publishing and email and analytics keep receiving: nobody waits for inventory."},
 	{ID: "exclusive-queue", Scenario: "event-driven", Flaw: true,
-		Says: "Exclusive queue: what is sent while inventory is down is lost",
+		Says: "Exclusive queue: what inventory misses while down is lost",
 		Do:   "Stop inventory", Controls: []string{"knob-inventory.stop"},
 		Watch: "inventory's queue goes ABSENT and its lost count rises; a durable named queue (the Queue knob) keeps them."},
 	{ID: "auto-ack", Scenario: "event-driven", Flaw: true,
