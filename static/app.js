@@ -152,6 +152,8 @@ function stats(s) {
   charts.add(s.series);
 }
 
+let lastLedger = '';
+
 // ledger shows total = parts, and says so plainly if it ever does not add up.
 function ledger(l) {
   const box = document.getElementById('ledger');
@@ -161,6 +163,9 @@ function ledger(l) {
   let html = `<span class="term total"><b>${l.total.value}</b> ${l.total.label}</span> = ${parts.join(' + ')}`;
   if (l.duplicates) html += ` <span class="term dup">(duplicates apart: <b>${l.duplicates.value}</b>)</span>`;
   if (sum !== l.total.value) html += ' <span class="unbalanced">does not add up!</span>';
+  // Unchanged, it stays: a definition opened on one of its words stays put.
+  if (html === lastLedger) return;
+  lastLedger = html;
   box.innerHTML = html;
 }
 
