@@ -159,7 +159,7 @@ func counter(t *testing.T, ctx context.Context, name string) int {
 func TestBrowserShowsTrafficAndProductServiceGoingDown(t *testing.T) {
 	s := MustStart(t)
 	ctx := browser(t)
-	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/request-response")); err != nil {
 		t.Fatal(err)
 	}
 	d := waitJS(t, ctx, "live traffic drawn", `document.querySelector('#conn.ok') !== null && document.querySelectorAll('#diagram .marks .m').length > 0`)

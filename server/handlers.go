@@ -25,12 +25,33 @@ var statusOf = map[flow.ErrorKind]int{
 	flow.Internal:    http.StatusInternalServerError,
 }
 
+// handleHome is the way in: the article's claims and flaws, each linked to
+// the page of the default lab that shows it.
 func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, "/labs/"+a.cfg.Lab+"/request-response", http.StatusFound)
+	l, ok := a.lab(a.cfg.Lab)
+	if !ok {
+		a.pageError(w, r, flow.Errorf(flow.Unavailable, "the lab %q is not open", a.cfg.Lab))
+		return
+	}
+	titles := map[string]string{}
+	var order []string
+	for _, s := range l.scenarios {
+		titles[s.Name()] = s.Title()
+		order = append(order, s.Name())
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := web.StartPage(web.NewStart(l.lab.ID, titles, order)).Render(r.Context(), w); err != nil {
+		a.log.Error("render start page", "err", err)
+	}
 }
 
 func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	l, s, err := a.find(r)
+	var show *web.Lesson
+	if err == nil {
+		// Checked before the scenario wakes: a bad link changes nothing.
+		show, err = showOf(r, s.Name())
+	}
 	if err == nil {
 		err = a.wake(l, s, true)
 	}
@@ -49,6 +70,7 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 		Knobs:    s.Knobs(),
 		Presets:  s.Presets(),
 		Brokers:  brokerViews(a.brokers.States()),
+		Show:     show,
 	}
 	for _, o := range l.scenarios {
 		// A tab names the pattern; the page's heading also names the broker.
@@ -59,6 +81,23 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	if err := web.ScenarioPage(page).Render(r.Context(), w); err != nil {
 		a.log.Error("render page", "err", err)
 	}
+}
+
+// showOf is the lesson a page is asked to show by ?show=, nil when none.
+// The parameter is taken once and only with a value the page knows.
+func showOf(r *http.Request, scenario string) (*web.Lesson, error) {
+	values, ok := r.URL.Query()["show"]
+	if !ok {
+		return nil, nil
+	}
+	if len(values) != 1 {
+		return nil, flow.Errorf(flow.Invalid, "show is given %d times: give it once", len(values))
+	}
+	l, err := web.LessonFor(scenario, values[0])
+	if err != nil {
+		return nil, err
+	}
+	return &l, nil
 }
 
 func brokerViews(states []brokerState) []web.Broker {

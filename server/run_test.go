@@ -148,7 +148,7 @@ func TestServerRunsAndReportsEachPart(t *testing.T) {
 		t.Errorf("embedded Kafka not healthy: %s", h.Parts["kafka"])
 	}
 
-	page := get(t, s.URL+"/")
+	page := get(t, s.URL+s.base+"/request-response")
 	for _, want := range []string{"Request-response", `data-testid="diagram"`, "/static/app.js", "Take product-service down"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

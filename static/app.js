@@ -30,6 +30,15 @@ if ('watching' in app.dataset) {
   for (const el of document.querySelectorAll('.switches button, .knobs input, .knobs select, .knobs button, #restart')) el.disabled = true;
 }
 
+// A link from the start page lit up the controls of one lesson: the first
+// to press comes into view, in the knobs panel's own scroll too.
+const shown = document.querySelector('.shown[data-step="1"]');
+if (shown) {
+  const panel = shown.closest('.knobs');
+  if (panel) panel.scrollTop += shown.getBoundingClientRect().top - panel.getBoundingClientRect().top - panel.clientHeight / 3;
+  shown.scrollIntoView({ block: 'nearest' });
+}
+
 // seenUpTo is the newest event the snapshot's log already holds: the frame
 // after a snapshot may repeat a few of them.
 let seenUpTo = 0;
@@ -143,6 +152,8 @@ function stats(s) {
   charts.add(s.series);
 }
 
+let lastLedger = '';
+
 // ledger shows total = parts, and says so plainly if it ever does not add up.
 function ledger(l) {
   const box = document.getElementById('ledger');
@@ -152,6 +163,9 @@ function ledger(l) {
   let html = `<span class="term total"><b>${l.total.value}</b> ${l.total.label}</span> = ${parts.join(' + ')}`;
   if (l.duplicates) html += ` <span class="term dup">(duplicates apart: <b>${l.duplicates.value}</b>)</span>`;
   if (sum !== l.total.value) html += ' <span class="unbalanced">does not add up!</span>';
+  // Unchanged, it stays: a definition opened on one of its words stays put.
+  if (html === lastLedger) return;
+  lastLedger = html;
   box.innerHTML = html;
 }
 

@@ -25,6 +25,7 @@ type Page struct {
 	Knobs    []flow.Knob
 	Presets  []flow.Preset
 	Brokers  []Broker
+	Show     *Lesson // asked for by ?show=: its controls are highlighted, its words shown
 }
 
 // Tab links to one pattern in the same lab.

@@ -106,6 +106,8 @@ func (s *Scenario) Knobs() []flow.Knob {
 			Help: "Starts another inventory instance in the group; the group rebalances. Members beyond the partition count get nothing to do."},
 		{Name: "remove-member", Group: "inventory", Label: "Remove a member", Type: flow.ActionKnob,
 			Help: "Stops the newest member cleanly: it commits and leaves, so the group rebalances at once. The last member stays: crash it to see a group with none."},
+		{Name: "crash-all", Group: "inventory", Label: "Crash every member", Type: flow.ActionKnob,
+			Help: "No consumer at all, as in the article, whose Kafka \"Consumer\" is a copy of its producer: records wait in the log, none lost. Restart a member and it catches up."},
 		{Name: "commit-mode", Group: "inventory", Label: "Commit", Type: flow.ChoiceKnob,
 			Choices: []flow.Choice{
 				{Value: commitAuto, Label: "auto-commit every 5 s"},
@@ -196,6 +198,8 @@ func (s *Scenario) Set(knob string, value any) error {
 		return s.setMember(i, action, value)
 	}
 	switch knob {
+	case "crash-all":
+		return s.crashAll()
 	case "rate":
 		return setValue(s, knob, value, func(set *settings, n int) { set.rate = n })
 	case "send-1000":
@@ -282,6 +286,33 @@ func (s *Scenario) setMember(i int, action string, value any) error {
 	s.rebalances.begin(memberID(i)+" restarted", true)
 	waitGone(s.detachMember(i)) // forget the crashed one, already gone
 	return s.startMember(rt, i)
+}
+
+// crashAll crashes every running member at once, leaving the group with no
+// consumer. Its caller holds ops.
+func (s *Scenario) crashAll() error {
+	if _, err := s.running(); err != nil {
+		return err
+	}
+	if err := s.membersSteady(); err != nil {
+		return err
+	}
+	var live []int
+	s.mu.Lock()
+	for i, m := range s.members {
+		if m != nil && !m.isCrashed() {
+			live = append(live, i)
+		}
+	}
+	s.mu.Unlock()
+	if len(live) == 0 {
+		return flow.Errorf(flow.Invalid, "no member is running, so none can crash (crashed: %s)", s.crashedMemberList())
+	}
+	s.rebalances.begin("every member crashed", true)
+	for _, i := range live {
+		s.crashMember(i)
+	}
+	return nil
 }
 
 // setProducerOption changes an option the producer client is built with, so

@@ -545,7 +545,8 @@ func (c *consumer) queueNote() string {
 	case c.queue != "" || c.set.durable:
 		return c.durableQueue + " (durable)"
 	}
-	return "exclusive, server-named, exists while " + c.name + " is connected"
+	// No queue now: the note must not read as if one existed.
+	return "exclusive, server-named: only while " + c.name + " is connected"
 }
 
 // queueEmpty settles the doubt about copies the consumer never received: its

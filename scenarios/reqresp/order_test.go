@@ -107,8 +107,8 @@ func TestBreakerOpensThenRejectsWithoutCalling(t *testing.T) {
 	if got := l.events.states("breaker"); got[len(got)-1] != "open" || slices.Index(got, "open") != len(got)-1 {
 		t.Errorf("breaker states %v, want to end in one open", got)
 	}
-	if st := l.Stats().Nodes["breaker"].State; st != "open" {
-		t.Errorf("breaker node state = %q, want open", st)
+	if st := l.Stats().Nodes["breaker"]; st.State != "open" || !slices.ContainsFunc(st.Badges(), func(b string) bool { return strings.HasPrefix(b, "calls blocked") }) {
+		t.Errorf("breaker node = %+v, want open with \"calls blocked\" beside it", st)
 	}
 }
 
