@@ -26,7 +26,7 @@ var statusOf = map[flow.ErrorKind]int{
 }
 
 func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, "/labs/"+a.cfg.Lab+"/request-response", http.StatusFound)
+	http.Redirect(w, r, "/labs/"+a.home+"/request-response", http.StatusFound)
 }
 
 func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +130,7 @@ func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusServiceUnavailable
 		}
 	}
-	if l, ok := a.lab(a.cfg.Lab); ok {
+	if l, ok := a.lab(a.home); ok {
 		if s, ok := l.scenario("request-response"); ok {
 			st := s.Stats().Nodes["product-service"]
 			parts["product-service"] = map[string]any{"ok": st.State != "down", "status": st.State}
