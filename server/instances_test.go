@@ -5,15 +5,20 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -148,6 +153,93 @@ func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	})
 	for _, w := range b.watches {
 		w.checkOwnMessagesOnly(t)
+	}
+}
+
+// Behind a proxy that routes as docs/SCALING.md's nginx example does (its
+// rule is read from the page), two instances serve a browser as one flowlab:
+// / and "New sandbox" land on either, and every request for a lab reaches the
+// instance that runs it, with the owner's cookie and the balancer's name.
+func TestLabStickyRouting(t *testing.T) {
+	doc, err := os.ReadFile("../docs/SCALING.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?m)^\\s*~(\\S+)\\s+flowlab_\\$instance;$").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/SCALING.md has no nginx map line `~<pattern> flowlab_$instance;`")
+	}
+	rule := regexp.MustCompile(string(m[1]))
+	const name = "flowlab.test" // the balancer's, in every instance's -hosts
+	tag := fmt.Sprintf("r%d", os.Getpid()%100000)
+	backends := map[string]*url.URL{}
+	var order []string
+	for _, inst := range []string{tag + "x", tag + "y"} {
+		s := MustStart(t, "-instance", inst, "-hosts", name)
+		backends[inst], _ = url.Parse(s.URL)
+		order = append(order, inst)
+	}
+	var turn atomic.Int64
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		inst := order[turn.Add(1)%int64(len(order))]
+		if m := rule.FindStringSubmatch(r.In.URL.Path); m != nil {
+			inst = m[rule.SubexpIndex("instance")]
+		}
+		r.SetURL(backends[inst])
+		r.Out.Host = r.In.Host // proxy_set_header Host $host
+	}})
+	t.Cleanup(proxy.Close)
+	ask := func(method, path string, cookie *http.Cookie) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, proxy.URL+path, nil)
+		req.Host = name
+		req.Header.Set("Origin", "http://"+name)
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	homes, sandboxes := map[string]bool{}, map[string]*http.Cookie{}
+	for range 2 {
+		homes[ask(http.MethodGet, "/", nil).Header.Get("Location")] = true
+	}
+	for range 4 {
+		resp := ask(http.MethodPost, "/labs", nil)
+		lab, _ := strings.CutSuffix(resp.Header.Get("Location"), "/request-response")
+		for _, c := range resp.Cookies() {
+			if c.Name == ownerCookie(strings.TrimPrefix(lab, "/labs/")) {
+				sandboxes[lab] = c
+			}
+		}
+	}
+	if len(homes) != 2 || len(sandboxes) != 4 {
+		t.Fatalf("through the balancer: default labs %v and sandboxes %v; want both instances' default labs and 4 sandboxes with their cookies", homes, sandboxes)
+	}
+	for lab, cookie := range sandboxes {
+		if resp := ask(http.MethodGet, lab+"/request-response", nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s through the balancer: %d", lab, resp.StatusCode)
+		}
+		h := http.Header{"Host": {name}, "Origin": {"http://" + name}, "Cookie": {cookie.String()}}
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(proxy.URL, "http")+lab+"/request-response/ws", h)
+		if err != nil {
+			t.Fatalf("websocket of %s through the balancer: %v", lab, err)
+		}
+		var snap snapshotMsg
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.ReadJSON(&snap); err != nil || snap.Lab != strings.TrimPrefix(lab, "/labs/") {
+			t.Fatalf("%s's websocket through the balancer: first message of lab %q (%v)", lab, snap.Lab, err)
+		}
+		// The maker may change it: the cookie reached the instance that made it.
+		if r := sendCommand(t, conn, `{"id":1,"op":"set","knob":"latency_ms","value":250}`); !r.OK {
+			t.Errorf("the maker's command to %s through the balancer: %+v", lab, r)
+		}
+		conn.Close()
 	}
 }
 
