@@ -29,8 +29,8 @@ import (
 // and one Kafka, with the same -lab, as two servers started alike would.
 // Every pattern runs in each one's default lab and in a sandbox of each.
 // Neither sees a message of the other, every broker object starts with its
-// instance's prefix, and tearing down one's sandbox, then stopping it, leaves
-// the other's objects and traffic alone.
+// instance's prefix, tearing down one's sandbox leaves the other's objects
+// alone, and stopping one leaves the other's traffic going.
 func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
 		t.Skip("rabbitmqctl is needed to list what RabbitMQ holds")
@@ -129,7 +129,7 @@ func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	// The log says so once the broker objects are deleted, after the lab
 	// has left the count of open ones.
 	torn := regexp.MustCompile(`msg="sandbox torn down: nobody opened it" lab=` + strings.TrimPrefix(a.sandbox, "/labs/") + ` `)
-	waitFor2(t, 30*time.Second, "instance a's sandbox torn down", func() bool { return torn.MatchString(a.s.stderr.String()) })
+	waitWithin(t, 30*time.Second, "instance a's sandbox torn down", func() bool { return torn.MatchString(a.s.stderr.String()) })
 	if strings.Contains(a.s.stderr.String(), "sandbox teardown left broker objects") {
 		t.Errorf("a's sandbox teardown failed:\n%s", a.s.stderr)
 	}
@@ -149,7 +149,7 @@ func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	for _, w := range b.watches {
 		w.mark()
 	}
-	waitFor2(t, 60*time.Second, "b's traffic going on", func() bool {
+	waitWithin(t, 60*time.Second, "b's traffic going on", func() bool {
 		for _, w := range b.watches {
 			if !w.movedSinceMark() {
 				return false
@@ -493,9 +493,9 @@ func intersect(a, b []string) []string {
 	return out
 }
 
-// waitFor2 is waitFor with a bound of its own: traffic at the patterns'
+// waitWithin is waitFor with a bound of its own: traffic at the patterns'
 // default rates (2 events/s on RabbitMQ) takes seconds to show.
-func waitFor2(t *testing.T, bound time.Duration, what string, ok func() bool) {
+func waitWithin(t *testing.T, bound time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(bound)
 	for !ok() {
