@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// DefaultLab is the lab that uses the article's names (ecommerce, orders).
+// DefaultLab is the lab that uses the article's names (ecommerce, orders),
+// after "<instance>-" in a named instance.
 const DefaultLab = "default"
 
 var (
@@ -39,9 +40,9 @@ const traceHops = 1 << 15
 // error for an id that is not a short lower-case name.
 func NewLab(id string) (*Lab, error) { return NewLabIn("", id) }
 
-// NewLabIn returns lab id of the flowlab instance named instance, one of
-// several sharing the brokers; "" is a flowlab alone on them. It answers an
-// Invalid error for an id or an instance name CheckInstance refuses.
+// NewLabIn returns lab id of instance inst, one of several flowlabs sharing
+// the brokers; inst "" is a flowlab alone on them. It answers an Invalid
+// error for an id NewLab refuses or an instance name CheckInstance refuses.
 func NewLabIn(inst, id string) (*Lab, error) {
 	if !labID.MatchString(id) {
 		return nil, Errorf(Invalid, "lab id %q must be 1–32 lower-case letters, digits or dashes", id)
@@ -71,8 +72,8 @@ func CheckInstance(inst string) error {
 // Name derives a broker name from the article's base name: the default lab
 // uses base itself, any other lab base.<id>; a lab of a named instance puts
 // "<instance>-" first. No base has a dash before its first dot, so no name of
-// an unnamed flowlab starts as a named instance's do, and two instances'
-// names never meet.
+// an unnamed flowlab starts as a named instance's names do, and two
+// instances' names never meet.
 func (l *Lab) Name(base string) string {
 	if l.local == DefaultLab {
 		return l.prefix + base

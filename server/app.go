@@ -91,9 +91,9 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	return a, nil
 }
 
-// openLab wires lab id of this instance: every scenario with its own hub. The default lab's
-// product-service listens on -product-addr; any other lab's on a free port of
-// the same host, so that it is reachable as the default lab's is.
+// openLab wires lab id of this instance: every scenario with its own hub. The
+// default lab's product-service listens on -product-addr; any other lab's on a
+// free port of the same host, so that it is reachable as the default lab's is.
 func (a *App) openLab(id string) (*labRun, error) {
 	lab, err := flow.NewLabIn(a.cfg.Instance, id)
 	if err != nil {
