@@ -43,11 +43,25 @@ func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	kafka := cluster.ListenAddrs()
 	tag := fmt.Sprintf("m%d", os.Getpid()%100000)
 	names := [2]string{tag + "a", tag + "b"}
-	// Cleanups run last first: this one after both servers have stopped.
-	t.Cleanup(func() { deleteRabbitObjects(names[0]+"-", names[1]+"-") })
 	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
 	common := []string{"-lab", lab, "-kafka-brokers", strings.Join(kafka, ",")}
 	var insts [2]*instance
+	// Cleanups run last first: this one after both servers have stopped.
+	// It deletes every object of the test's labs, prefixed or not, so that
+	// a broken prefix leaves nothing either.
+	t.Cleanup(func() {
+		deleteRabbitObjects(func(name string) bool {
+			if strings.HasPrefix(name, names[0]+"-") || strings.HasPrefix(name, names[1]+"-") || strings.HasSuffix(name, "."+lab) {
+				return true
+			}
+			for _, in := range insts {
+				if in != nil && in.sandbox != "" && strings.HasSuffix(name, "."+in.localIDs()[1]) {
+					return true
+				}
+			}
+			return false
+		})
+	})
 	for i, name := range names {
 		// a's sandbox is torn down once nobody watches it; b's outlives the test.
 		ttl := map[int]string{0: "3s", 1: "30m"}[i]
@@ -506,9 +520,9 @@ func waitWithin(t *testing.T, bound time.Duration, what string, ok func() bool) 
 	}
 }
 
-// deleteRabbitObjects deletes the queues and exchanges whose names start
-// with any of prefixes: what the test's instances left.
-func deleteRabbitObjects(prefixes ...string) {
+// deleteRabbitObjects deletes the queues and exchanges whose names are
+// ours: what the test's instances left.
+func deleteRabbitObjects(ours func(name string) bool) {
 	conn, err := amqp.Dial(rabbitURL())
 	if err != nil {
 		return
@@ -521,7 +535,7 @@ func deleteRabbitObjects(prefixes ...string) {
 	queues, exchanges := rabbitNames("queue"), rabbitNames("exchange")
 	for kind, names := range map[string]<-chan []string{"queue": queues, "exchange": exchanges} {
 		for _, name := range <-names {
-			if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
+			if !ours(name) {
 				continue
 			}
 			if kind == "queue" {
