@@ -35,6 +35,34 @@ func TestLabNamesDeriveFromTheLab(t *testing.T) {
 	}
 }
 
+// A named instance's labs, the default one too, put "<instance>-" before
+// every broker name and their id, so that instances sharing the brokers never
+// meet and a load balancer can route a lab's path to its instance.
+func TestInstanceLabsPrefixEveryName(t *testing.T) {
+	def, err := flow.NewLabIn("eu1", flow.DefaultLab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.ID != "eu1-default" || def.Name("ecommerce") != "eu1-ecommerce" {
+		t.Errorf("default lab of eu1: id %q, names %q", def.ID, def.Name("ecommerce"))
+	}
+	l, err := flow.NewLabIn("eu1", "ada-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ID != "eu1-ada-3" || l.Name("emails.retry.1") != "eu1-emails.retry.1.ada-3" {
+		t.Errorf("lab ada-3 of eu1: id %q, names %q", l.ID, l.Name("emails.retry.1"))
+	}
+	if alone, _ := flow.NewLabIn("", "ada-3"); alone.ID != "ada-3" || alone.Name("orders") != "orders.ada-3" {
+		t.Errorf("lab ada-3 of no instance: id %q, names %q", alone.ID, alone.Name("orders"))
+	}
+	for _, bad := range []string{"EU1", "eu-1", "eu.1", "eu_1", "é", strings.Repeat("a", 13), " "} {
+		if _, err := flow.NewLabIn(bad, "ada-3"); flow.KindOf(err) != flow.Invalid || !strings.Contains(err.Error(), "instance name") {
+			t.Errorf("NewLabIn(%q, ...) = %v, want an invalid instance name", bad, err)
+		}
+	}
+}
+
 func TestKnobParseChecksEveryType(t *testing.T) {
 	latency := flow.Knob{Name: "latency_ms", Label: "Latency", Type: flow.IntKnob, Min: 0, Max: 5000, Unit: "ms"}
 	timeout := flow.Knob{Name: "timeout_ms", Label: "Timeout", Type: flow.IntKnob, Min: 50, Max: 10000, Off: "none"}

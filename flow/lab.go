@@ -9,16 +9,25 @@ import (
 	"time"
 )
 
-// DefaultLab is the lab that uses the article's names (ecommerce, orders).
+// DefaultLab is the lab that uses the article's names (ecommerce, orders),
+// after "<instance>-" in a named instance.
 const DefaultLab = "default"
 
-var labID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+var (
+	labID    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	instance = regexp.MustCompile(`^[a-z0-9]{1,12}$`)
+)
 
 // Lab is one isolated copy of every scenario: a learner's sandbox in a
 // classroom, or the default lab. Every broker name a scenario uses comes from
 // Lab.Name so that labs never share an exchange, queue, topic or group.
 type Lab struct {
+	// ID names the lab in its pages' paths and its events: its id within
+	// its flowlab, after "<instance>-" when that flowlab has an instance
+	// name, so that a load balancer can route a lab by its path.
 	ID     string
+	local  string // the id within its flowlab
+	prefix string // "<instance>-", or "" for a flowlab alone on its brokers
 	seq    atomic.Uint64
 	Traces *Traces
 }
@@ -27,22 +36,49 @@ type Lab struct {
 // calm scenario, seconds of one at full load.
 const traceHops = 1 << 15
 
-// NewLab returns a lab, or an Invalid error for an id that is not a short
-// lower-case name.
-func NewLab(id string) (*Lab, error) {
+// NewLab returns a lab of a flowlab alone on its brokers, or an Invalid
+// error for an id that is not a short lower-case name.
+func NewLab(id string) (*Lab, error) { return NewLabIn("", id) }
+
+// NewLabIn returns lab id of instance inst, one of several flowlabs sharing
+// the brokers; inst "" is a flowlab alone on them. It answers an Invalid
+// error for an id NewLab refuses or an instance name CheckInstance refuses.
+func NewLabIn(inst, id string) (*Lab, error) {
 	if !labID.MatchString(id) {
 		return nil, Errorf(Invalid, "lab id %q must be 1–32 lower-case letters, digits or dashes", id)
 	}
-	return &Lab{ID: id, Traces: NewTraces(traceHops)}, nil
+	if err := CheckInstance(inst); err != nil {
+		return nil, err
+	}
+	l := &Lab{ID: id, local: id, Traces: NewTraces(traceHops)}
+	if inst != "" {
+		l.prefix = inst + "-"
+		l.ID = l.prefix + id
+	}
+	return l, nil
+}
+
+// CheckInstance refuses an instance name that is not "" or 1–12 lower-case
+// letters and digits: characters every AMQP and Kafka name may hold, and no
+// dash, so that "<instance>-" names exactly one instance, in a broker name as
+// in a path a load balancer routes on.
+func CheckInstance(inst string) error {
+	if inst != "" && !instance.MatchString(inst) {
+		return Errorf(Invalid, "instance name %q must be 1–12 lower-case letters or digits (no dash: a dash ends it in lab ids and broker names)", inst)
+	}
+	return nil
 }
 
 // Name derives a broker name from the article's base name: the default lab
-// uses base itself, any other lab base.<id>.
+// uses base itself, any other lab base.<id>; a lab of a named instance puts
+// "<instance>-" first. No base has a dash before its first dot, so no name of
+// an unnamed flowlab starts as a named instance's names do, and two
+// instances' names never meet.
 func (l *Lab) Name(base string) string {
-	if l.ID == DefaultLab {
-		return base
+	if l.local == DefaultLab {
+		return l.prefix + base
 	}
-	return base + "." + l.ID
+	return l.prefix + base + "." + l.local
 }
 
 // Emitter stamps a scenario's events with sequence, time, lab and scenario,

@@ -45,6 +45,7 @@ type App struct {
 	rabbit  *rabbitNode // flowlab's private RabbitMQ node, or nil
 	brokers *brokerWatch
 
+	home   string // the default lab's id: -lab, after the instance name if any
 	labsMu sync.RWMutex
 	labs   map[string]*labRun // by id: the default lab and the sandboxes
 	gone   map[string]bool    // sandboxes torn down, so their pages say so
@@ -85,15 +86,16 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.labs[lab.lab.ID] = lab
+	a.home = lab.lab.ID
+	a.labs[a.home] = lab
 	return a, nil
 }
 
-// openLab wires one lab: every scenario with its own hub. The default lab's
-// product-service listens on -product-addr; any other lab's on a free port of
-// the same host, so that it is reachable as the default lab's is.
+// openLab wires lab id of this instance: every scenario with its own hub. The
+// default lab's product-service listens on -product-addr; any other lab's on a
+// free port of the same host, so that it is reachable as the default lab's is.
 func (a *App) openLab(id string) (*labRun, error) {
-	lab, err := flow.NewLab(id)
+	lab, err := flow.NewLabIn(a.cfg.Instance, id)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +183,7 @@ func (a *App) Run(ctx context.Context) error {
 	start("broker watch", func(ctx context.Context) error { a.brokers.Run(ctx); return nil })
 	// The default lab runs from the start, as a learner following the
 	// article expects; a sandbox waits for its page.
-	if l, ok := a.lab(a.cfg.Lab); ok {
+	if l, ok := a.lab(a.home); ok {
 		for _, s := range l.scenarios {
 			a.wake(l, s, false)
 		}

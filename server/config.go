@@ -26,6 +26,7 @@ type Config struct {
 	KafkaAddr    string   // where the embedded broker listens
 	AMQPURL      string   // RabbitMQ
 	Lab          string   // the lab's id, which names every broker object it uses
+	Instance     string   // this flowlab among several sharing the brokers; "" when alone
 
 	MaxLabs    int           // labs open at once, the default lab included
 	IdleStop   time.Duration // a scenario with no browser this long stops its load
@@ -59,6 +60,7 @@ func (c *Config) settings(kafka *string) []setting {
 		{"kafka-retention", "KAFKA_RETENTION", "10m", "how long the embedded Kafka broker keeps records (log.retention.ms, every topic); 0 keeps every record, in memory", &c.kafkaRetention},
 		{"amqp-url", "AMQP_URL", "amqp://guest:guest@localhost:5672/", "RabbitMQ URL", &c.AMQPURL},
 		{"lab", "FLOWLAB_LAB", flow.DefaultLab, "lab id: names its exchanges, queues, topics and groups; the default lab uses the article's names", &c.Lab},
+		{"instance", "FLOWLAB_INSTANCE", "", "name of this flowlab among several sharing one RabbitMQ and one Kafka (1–12 lower-case letters or digits): every lab id and broker name starts with <instance>-, the default lab's too; empty keeps the article's names (docs/SCALING.md)", &c.Instance},
 		{"max-labs", "FLOWLAB_MAX_LABS", "20", "most labs open at once, the default lab included; past it \"New sandbox\" answers that flowlab is full", &c.maxLabs},
 		{"idle-stop", "FLOWLAB_IDLE_STOP", "10m", "a scenario no browser has watched for this long stops its load until its page is opened again", &c.idleStop},
 		{"sandbox-ttl", "FLOWLAB_SANDBOX_TTL", "30m", "a sandbox nobody has opened for this long is torn down (never the default lab)", &c.sandboxTTL},
@@ -145,6 +147,8 @@ func check(name, v string) error {
 		if _, err := flow.NewLab(v); err != nil {
 			return err
 		}
+	case "instance":
+		return flow.CheckInstance(v)
 	case "amqp-url":
 		if _, err := amqp.ParseURI(v); err != nil {
 			return fmt.Errorf("%q is not an AMQP URL like amqp://guest:guest@localhost:5672/: %v", v, err)

@@ -39,6 +39,10 @@ func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
 		{nil, map[string]string{"FLOWLAB_MAX_LABS": "many"}, "-max-labs / FLOWLAB_MAX_LABS"},
 		{[]string{"-idle-stop", "500ms"}, nil, "-idle-stop / FLOWLAB_IDLE_STOP"},
 		{nil, map[string]string{"FLOWLAB_SANDBOX_TTL": "30"}, "-sandbox-ttl / FLOWLAB_SANDBOX_TTL"},
+		{[]string{"-instance", "eu-1"}, nil, "-instance / FLOWLAB_INSTANCE: instance name \"eu-1\" must be 1–12 lower-case letters or digits"},
+		{nil, map[string]string{"FLOWLAB_INSTANCE": "EU1"}, "-instance / FLOWLAB_INSTANCE"},
+		{[]string{"-instance", "eu_1"}, nil, "-instance / FLOWLAB_INSTANCE"},
+		{[]string{"-instance", "abcdefghijklm"}, nil, "-instance / FLOWLAB_INSTANCE"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{[]string{"-nope"}, nil, "not defined"},
 	}

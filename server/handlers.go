@@ -28,9 +28,9 @@ var statusOf = map[flow.ErrorKind]int{
 // handleHome is the way in: the article's claims and flaws, each linked to
 // the page of the default lab that shows it.
 func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
-	l, ok := a.lab(a.cfg.Lab)
+	l, ok := a.lab(a.home)
 	if !ok {
-		a.pageError(w, r, flow.Errorf(flow.Unavailable, "the lab %q is not open", a.cfg.Lab))
+		a.pageError(w, r, flow.Errorf(flow.Unavailable, "the lab %q is not open", a.home))
 		return
 	}
 	titles := map[string]string{}
@@ -169,7 +169,7 @@ func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusServiceUnavailable
 		}
 	}
-	if l, ok := a.lab(a.cfg.Lab); ok {
+	if l, ok := a.lab(a.home); ok {
 		if s, ok := l.scenario("request-response"); ok {
 			st := s.Stats().Nodes["product-service"]
 			parts["product-service"] = map[string]any{"ok": st.State != "down", "status": st.State}
