@@ -82,7 +82,8 @@ func (b *breaker) state(c *settings) flow.NodeState {
 	}
 	open := flow.Count("open-ms", int64(openMS), "")
 	if st == gobreaker.StateOpen.String() {
-		open.Badge = fmt.Sprintf("fails fast for %g s", float64(openMS)/1000)
+		// "open" alone reads as "traffic flows": say what it does to calls.
+		open.Badge = fmt.Sprintf("calls blocked for %g s", float64(openMS)/1000)
 	}
 	return flow.NodeState{State: st, Facts: []flow.Fact{
 		state,

@@ -125,7 +125,7 @@ func TestEveryNodeSendsTheSameFactsInEveryMode(t *testing.T) {
 
 	l.call(t)
 	mode("breaker open", func(st flow.Stats) {
-		badges(st, "breaker", "fails fast for 0.5 s")
+		badges(st, "breaker", "calls blocked for 0.5 s")
 		if st.Nodes["breaker"].State != "open" || fact(t, st, "breaker", "state") != "open" ||
 			fact(t, st, "breaker", "open-ms") != int64(500) {
 			t.Errorf("open: breaker %+v", st.Nodes["breaker"])

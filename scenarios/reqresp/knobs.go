@@ -79,7 +79,7 @@ var knobs = []flow.Knob{
 	{Name: "breaker_failures", Group: orderService, Label: "Trip after", Type: flow.IntKnob, Min: 1, Max: 100, Step: 1, Unit: "failures",
 		Help: "Failures in a row (timeouts, connection errors, 5xx) that open the breaker. A 404 counts as a success."},
 	{Name: "breaker_open_ms", Group: orderService, Label: "Open for", Type: flow.IntKnob, Min: 500, Max: 60000, Step: 500, Unit: "ms",
-		Help: "How long an open breaker fails fast before it lets one trial call through (half-open)."},
+		Help: "How long an open breaker blocks calls (each fails at once, without reaching product-service) before it lets one trial call through (half-open)."},
 	{Name: "errors", Group: orderService, Label: "Error handling", Type: flow.ChoiceKnob,
 		Choices: []flow.Choice{
 			{Value: errorsSwallow, Label: "print and return None (article)"},
