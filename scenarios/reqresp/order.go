@@ -72,19 +72,19 @@ func (s *Scenario) Call(ctx context.Context) Result {
 	switch {
 	case t.product != nil:
 		res.Outcome, res.Product = outcomeOK, t.product
-		s.tally.end(outcomeOK)
 	case t.status == http.StatusNotFound:
 		res.Outcome = outcomeNotFound
-		s.tally.end(outcomeNotFound)
 	default:
 		res.Outcome, res.Reason = outcomeFailed, t.reason()
-		s.tally.end(outcomeFailed)
 	}
+	s.tally.end(res.Outcome)
+	ended := endedCall{at: end, ms: ms(res.Latency), failed: res.Outcome == outcomeFailed}
 	if res.Outcome != outcomeOK && s.settings().errors == errorsSwallow {
 		res.Outcome, res.Reason = outcomeNone, ""
 		s.tally.noneReturned.Add(1)
+		ended.swallowed = ended.failed
 	}
-	s.latencies.add(end, res.Latency)
+	s.recent.add(ended)
 	s.events.Emit(flow.Event{
 		Kind: flow.KindResult, From: orderService, MsgID: res.MsgID, Attempt: res.Attempts,
 		Detail: flow.Detail{Outcome: res.Outcome, LatencyMS: ms(res.Latency), Error: res.Reason},

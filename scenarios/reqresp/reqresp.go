@@ -54,7 +54,7 @@ type Scenario struct {
 	callSeq    atomic.Uint64 // for req-N
 	outsideSeq atomic.Uint64 // for ext-N
 	tally      tally
-	latencies  latencyWindow
+	recent     recentCalls
 	point      atomic.Pointer[flow.Point]
 	ran        atomic.Bool
 }
