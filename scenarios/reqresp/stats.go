@@ -43,6 +43,8 @@ func (s *Scenario) Stats() flow.Stats {
 		flow.Count("in-flight", l.inFlight, "in flight %d"),
 		flow.Count("blocked", blocked, "blocked on socket %d").When(blocked > 0),
 		timeoutFact(c.timeoutMS),
+		flow.Count("turned-away", t.turnedAway.Load(), fmt.Sprintf("all %d workers busy: turned away %%d", maxWorkers)).
+			When(len(s.workers) == maxWorkers),
 		flow.Count("recent-calls", recentCalls, ""),
 		flow.Count("recent-failed", recentFailed, fmt.Sprintf("failed %%d of %d in %g s", recentCalls, recentSpan.Seconds())).
 			When(recentFailed > 0),
@@ -54,19 +56,14 @@ func (s *Scenario) Stats() flow.Stats {
 		order.State = "blocked"
 	}
 
-	product := flow.NodeState{State: "up", Facts: []flow.Fact{
+	holding := t.holding.Load()
+	product := flow.NodeState{State: c.productWord(), Facts: []flow.Fact{
 		flow.Flag("up", c.up, ""), // the state word already says down
+		flow.Flag("hanging", c.hang, "never answers"),
+		flow.Count("holding", holding, "holding %d requests").When(holding > 0),
 		flow.Measure("latency-ms", float64(c.latencyMS), "latency %.0f ms").When(c.latencyMS > 0),
 		flow.Count("error-rate-percent", int64(c.errorRate), "errors %d %%").When(c.errorRate > 0),
 	}}
-	switch {
-	case !c.up:
-		product.State = "down"
-	case c.errorRate > 0:
-		product.State = "erroring"
-	case c.latencyMS > 0:
-		product.State = "slow"
-	}
 
 	outside := flow.NodeState{State: "idle"}
 	if time.Since(time.Unix(0, t.outsideAt.Load())) < 5*time.Second {
@@ -97,6 +94,7 @@ func (s *Scenario) Stats() flow.Stats {
 			counter("server-errors", "5xx answers", t.serverErrors.Load()),
 			counter("rejected", "rejected by the breaker", t.rejected.Load()),
 			counter("none-returned", "returned None", t.noneReturned.Load()),
+			counter("turned-away", "orders turned away: every worker busy", t.turnedAway.Load()),
 			counter("in-flight", "in flight", l.inFlight),
 			counter("blocked", "blocked on socket", blocked),
 			counter("outside-requests", "requests from your code", t.outside.Load()),
@@ -123,8 +121,9 @@ type tally struct {
 	led ledgerCounts
 
 	attempts, retries, timeouts, refused, serverErrors, rejected atomic.Int64
-	noneReturned, outside, received                              atomic.Int64
+	noneReturned, outside, received, turnedAway                  atomic.Int64
 	blocked                                                      atomic.Int64 // attempts waiting for product-service's answer
+	holding                                                      atomic.Int64 // requests a hanging product-service holds unanswered
 	outsideAt                                                    atomic.Int64 // unix nanoseconds of the latest outside request
 }
 
