@@ -66,7 +66,7 @@ var knobs = []flow.Knob{
 	{Name: "unknown_ids", Group: orderService, Label: "Unknown ids", Type: flow.IntKnob, Min: 0, Max: 100, Step: 5, Unit: "%",
 		Help: "Share of calls that ask for a product that does not exist (404 Not Found)."},
 	{Name: "timeout_ms", Group: orderService, Label: "Timeout", Type: flow.IntKnob, Min: 50, Max: 10000, Step: 50, Unit: "ms", Off: "none",
-		Help: "How long one attempt may wait for an answer. none waits for ever, like requests.get without timeout=."},
+		Help: "How long one attempt may wait for an answer. none waits for ever, like requests.get without timeout=. A new value applies to the attempts that start after it; those already waiting keep the timeout they started with, as requests.get does."},
 	{Name: "retry", Group: orderService, Label: "Retries", Type: flow.ChoiceKnob,
 		Choices: []flow.Choice{
 			{Value: retryNone, Label: "none"},

@@ -121,7 +121,9 @@ func (s *Scenario) attempt(ctx context.Context, msg string, n int, path string, 
 	return t
 }
 
-// send is one real HTTP request, with the timeout if one is set.
+// send is one real HTTP request, with the timeout if one is set. The timeout
+// is fixed when the attempt starts, as requests.get's timeout= is: a new
+// value applies to the attempts that start after it.
 func (s *Scenario) send(ctx context.Context, msg string, n int, path string, c *settings) try {
 	s.events.Emit(flow.Event{
 		Kind: flow.KindRequest, From: orderService, To: productService, MsgID: msg, Attempt: n,
@@ -133,9 +135,9 @@ func (s *Scenario) send(ctx context.Context, msg string, n int, path string, c *
 		actx, cancel = context.WithTimeout(ctx, millis(c.timeoutMS))
 	}
 	defer cancel()
-	s.tally.blocked.Add(1)
+	s.tally.waiting.start(c.timeoutMS)
 	status, product, err := s.get(actx, msg, path)
-	s.tally.blocked.Add(-1)
+	s.tally.waiting.end(c.timeoutMS)
 	took := ms(time.Since(start))
 
 	var t try

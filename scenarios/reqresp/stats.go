@@ -36,13 +36,14 @@ func (s *Scenario) Stats() flow.Stats {
 	c := s.settings()
 	l := s.tally.ledger()
 	t := &s.tally
-	blocked := t.blocked.Load()
+	blocked, old, oldTimeouts := t.waiting.count(c.timeoutMS)
 
 	state, recentCalls, recentFailed := s.recent.callerState(time.Now())
 	order := flow.NodeState{State: state, Facts: []flow.Fact{
 		flow.Count("in-flight", l.inFlight, "in flight %d"),
 		flow.Count("blocked", blocked, "blocked on socket %d").When(blocked > 0),
 		timeoutFact(c.timeoutMS),
+		flow.Count("blocked-old-timeout", old, oldTimeoutFormat(oldTimeouts)).When(old > 0),
 		flow.Count("turned-away", t.turnedAway.Load(), fmt.Sprintf("all %d workers busy: turned away %%d", maxWorkers)).
 			When(len(s.workers) == maxWorkers),
 		flow.Count("recent-calls", recentCalls, ""),
@@ -122,9 +123,50 @@ type tally struct {
 
 	attempts, retries, timeouts, refused, serverErrors, rejected atomic.Int64
 	noneReturned, outside, received, turnedAway                  atomic.Int64
-	blocked                                                      atomic.Int64 // attempts waiting for product-service's answer
 	holding                                                      atomic.Int64 // requests a hanging product-service holds unanswered
 	outsideAt                                                    atomic.Int64 // unix nanoseconds of the latest outside request
+	waiting                                                      waits        // attempts waiting for product-service's answer
+}
+
+// waits counts the attempts waiting for product-service's answer by the
+// timeout each started with, which it keeps until it ends.
+type waits struct {
+	mu        sync.Mutex
+	total     int64
+	byTimeout map[int]int64 // ms, 0 for none
+}
+
+func (w *waits) start(timeoutMS int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byTimeout == nil {
+		w.byTimeout = map[int]int64{}
+	}
+	w.total++
+	w.byTimeout[timeoutMS]++
+}
+
+func (w *waits) end(timeoutMS int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.total--
+	if w.byTimeout[timeoutMS]--; w.byTimeout[timeoutMS] == 0 {
+		delete(w.byTimeout, timeoutMS)
+	}
+}
+
+// count is every attempt waiting, those of them under another timeout than
+// current, and which timeouts those are.
+func (w *waits) count(current int) (total, old int64, oldTimeouts []int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ms, n := range w.byTimeout {
+		if ms != current {
+			old += n
+			oldTimeouts = append(oldTimeouts, ms)
+		}
+	}
+	return w.total, old, oldTimeouts
 }
 
 // ledgerCounts are the ledger's numbers at one instant. A swallowed failure
@@ -287,4 +329,16 @@ func timeoutFact(ms int) flow.Fact {
 		f.Badge = "no timeout"
 	}
 	return f
+}
+
+// oldTimeoutFormat says what the calls waiting under an earlier timeout keep,
+// so that a learner who sets a timeout sees why the pile does not clear.
+func oldTimeoutFormat(timeouts []int) string {
+	switch {
+	case len(timeouts) > 1:
+		return "%d calls already waiting keep their old timeouts"
+	case len(timeouts) == 1 && timeouts[0] > 0:
+		return fmt.Sprintf("%%d calls already waiting keep their %d ms timeout", timeouts[0])
+	}
+	return "%d calls already waiting keep no timeout"
 }
