@@ -180,9 +180,8 @@ func (s *Scenario) getProduct(w http.ResponseWriter, r *http.Request) {
 }
 
 // hold keeps a request unanswered until the hang ends (true) or the request
-// does (false). The server stays safe: order-service runs at most workers
-// calls at once, and every held request ends with its connection, when
-// product-service goes down, or when the lab stops.
+// does (false): when its caller hangs up, product-service goes down or the
+// lab stops. What it can hold from order-service is bounded by maxWorkers.
 func (s *Scenario) hold(ctx context.Context, release <-chan struct{}) bool {
 	s.tally.holding.Add(1)
 	defer s.tally.holding.Add(-1)

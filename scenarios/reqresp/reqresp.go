@@ -128,9 +128,9 @@ func (s *Scenario) Run(ctx context.Context) error {
 // every worker waits, the next order is turned away.
 const maxWorkers = 500
 
-// drive starts calls at the offered rate, each in its own goroutine so that
-// blocked calls pile up as they would in a threaded caller, and takes the
-// chart's sample once a second.
+// drive starts calls at the offered rate, each on a worker (a goroutine) of
+// its own so that blocked calls pile up as they would in a threaded caller,
+// and takes the chart's sample once a second.
 func (s *Scenario) drive(ctx context.Context, calls *sync.WaitGroup) {
 	chart := time.NewTicker(time.Second)
 	defer chart.Stop()
