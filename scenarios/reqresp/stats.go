@@ -336,9 +336,9 @@ func timeoutFact(ms int) flow.Fact {
 func oldTimeoutFormat(timeouts []int) string {
 	switch {
 	case len(timeouts) > 1:
-		return "%d calls already waiting keep their old timeouts"
+		return "%d waiting keep old timeouts"
 	case len(timeouts) == 1 && timeouts[0] > 0:
-		return fmt.Sprintf("%%d calls already waiting keep their %d ms timeout", timeouts[0])
+		return fmt.Sprintf("%%d waiting keep a %d ms timeout", timeouts[0])
 	}
-	return "%d calls already waiting keep no timeout"
+	return "%d waiting keep no timeout"
 }

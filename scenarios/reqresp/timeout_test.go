@@ -33,7 +33,7 @@ func TestANewTimeoutLeavesWaitingCallsAlone(t *testing.T) {
 			t.Errorf("%s: blocked-old-timeout = %v, want %d", when, got, old)
 		}
 		badges := st.Nodes["order-service"].Badges()
-		drawn := slices.ContainsFunc(badges, func(b string) bool { return strings.Contains(b, "already waiting") })
+		drawn := slices.ContainsFunc(badges, func(b string) bool { return strings.Contains(b, "waiting keep") })
 		if badge == "" && drawn || badge != "" && !slices.Contains(badges, badge) {
 			t.Errorf("%s: order-service draws %q, want %q", when, badges, badge)
 		}
@@ -42,7 +42,7 @@ func TestANewTimeoutLeavesWaitingCallsAlone(t *testing.T) {
 	untimed := waiting(5, 0)
 	want("nothing changed", 0, "")
 	mustSet(t, l, "timeout_ms", 100)
-	want("a timeout set while 5 wait", 5, "5 calls already waiting keep no timeout")
+	want("a timeout set while 5 wait", 5, "5 waiting keep no timeout")
 	if res := l.call(t); res.Outcome != "failed" || res.Reason != "timed out after 100 ms" {
 		t.Errorf("call after the change = %+v, want failed: timed out after 100 ms", res)
 	}
@@ -50,9 +50,9 @@ func TestANewTimeoutLeavesWaitingCallsAlone(t *testing.T) {
 
 	timed := waiting(2, 10000)
 	mustSet(t, l, "timeout_ms", 0)
-	want("back to none with 2 under 10 s", 2, "2 calls already waiting keep their 10000 ms timeout")
+	want("back to none with 2 under 10 s", 2, "2 waiting keep a 10000 ms timeout")
 	mustSet(t, l, "timeout_ms", 100)
-	want("two old timeouts", 7, "7 calls already waiting keep their old timeouts")
+	want("two old timeouts", 7, "7 waiting keep old timeouts")
 
 	mustSet(t, l, "hang", false)
 	for range 5 {
