@@ -102,7 +102,7 @@ func (s *Scenario) Title() string { return "Request-response (HTTP)" }
 
 // Summary says in one sentence what the learner is looking at.
 func (s *Scenario) Summary() string {
-	return "order-service calls product-service over real HTTP, as in the article: slow it, " +
+	return "order-service calls product-service over real HTTP, as in the article: slow it, hang it, " +
 		"break it or take it down, then add a timeout, retries and a circuit breaker and watch what the caller gets."
 }
 
