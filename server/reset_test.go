@@ -225,3 +225,50 @@ func TestLabResetStartsEveryScenarioOver(t *testing.T) {
 	sr, _ := a.labs[lab].scenario("request-response")
 	waitFor(t, "request-response's traffic again", func() bool { return counterOf(sr.Stats(), "calls") > 0 })
 }
+
+// Request-response: each preset sets every knob it names, and a reset of the
+// pattern or of the whole lab puts every knob back to its default, even with
+// calls held by a product-service that never answers (they must end for the
+// scenario to start over).
+func TestRequestResponsePresetThenResetPutsEveryKnobBack(t *testing.T) {
+	a, url := startServer(t, func(*App, string) {})
+	lab := url[strings.LastIndex(url, "/")+1:]
+	sr, _ := a.labs[lab].scenario("request-response")
+	defaults := knobValues(sr.Knobs())
+	for i, p := range sr.Presets() {
+		if r := sr.command(command{Op: "preset", Preset: p.Name}, "a test"); !r.(reply).OK {
+			t.Fatalf("preset %s: %+v", p.Name, r)
+		}
+		got := knobValues(sr.Knobs())
+		for knob, v := range p.Values {
+			if got[knob] != v {
+				t.Errorf("after preset %s: %s = %v, want %v", p.Name, knob, got[knob], v)
+			}
+		}
+		for knob, v := range map[string]string{"hang": "true", "rate": "100", "latency_ms": "300", "unknown_ids": "20"} {
+			if r := sr.command(command{Op: "set", Knob: knob, Value: json.RawMessage(v)}, "a test"); !r.(reply).OK {
+				t.Fatalf("set %s: %+v", knob, r)
+			}
+		}
+		waitFor(t, "calls held by the hang", func() bool { return counterOf(sr.Stats(), "blocked") > 0 })
+		if i%2 == 0 { // the page's "Start this pattern over"
+			if r := sr.command(command{Op: "reset"}, "a test"); !r.(reply).OK {
+				t.Fatalf("reset after preset %s: %+v", p.Name, r)
+			}
+		} else { // "Reset lab"
+			resp, err := http.Post(url+"/reset", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("lab reset after preset %s answered %s", p.Name, resp.Status)
+			}
+		}
+		for name, v := range knobValues(sr.Knobs()) {
+			if v != defaults[name] {
+				t.Errorf("reset after preset %s: %s = %v, want its default %v", p.Name, name, v, defaults[name])
+			}
+		}
+	}
+}

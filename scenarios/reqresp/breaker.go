@@ -82,7 +82,7 @@ func (b *breaker) state(c *settings) flow.NodeState {
 	}
 	open := flow.Count("open-ms", int64(openMS), "")
 	if st == gobreaker.StateOpen.String() {
-		// OPEN reads to a newcomer as "traffic flows": say what it does.
+		// "open" alone reads as "traffic flows": say what it does to calls.
 		open.Badge = fmt.Sprintf("calls blocked for %g s", float64(openMS)/1000)
 	}
 	return flow.NodeState{State: st, Facts: []flow.Fact{

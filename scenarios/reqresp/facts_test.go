@@ -108,6 +108,16 @@ func TestEveryNodeSendsTheSameFactsInEveryMode(t *testing.T) {
 	})
 
 	mustSet(t, l, "error_rate", 0)
+	mustSet(t, l, "hang", true)
+	mode("product-service hanging", func(st flow.Stats) {
+		badges(st, "product-service", "never answers")
+		if st.Nodes["product-service"].State != "hanging" || fact(t, st, "product-service", "hanging") != true ||
+			fact(t, st, "product-service", "holding") != int64(0) {
+			t.Errorf("hanging: product-service %+v", st.Nodes["product-service"])
+		}
+	})
+
+	mustSet(t, l, "hang", false)
 	mustSet(t, l, "breaker_failures", 2)
 	mustSet(t, l, "breaker_open_ms", 500)
 	mustSet(t, l, "breaker", true)

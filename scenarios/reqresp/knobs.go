@@ -11,6 +11,8 @@ import (
 type settings struct {
 	// product-service
 	up        bool
+	hang      bool
+	release   chan struct{} // while hanging: closed when the hang ends, to answer the held requests
 	latencyMS int
 	errorRate int // percent
 	// order-service
@@ -52,6 +54,8 @@ var articleSettings = settings{
 var knobs = []flow.Knob{
 	{Name: "up", Group: productService, Label: "Up", Type: flow.BoolKnob,
 		Help: "Switch off to take product-service down for real: its port closes and open connections drop."},
+	{Name: "hang", Group: productService, Label: "Hang", Type: flow.BoolKnob,
+		Help: "Switch on and product-service takes every request and never answers, like a stuck process: a caller with no timeout waits for ever. Switched off, it answers the requests it held."},
 	{Name: "latency_ms", Group: productService, Label: "Latency", Type: flow.IntKnob, Min: 0, Max: 5000, Step: 50, Unit: "ms",
 		Help: "How long product-service takes before it answers each request."},
 	{Name: "error_rate", Group: productService, Label: "Error rate", Type: flow.IntKnob, Min: 0, Max: 100, Step: 5, Unit: "%",
@@ -62,7 +66,7 @@ var knobs = []flow.Knob{
 	{Name: "unknown_ids", Group: orderService, Label: "Unknown ids", Type: flow.IntKnob, Min: 0, Max: 100, Step: 5, Unit: "%",
 		Help: "Share of calls that ask for a product that does not exist (404 Not Found)."},
 	{Name: "timeout_ms", Group: orderService, Label: "Timeout", Type: flow.IntKnob, Min: 50, Max: 10000, Step: 50, Unit: "ms", Off: "none",
-		Help: "How long one attempt may wait for an answer. none waits for ever, like requests.get without timeout=."},
+		Help: "How long one attempt may wait for an answer. none waits for ever, like requests.get without timeout=. A new value applies to the attempts that start after it; those already waiting keep the timeout they started with, as requests.get does."},
 	{Name: "retry", Group: orderService, Label: "Retries", Type: flow.ChoiceKnob,
 		Choices: []flow.Choice{
 			{Value: retryNone, Label: "none"},
@@ -79,7 +83,7 @@ var knobs = []flow.Knob{
 	{Name: "breaker_failures", Group: orderService, Label: "Trip after", Type: flow.IntKnob, Min: 1, Max: 100, Step: 1, Unit: "failures",
 		Help: "Failures in a row (timeouts, connection errors, 5xx) that open the breaker. A 404 counts as a success."},
 	{Name: "breaker_open_ms", Group: orderService, Label: "Open for", Type: flow.IntKnob, Min: 500, Max: 60000, Step: 500, Unit: "ms",
-		Help: "How long an open breaker fails fast before it lets one trial call through (half-open)."},
+		Help: "How long an open breaker blocks calls (each fails at once, without reaching product-service) before it lets one trial call through (half-open)."},
 	{Name: "errors", Group: orderService, Label: "Error handling", Type: flow.ChoiceKnob,
 		Choices: []flow.Choice{
 			{Value: errorsSwallow, Label: "print and return None (article)"},
@@ -138,17 +142,24 @@ func (s *Scenario) Set(knob string, value any) error {
 	old := s.settings()
 	c := *old
 	c.set(knob, value)
-	moved := false
+	moved := c.hang != old.hang
 	if knob == "up" {
 		if moved, err = s.product.setUp(c.up); err != nil {
 			return err
 		}
 	}
+	switch {
+	case c.hang && !old.hang:
+		c.release = make(chan struct{})
+	case !c.hang && old.hang:
+		close(old.release)
+		c.release = nil
+	}
 	s.current.Store(&c)
 	s.events.Emit(flow.Event{Kind: flow.KindState, Detail: flow.Detail{Knob: knob, Value: value}})
 	switch {
 	case moved:
-		s.emitState(productService, upWord(c.up))
+		s.emitState(productService, c.productWord())
 	case knob == "rate":
 		select {
 		case s.rateChanged <- struct{}{}:
@@ -167,6 +178,8 @@ func (c *settings) value(knob string) any {
 	switch knob {
 	case "up":
 		return c.up
+	case "hang":
+		return c.hang
 	case "latency_ms":
 		return c.latencyMS
 	case "error_rate":
@@ -200,6 +213,8 @@ func (c *settings) set(knob string, v any) {
 	switch knob {
 	case "up":
 		c.up = v.(bool)
+	case "hang":
+		c.hang = v.(bool)
 	case "latency_ms":
 		c.latencyMS = v.(int)
 	case "error_rate":
@@ -227,9 +242,17 @@ func (c *settings) set(knob string, v any) {
 	}
 }
 
-func upWord(up bool) string {
-	if up {
-		return "up"
+// productWord is product-service's state word: what its callers meet first.
+func (c *settings) productWord() string {
+	switch {
+	case !c.up:
+		return "down"
+	case c.hang:
+		return "hanging"
+	case c.errorRate > 0:
+		return "erroring"
+	case c.latencyMS > 0:
+		return "slow"
 	}
-	return "down"
+	return "up"
 }

@@ -111,3 +111,28 @@ func knobValue(tb testing.TB, s flow.Scenario, name string) any {
 	}
 	return k.Value
 }
+
+// Each preset sets every knob it names, whatever was set before, and leaves
+// the knobs it does not name alone.
+func TestEveryPresetSetsEveryKnobItNames(t *testing.T) {
+	l := mustRun(t, nil)
+	for _, p := range l.Presets() {
+		for _, other := range l.Presets() {
+			if err := flow.ApplyPreset(l, other.Name); err != nil {
+				t.Fatalf("preset %s: %v", other.Name, err)
+			}
+			mustSet(t, l, "latency_ms", 250) // named by no preset
+			if err := flow.ApplyPreset(l, p.Name); err != nil {
+				t.Fatalf("preset %s: %v", p.Name, err)
+			}
+			for knob, v := range p.Values {
+				if got := knobValue(t, l, knob); got != v {
+					t.Errorf("%s after %s: %s = %v, want %v", p.Name, other.Name, knob, got, v)
+				}
+			}
+			if got := knobValue(t, l, "latency_ms"); got != 250 {
+				t.Errorf("%s after %s: latency_ms = %v, want 250 as it was", p.Name, other.Name, got)
+			}
+		}
+	}
+}

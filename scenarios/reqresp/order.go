@@ -72,19 +72,19 @@ func (s *Scenario) Call(ctx context.Context) Result {
 	switch {
 	case t.product != nil:
 		res.Outcome, res.Product = outcomeOK, t.product
-		s.tally.end(outcomeOK)
 	case t.status == http.StatusNotFound:
 		res.Outcome = outcomeNotFound
-		s.tally.end(outcomeNotFound)
 	default:
 		res.Outcome, res.Reason = outcomeFailed, t.reason()
-		s.tally.end(outcomeFailed)
 	}
+	s.tally.end(res.Outcome)
+	ended := endedCall{at: end, ms: ms(res.Latency), failed: res.Outcome == outcomeFailed}
 	if res.Outcome != outcomeOK && s.settings().errors == errorsSwallow {
 		res.Outcome, res.Reason = outcomeNone, ""
 		s.tally.noneReturned.Add(1)
+		ended.swallowed = ended.failed
 	}
-	s.latencies.add(end, res.Latency)
+	s.recent.add(ended)
 	s.events.Emit(flow.Event{
 		Kind: flow.KindResult, From: orderService, MsgID: res.MsgID, Attempt: res.Attempts,
 		Detail: flow.Detail{Outcome: res.Outcome, LatencyMS: ms(res.Latency), Error: res.Reason},
@@ -121,7 +121,9 @@ func (s *Scenario) attempt(ctx context.Context, msg string, n int, path string, 
 	return t
 }
 
-// send is one real HTTP request, with the timeout if one is set.
+// send is one real HTTP request, with the timeout if one is set. The timeout
+// is fixed when the attempt starts, as requests.get's timeout= is: a new
+// value applies to the attempts that start after it.
 func (s *Scenario) send(ctx context.Context, msg string, n int, path string, c *settings) try {
 	s.events.Emit(flow.Event{
 		Kind: flow.KindRequest, From: orderService, To: productService, MsgID: msg, Attempt: n,
@@ -133,9 +135,9 @@ func (s *Scenario) send(ctx context.Context, msg string, n int, path string, c *
 		actx, cancel = context.WithTimeout(ctx, millis(c.timeoutMS))
 	}
 	defer cancel()
-	s.tally.blocked.Add(1)
+	s.tally.waiting.start(c.timeoutMS)
 	status, product, err := s.get(actx, msg, path)
-	s.tally.blocked.Add(-1)
+	s.tally.waiting.end(c.timeoutMS)
 	took := ms(time.Since(start))
 
 	var t try

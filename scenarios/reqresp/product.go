@@ -152,6 +152,12 @@ func (s *Scenario) productHandler() http.Handler {
 // fails on purpose at the error rate.
 func (s *Scenario) getProduct(w http.ResponseWriter, r *http.Request) {
 	c := s.settings()
+	if c.hang {
+		if !s.hold(r.Context(), c.release) {
+			return // the caller gave up or the service went down
+		}
+		c = s.settings() // answered as it is now set
+	}
 	if !sleep(r.Context(), millis(c.latencyMS)) {
 		return // the caller gave up or the service went down: nobody is listening
 	}
@@ -171,6 +177,20 @@ func (s *Scenario) getProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+// hold keeps a request unanswered until the hang ends (true) or the request
+// does (false): when its caller hangs up, product-service goes down or the
+// lab stops. What it can hold from order-service is bounded by maxWorkers.
+func (s *Scenario) hold(ctx context.Context, release <-chan struct{}) bool {
+	s.tally.holding.Add(1)
+	defer s.tally.holding.Add(-1)
+	select {
+	case <-release:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // serveOutside answers an outside client and emits its request and response.

@@ -50,11 +50,12 @@ type Scenario struct {
 	breakerMu   sync.Mutex // orders a breaker swap with the breaker's own state events
 	breaker     atomic.Pointer[breaker]
 	rateChanged chan struct{} // wakes the load loop when the offered rate changes
+	workers     chan struct{} // one token per call the load loop runs, at most maxWorkers
 
 	callSeq    atomic.Uint64 // for req-N
 	outsideSeq atomic.Uint64 // for ext-N
 	tally      tally
-	latencies  latencyWindow
+	recent     recentCalls
 	point      atomic.Pointer[flow.Point]
 	ran        atomic.Bool
 }
@@ -67,7 +68,7 @@ func Open(cfg Config) (*Scenario, error) {
 	if cfg.Emit == nil {
 		return nil, flow.Errorf(flow.Internal, "request-response needs an emitter")
 	}
-	s := &Scenario{events: cfg.Emit, rateChanged: make(chan struct{}, 1)}
+	s := &Scenario{events: cfg.Emit, rateChanged: make(chan struct{}, 1), workers: make(chan struct{}, maxWorkers)}
 	defaults := articleSettings
 	s.current.Store(&defaults)
 	s.point.Store(&flow.Point{Time: time.Now(), Success: 100})
@@ -101,7 +102,7 @@ func (s *Scenario) Title() string { return "Request-response (HTTP)" }
 
 // Summary says in one sentence what the learner is looking at.
 func (s *Scenario) Summary() string {
-	return "order-service calls product-service over real HTTP, as in the article: slow it, " +
+	return "order-service calls product-service over real HTTP, as in the article: slow it, hang it, " +
 		"break it or take it down, then add a timeout, retries and a circuit breaker and watch what the caller gets."
 }
 
@@ -121,9 +122,15 @@ func (s *Scenario) Run(ctx context.Context) error {
 	return nil
 }
 
-// drive starts calls at the offered rate, each in its own goroutine so that
-// blocked calls pile up as they would in a threaded caller, and takes the
-// chart's sample once a second.
+// maxWorkers is how many calls order-service runs at once, as a threaded server
+// has a pool of threads. It bounds what a product-service that never answers
+// can hold: each waiting call is a goroutine and a socket on each side. While
+// every worker waits, the next order is turned away.
+const maxWorkers = 500
+
+// drive starts calls at the offered rate, each on a worker (a goroutine) of
+// its own so that blocked calls pile up as they would in a threaded caller,
+// and takes the chart's sample once a second.
 func (s *Scenario) drive(ctx context.Context, calls *sync.WaitGroup) {
 	chart := time.NewTicker(time.Second)
 	defer chart.Stop()
@@ -146,11 +153,17 @@ func (s *Scenario) drive(ctx context.Context, calls *sync.WaitGroup) {
 				next.Reset(time.Second) // idle; a rate change wakes the loop sooner
 				continue
 			}
-			calls.Add(1)
-			go func() {
-				defer calls.Done()
-				s.Call(ctx)
-			}()
+			select {
+			case s.workers <- struct{}{}:
+				calls.Add(1)
+				go func() {
+					defer calls.Done()
+					defer func() { <-s.workers }()
+					s.Call(ctx)
+				}()
+			default:
+				s.tally.turnedAway.Add(1)
+			}
 			due = due.Add(time.Second / time.Duration(rate))
 			if due.Before(now.Add(-time.Second)) {
 				due = now // after a stall, carry on at the rate rather than burst to catch up

@@ -40,24 +40,31 @@ func TestLedgerBalancesUnderLoad(t *testing.T) {
 }
 
 func TestRunStopsWithCallsPiledUp(t *testing.T) {
-	l := mustRun(t, map[string]any{"latency_ms": 5000}) // the article: no timeout
-	mustSet(t, l, "rate", 50)
-	waitFor(t, "order-service to block", func() bool { return l.Stats().Nodes["order-service"].State == "blocked" })
+	for name, knobs := range map[string]map[string]any{
+		"slow":    {"latency_ms": 5000},
+		"hanging": {"hang": true},
+	} { // and no timeout, as in the article
+		t.Run(name, func(t *testing.T) {
+			l := mustRun(t, knobs)
+			mustSet(t, l, "rate", 50)
+			waitFor(t, "order-service to block", func() bool { return l.Stats().Nodes["order-service"].State == "blocked" })
 
-	if err := l.stop(); err != nil {
-		t.Fatalf("Run: %v", err)
+			if err := l.stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			c := l.counters()
+			if c["in-flight"] != 0 || c["blocked"] != 0 || !l.Stats().Ledger.Balanced() {
+				t.Errorf("after Run: counters %v, ledger %+v; want nothing in flight", c, l.Stats().Ledger)
+			}
+			if conn, err := net.Dial("tcp", l.ProductAddr()); !errors.Is(err, syscall.ECONNREFUSED) {
+				if conn != nil {
+					conn.Close()
+				}
+				t.Errorf("dial product-service after Run: %v, want connection refused", err)
+			}
+			goleak.VerifyNone(t)
+		})
 	}
-	c := l.counters()
-	if c["in-flight"] != 0 || c["blocked"] != 0 || !l.Stats().Ledger.Balanced() {
-		t.Errorf("after Run: counters %v, ledger %+v; want nothing in flight", c, l.Stats().Ledger)
-	}
-	if conn, err := net.Dial("tcp", l.ProductAddr()); !errors.Is(err, syscall.ECONNREFUSED) {
-		if conn != nil {
-			conn.Close()
-		}
-		t.Errorf("dial product-service after Run: %v, want connection refused", err)
-	}
-	goleak.VerifyNone(t)
 }
 
 func TestViewShowsTheServicesAndTheAddress(t *testing.T) {

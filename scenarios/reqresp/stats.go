@@ -1,6 +1,7 @@
 package reqresp
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"slices"
@@ -35,32 +36,35 @@ func (s *Scenario) Stats() flow.Stats {
 	c := s.settings()
 	l := s.tally.ledger()
 	t := &s.tally
-	blocked := t.blocked.Load()
+	blocked, old, oldTimeouts := t.waiting.count(c.timeoutMS)
 
-	order := flow.NodeState{State: "ok", Facts: []flow.Fact{
+	state, recentCalls, recentFailed := s.recent.callerState(time.Now())
+	order := flow.NodeState{State: state, Facts: []flow.Fact{
 		flow.Count("in-flight", l.inFlight, "in flight %d"),
 		flow.Count("blocked", blocked, "blocked on socket %d").When(blocked > 0),
 		timeoutFact(c.timeoutMS),
+		flow.Count("blocked-old-timeout", old, oldTimeoutFormat(oldTimeouts)).When(old > 0),
+		flow.Count("turned-away", t.turnedAway.Load(), fmt.Sprintf("all %d workers busy: turned away %%d", maxWorkers)).
+			When(len(s.workers) == maxWorkers),
+		flow.Count("recent-calls", recentCalls, ""),
+		flow.Count("recent-failed", recentFailed, fmt.Sprintf("failed %%d of %d in %g s", recentCalls, recentSpan.Seconds())).
+			When(recentFailed > 0),
 	}}
 	// More calls waiting than it starts in a second: each waits over a second
-	// on average (Little's law), so they are piling up.
+	// on average (Little's law), so they are piling up, and waiting is what
+	// its callers get now.
 	if blocked > int64(max(c.rate, 1)) {
 		order.State = "blocked"
 	}
 
-	product := flow.NodeState{State: "up", Facts: []flow.Fact{
+	holding := t.holding.Load()
+	product := flow.NodeState{State: c.productWord(), Facts: []flow.Fact{
 		flow.Flag("up", c.up, ""), // the state word already says down
+		flow.Flag("hanging", c.hang, "never answers"),
+		flow.Count("holding", holding, "holding %d requests").When(holding > 0),
 		flow.Measure("latency-ms", float64(c.latencyMS), "latency %.0f ms").When(c.latencyMS > 0),
 		flow.Count("error-rate-percent", int64(c.errorRate), "errors %d %%").When(c.errorRate > 0),
 	}}
-	switch {
-	case !c.up:
-		product.State = "down"
-	case c.errorRate > 0:
-		product.State = "erroring"
-	case c.latencyMS > 0:
-		product.State = "slow"
-	}
 
 	outside := flow.NodeState{State: "idle"}
 	if time.Since(time.Unix(0, t.outsideAt.Load())) < 5*time.Second {
@@ -91,6 +95,7 @@ func (s *Scenario) Stats() flow.Stats {
 			counter("server-errors", "5xx answers", t.serverErrors.Load()),
 			counter("rejected", "rejected by the breaker", t.rejected.Load()),
 			counter("none-returned", "returned None", t.noneReturned.Load()),
+			counter("turned-away", "orders turned away: every worker busy", t.turnedAway.Load()),
 			counter("in-flight", "in flight", l.inFlight),
 			counter("blocked", "blocked on socket", blocked),
 			counter("outside-requests", "requests from your code", t.outside.Load()),
@@ -117,9 +122,51 @@ type tally struct {
 	led ledgerCounts
 
 	attempts, retries, timeouts, refused, serverErrors, rejected atomic.Int64
-	noneReturned, outside, received                              atomic.Int64
-	blocked                                                      atomic.Int64 // attempts waiting for product-service's answer
+	noneReturned, outside, received, turnedAway                  atomic.Int64
+	holding                                                      atomic.Int64 // requests a hanging product-service holds unanswered
 	outsideAt                                                    atomic.Int64 // unix nanoseconds of the latest outside request
+	waiting                                                      waits        // attempts waiting for product-service's answer
+}
+
+// waits counts the attempts waiting for product-service's answer by the
+// timeout each started with, which it keeps until it ends.
+type waits struct {
+	mu        sync.Mutex
+	total     int64
+	byTimeout map[int]int64 // ms, 0 for none
+}
+
+func (w *waits) start(timeoutMS int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byTimeout == nil {
+		w.byTimeout = map[int]int64{}
+	}
+	w.total++
+	w.byTimeout[timeoutMS]++
+}
+
+func (w *waits) end(timeoutMS int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.total--
+	if w.byTimeout[timeoutMS]--; w.byTimeout[timeoutMS] == 0 {
+		delete(w.byTimeout, timeoutMS)
+	}
+}
+
+// count is every attempt waiting, those of them under another timeout than
+// current, and which timeouts those are.
+func (w *waits) count(current int) (total, old int64, oldTimeouts []int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ms, n := range w.byTimeout {
+		if ms != current {
+			old += n
+			oldTimeouts = append(oldTimeouts, ms)
+		}
+	}
+	return w.total, old, oldTimeouts
 }
 
 // ledgerCounts are the ledger's numbers at one instant. A swallowed failure
@@ -165,8 +212,9 @@ func (l ledgerCounts) mark(at time.Time) chartMark {
 	return chartMark{at: at, completed: l.ok + l.notFound + l.failed, succeeded: l.ok + l.notFound}
 }
 
-// latencySpan is how far back the chart's percentiles look.
-const latencySpan = 5 * time.Second
+// recentSpan is what "recent" means on the page: the calls that ended in the
+// last 5 s. The chart's p50 and p99 and order-service's state both read it.
+const recentSpan = 5 * time.Second
 
 // sample computes the chart point for the second since prev.
 func (s *Scenario) sample(now time.Time, prev chartMark) chartMark {
@@ -180,48 +228,83 @@ func (s *Scenario) sample(now time.Time, prev chartMark) chartMark {
 	if done > 0 {
 		p.Success = 100 * float64(cur.succeeded-prev.succeeded) / float64(done)
 	}
-	p.P50MS, p.P99MS = s.latencies.percentiles(now.Add(-latencySpan))
+	p.P50MS, p.P99MS = s.recent.percentiles(now.Add(-recentSpan))
 	s.point.Store(&p)
 	return cur
 }
 
-// latencyWindow keeps the end-to-end latencies of the most recent calls, in a
-// ring big enough for the span at the highest rate.
-type latencyWindow struct {
+// recentCalls keeps the most recent calls that ended, in a ring big enough
+// for recentSpan at the highest rate.
+type recentCalls struct {
 	mu   sync.Mutex
-	ring [4096]latencySample
+	ring [4096]endedCall
 	next int
 }
 
-type latencySample struct {
-	at time.Time // when the call ended
-	ms float64
+// endedCall is one call as it ended.
+type endedCall struct {
+	at        time.Time
+	ms        float64 // end to end
+	failed    bool    // a timeout, a refused or dropped connection, a 5xx, the breaker
+	swallowed bool    // failed, and the caller got None instead of an error
 }
 
-func (w *latencyWindow) add(at time.Time, d time.Duration) {
+func (w *recentCalls) add(c endedCall) {
 	w.mu.Lock()
-	w.ring[w.next] = latencySample{at: at, ms: ms(d)}
+	w.ring[w.next] = c
 	w.next = (w.next + 1) % len(w.ring)
 	w.mu.Unlock()
 }
 
-// percentiles are the nearest-rank p50 and p99 of the calls that ended after
-// since; zero when there were none.
-func (w *latencyWindow) percentiles(since time.Time) (p50, p99 float64) {
+// since returns the calls that ended after t.
+func (w *recentCalls) since(t time.Time) []endedCall {
 	w.mu.Lock()
-	var recent []float64
-	for _, s := range w.ring {
-		if s.at.After(since) {
-			recent = append(recent, s.ms)
+	defer w.mu.Unlock()
+	var out []endedCall
+	for _, c := range w.ring {
+		if c.at.After(t) {
+			out = append(out, c)
 		}
 	}
-	w.mu.Unlock()
+	return out
+}
+
+// percentiles are the nearest-rank p50 and p99 of the calls that ended after
+// since; zero when there were none.
+func (w *recentCalls) percentiles(since time.Time) (p50, p99 float64) {
+	var recent []float64
+	for _, c := range w.since(since) {
+		recent = append(recent, c.ms)
+	}
 	if len(recent) == 0 {
 		return 0, 0
 	}
 	slices.Sort(recent)
 	rank := func(p float64) float64 { return recent[int(math.Ceil(p*float64(len(recent))))-1] }
 	return rank(0.50), rank(0.99)
+}
+
+// callerState is what order-service's callers got from its recent calls:
+// "ok" when none failed; when some did, "failing" if the latest failure was
+// raised to them, "returns None" if it was swallowed. It also returns the
+// recent calls and failures the state is judged on.
+func (w *recentCalls) callerState(now time.Time) (state string, calls, failed int64) {
+	state = "ok"
+	var latest time.Time
+	for _, c := range w.since(now.Add(-recentSpan)) {
+		calls++
+		if !c.failed {
+			continue
+		}
+		failed++
+		if c.at.After(latest) {
+			latest, state = c.at, "failing"
+			if c.swallowed {
+				state = "returns None"
+			}
+		}
+	}
+	return state, calls, failed
 }
 
 // addressNotes are product-service's address as the diagram shows it and the
@@ -246,4 +329,16 @@ func timeoutFact(ms int) flow.Fact {
 		f.Badge = "no timeout"
 	}
 	return f
+}
+
+// oldTimeoutFormat says what the calls waiting under an earlier timeout keep,
+// so that a learner who sets a timeout sees why the pile does not clear.
+func oldTimeoutFormat(timeouts []int) string {
+	switch {
+	case len(timeouts) > 1:
+		return "%d waiting keep old timeouts"
+	case len(timeouts) == 1 && timeouts[0] > 0:
+		return fmt.Sprintf("%%d waiting keep a %d ms timeout", timeouts[0])
+	}
+	return "%d waiting keep no timeout"
 }
