@@ -8,17 +8,17 @@ const NS = 'http://www.w3.org/2000/svg';
 const SIZE = {
   service: [220, 100], gate: [210, 84], client: [220, 80], exchange: [180, 86],
   queue: [190, 86], consumer: [190, 86], dlq: [190, 86], topic: [200, 60],
-  partition: [260, 52], member: [240, 84],
+  partition: [260, 84], member: [240, 84],
 };
 // Compact kinds stand in long stacks (a topic's partitions, a group's
-// members). A lane is one line: label, badges joined, state at the end. A card
-// has label and state, then its first badge, then the others joined. Both
-// grow to the right only, so a stack stays aligned.
-const COMPACT = { partition: 'lane', member: 'card' };
+// members) as cards: label and state, then the first badge, then the others
+// joined. A card grows to the right only, so a stack stays aligned.
+const COMPACT = { partition: 'card', member: 'card' };
 const BADGE_LINE = 24;
 const MAX_MARKS = 140;   // beyond this the view samples; counters stay exact
 const TRAVEL_MS = 700;
-const MIN_LABELLED_EDGE = 200; // shorter edges carry no label: it would cover the nodes
+const LANE = 14;       // marks travel this far either side of an edge's line
+const MARK_R = 11;    // and are this big: nothing written may lie that close to a line
 
 const reduced = window.matchMedia('(prefers-reduced-motion: reduce)');
 
@@ -79,7 +79,9 @@ export class Diagram {
       let note = null;
       if (n.note) {
         note = el('text', { x: w / 2, class: 'note' }, g);
-        note.textContent = shorten(n.note, Math.floor((w + 140) / 11)); // may overhang its box a little
+        // A note may overhang its box a little, never the canvas.
+        const room = Math.min(w + 140, 2 * Math.min(n.x, width - n.x) - 8);
+        note.textContent = shorten(n.note, Math.floor(room / 11));
         el('title', {}, note).textContent = n.note;
       }
       const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h, baseW: w, labelW };
@@ -96,14 +98,17 @@ export class Diagram {
       pairs.set(`${e.from}|${e.to}`, { a, b, label: e.label, both: false });
     }
     for (const edge of pairs.values()) {
-      edge.line = el('line', { class: 'edge', 'marker-end': 'url(#arrow)' }, this.edgeLayer);
+      const name = `${edge.a.node.id}→${edge.b.node.id}`;
+      edge.line = el('line', { class: 'edge', 'marker-end': 'url(#arrow)', 'data-edge': name }, this.edgeLayer);
       if (edge.both) edge.line.setAttribute('marker-start', 'url(#arrow)');
       if (edge.label) {
-        edge.text = el('text', { class: 'edge-label' }, this.edgeLayer);
+        edge.text = el('text', { class: 'edge-label', 'data-edge': name }, this.edgeLayer);
         edge.text.textContent = edge.label;
       }
       this.edges.push(edge);
     }
+    this.width = width;
+    this.height = height;
     this.layoutEdges();
   }
 
@@ -111,17 +116,18 @@ export class Diagram {
   place(n) {
     const { node, w, h } = n;
     const left = COMPACT[node.kind] ? node.x - n.baseW / 2 : node.x - w / 2;
-    n.g.setAttribute('transform', `translate(${left},${node.y - h / 2})`);
+    n.left = left;
+    n.top = node.y - h / 2;
+    n.g.setAttribute('transform', `translate(${left},${n.top})`);
     n.box.setAttribute('height', h);
     n.box.setAttribute('width', w);
-    const compact = COMPACT[node.kind];
-    if (compact) {
+    if (COMPACT[node.kind]) {
       n.label.setAttribute('x', 14);
-      n.label.setAttribute('y', compact === 'lane' ? h / 2 + 8 : 26);
+      n.label.setAttribute('y', 26);
       n.stateTag.setAttribute('x', w - 12);
-      n.stateTag.setAttribute('y', compact === 'lane' ? h / 2 + 7 : 24);
-      n.badges.setAttribute('x', compact === 'lane' ? n.labelW + 10 : 14);
-      n.badges.setAttribute('y', compact === 'lane' ? h / 2 + 7 : 50);
+      n.stateTag.setAttribute('y', 24);
+      n.badges.setAttribute('x', 14);
+      n.badges.setAttribute('y', 50);
       for (const t of n.badges.children) t.setAttribute('x', 14);
     } else {
       n.label.setAttribute('y', node.kind === 'gate' ? h + 28 : 32);
@@ -136,21 +142,55 @@ export class Diagram {
     }
   }
 
+  // layoutEdges draws each edge between its nodes' boxes, then puts its label
+  // beside it where the label covers no node, no other label and no lane
+  // of marks; an edge with no such place goes unlabelled.
   layoutEdges() {
     for (const e of this.edges) {
-      const [p, q] = this.ends(e.a, e.b);
-      e.line.setAttribute('x1', p[0]); e.line.setAttribute('y1', p[1]);
-      e.line.setAttribute('x2', q[0]); e.line.setAttribute('y2', q[1]);
-      if (!e.text) continue;
-      const dx = q[0] - p[0], dy = q[1] - p[1];
-      e.text.style.display = Math.hypot(dx, dy) < MIN_LABELLED_EDGE ? 'none' : '';
-      // Above a level edge, beside a steep one, clear of the marks on it.
-      const mx = (p[0] + q[0]) / 2, my = (p[1] + q[1]) / 2;
-      const level = Math.abs(dx) >= Math.abs(dy);
-      e.text.setAttribute('x', level ? mx : mx - 18);
-      e.text.setAttribute('y', level ? my - 82 : my + 6);
-      e.text.setAttribute('class', level ? 'edge-label' : 'edge-label side');
+      [e.p, e.q] = this.ends(e.a, e.b);
+      e.line.setAttribute('x1', e.p[0]); e.line.setAttribute('y1', e.p[1]);
+      e.line.setAttribute('x2', e.q[0]); e.line.setAttribute('y2', e.q[1]);
     }
+    // A node keeps the room its state word, gate badges and note will take
+    // once drawn, though they may be empty yet.
+    const taken = [...this.nodes.values()].map((n) => {
+      const b = n.g.getBBox();
+      const top = Math.min(b.y, -32);
+      const bottom = Math.max(b.y + b.height, n.h + (n.node.kind === 'gate' ? 62 : 0) + (n.note ? 30 : 0));
+      return { x: b.x + n.left, y: top + n.top, width: b.width, height: bottom - top };
+    });
+    for (const e of this.edges) {
+      if (!e.text) continue;
+      const spot = this.labelSpot(e, taken);
+      e.text.style.display = spot ? '' : 'none';
+      if (spot) taken.push(spot);
+    }
+  }
+
+  // labelSpot tries places beside the middle of an edge, then nearer its
+  // ends, on either side; it leaves the label at the first clear one.
+  labelSpot(e, taken) {
+    const [p, q] = [e.p, e.q];
+    const len = Math.hypot(q[0] - p[0], q[1] - p[1]);
+    if (!len) return null;
+    const nx = -(q[1] - p[1]) / len, ny = (q[0] - p[0]) / len;
+    e.text.style.display = '';
+    const b0 = e.text.getBBox();
+    const half = (Math.abs(nx) * (b0.width || 80) + Math.abs(ny) * (b0.height || 22)) / 2;
+    const off = LANE + MARK_R + 4 + half;
+    for (const t of [0.5, 0.35, 0.65]) {
+      for (const side of [-1, 1]) {
+        const cx = p[0] + (q[0] - p[0]) * t + nx * off * side, cy = p[1] + (q[1] - p[1]) * t + ny * off * side;
+        e.text.setAttribute('x', cx);
+        e.text.setAttribute('y', cy + 7); // the baseline, a third of the text below its middle
+        const b = e.text.getBBox();
+        const inCanvas = b.x >= 0 && b.y >= 0 && b.x + b.width <= this.width && b.y + b.height <= this.height;
+        if (inCanvas && !taken.some((o) => overlap(b, o)) && !this.edges.some((o) => nearLine(o.p, o.q, b, LANE + MARK_R))) {
+          return { x: b.x, y: b.y, width: b.width, height: b.height };
+        }
+      }
+    }
+    return null;
   }
 
   // setStates draws each node's state word and badges on the node itself,
@@ -165,10 +205,7 @@ export class Diagram {
       const list = s.badges || [];
       n.badges.replaceChildren();
       let w = n.baseW, h = n.base;
-      if (COMPACT[n.node.kind] === 'lane') {
-        n.badges.textContent = list.join(' · ');
-        w = Math.max(n.baseW, n.labelW + 10 + textWidth(n.badges) + textWidth(n.stateTag) + 24);
-      } else if (COMPACT[n.node.kind] === 'card') {
+      if (COMPACT[n.node.kind]) {
         const lines = [list[0] || '', list.slice(1).join(' · ')].map((text, i) => {
           const t = el('tspan', { x: 14, dy: i === 0 ? 0 : 22 }, n.badges);
           t.textContent = text;
@@ -220,12 +257,17 @@ export class Diagram {
     if (a === b) { const c = this.center(a); return [c, c]; }
     const [p, q] = this.ends(a, b);
     const mid = [(p[0] + q[0]) / 2, (p[1] + q[1]) / 2];
-    const lane = (pt, dy) => [pt[0], pt[1] + dy];
+    // Two lanes either side of the line, whichever way it runs: out on
+    // one, back on the other.
+    const len = Math.hypot(q[0] - p[0], q[1] - p[1]) || 1;
+    const side = (q[0] - p[0] < 0) || (q[0] === p[0] && q[1] < p[1]) ? -1 : 1;
+    const nx = -(q[1] - p[1]) / len * side, ny = (q[0] - p[0]) / len * side;
+    const lane = (pt, d) => [pt[0] + nx * d, pt[1] + ny * d];
     switch (e.kind) {
-      case 'timeout': case 'reject': return [lane(mid, 14), lane(p, 14)];
-      case 'error': return [lane(q, 14), lane(p, 14)];
-      case 'response': return [lane(p, 14), lane(q, 14)];
-      default: return [lane(p, -14), lane(q, -14)];
+      case 'timeout': case 'reject': return [lane(mid, LANE), lane(p, LANE)];
+      case 'error': return [lane(q, LANE), lane(p, LANE)];
+      case 'response': return [lane(p, LANE), lane(q, LANE)];
+      default: return [lane(p, -LANE), lane(q, -LANE)];
     }
   }
 
@@ -274,8 +316,24 @@ export class Diagram {
   // ends clips the line between two node centres to their boxes.
   ends(a, b) {
     const ca = this.center(a), cb = this.center(b);
-    return [clip(ca, cb, a.w / 2 + 6, a.h / 2 + 6), clip(cb, ca, b.w / 2 + 10, b.h / 2 + 10)];
+    // Far enough from each box that a mark in either lane stays off its texts.
+    return [clip(ca, cb, a.w / 2 + 16, a.h / 2 + 16), clip(cb, ca, b.w / 2 + 18, b.h / 2 + 18)];
   }
+}
+
+function overlap(a, b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+// nearLine says whether the segment pq passes within r of the box b.
+function nearLine(p, q, b, r) {
+  const steps = Math.max(1, Math.ceil(Math.hypot(q[0] - p[0], q[1] - p[1]) / 4));
+  for (let k = 0; k <= steps; k++) {
+    const x = p[0] + (q[0] - p[0]) * k / steps, y = p[1] + (q[1] - p[1]) * k / steps;
+    const dx = Math.max(b.x - x, 0, x - b.x - b.width), dy = Math.max(b.y - y, 0, y - b.y - b.height);
+    if (Math.hypot(dx, dy) < r) return true;
+  }
+  return false;
 }
 
 // clip moves p toward q until it leaves a box of half-size hw × hh around p.
