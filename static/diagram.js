@@ -80,7 +80,7 @@ export class Diagram {
       if (n.note) {
         note = el('text', { x: w / 2, class: 'note' }, g);
         // A note may overhang its box a little, never the canvas.
-        const room = Math.min(w + 140, 2 * Math.min(n.x, width - n.x) - 8);
+        const room = Math.min(w + 20, 2 * Math.min(n.x, width - n.x) - 8);
         note.textContent = shorten(n.note, Math.floor(room / 11));
         el('title', {}, note).textContent = n.note;
       }
@@ -313,11 +313,18 @@ export class Diagram {
     return [n.node.x + shift, n.node.y];
   }
 
-  // ends clips the line between two node centres to their boxes.
+  // ends clips the line between two node centres to their boxes. A card of
+  // a stack is joined at the middle of its side, never across its
+  // neighbours above or below.
   ends(a, b) {
-    const ca = this.center(a), cb = this.center(b);
-    // Far enough from each box that a mark in either lane stays off its texts.
-    return [clip(ca, cb, a.w / 2 + 16, a.h / 2 + 16), clip(cb, ca, b.w / 2 + 18, b.h / 2 + 18)];
+    const side = (n, other) => [n.node.x + (COMPACT[n.node.kind] ? (other[0] > n.node.x ? n.w - n.baseW / 2 : -n.baseW / 2) : 0), n.node.y];
+    const ca = COMPACT[a.node.kind] ? side(a, this.center(b)) : this.center(a);
+    const cb = COMPACT[b.node.kind] ? side(b, this.center(a)) : this.center(b);
+    // A slanted line starts further out, so that a mark in either lane,
+    // beside it, stays off the texts inside the box.
+    const slant = 16 * Math.min(Math.abs(cb[0] - ca[0]), Math.abs(cb[1] - ca[1])) / (Math.hypot(cb[0] - ca[0], cb[1] - ca[1]) || 1);
+    const half = (n) => (COMPACT[n.node.kind] ? 0 : n.w / 2);
+    return [clip(ca, cb, half(a) + 6 + slant, a.h / 2 + 6 + slant), clip(cb, ca, half(b) + 10 + slant, b.h / 2 + 10 + slant)];
   }
 }
 

@@ -152,10 +152,10 @@ func (s *Scenario) View() flow.View {
 	// Sized to be read at 1280×720: rows 205 apart hold a queue of four
 	// badges with its state above and its note below.
 	v := flow.View{Width: 1150, Height: 630, Nodes: []flow.Node{
-		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 160, Y: 190, Note: "publishes order_placed"},
-		{ID: nodeOutside, Label: "outside client", Kind: "client", X: 160, Y: 500, Note: "any AMQP client, e.g. pika"},
-		{ID: nodeExchange, Label: s.exchange, Kind: "exchange", X: 470, Y: 315, Note: "fanout · " + s.broker.Name},
-		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 460, Y: 525, Note: "dead letters via " + s.dlx},
+		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 160, Y: 130, Note: "publishes order_placed"},
+		{ID: nodeOutside, Label: "outside client", Kind: "client", X: 130, Y: 470, Note: "any AMQP client, e.g. pika"},
+		{ID: nodeExchange, Label: s.exchange, Kind: "exchange", X: 435, Y: 315, Note: "fanout · " + s.broker.Name},
+		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 440, Y: 512, Note: "dead letters via " + s.dlx},
 	}}
 	v.Edges = []flow.Edge{
 		{From: nodeOrderService, To: nodeExchange, Label: "publish"},
@@ -167,7 +167,7 @@ func (s *Scenario) View() flow.View {
 	for i, name := range consumerNames {
 		y := 110 + float64(i)*205
 		v.Nodes = append(v.Nodes,
-			flow.Node{ID: queueNode(name), Label: name + " queue", Kind: "queue", X: 745, Y: y, Note: s.consumers[i].queueNote()},
+			flow.Node{ID: queueNode(name), Label: name + " queue", Kind: "queue", X: 725, Y: y, Note: s.consumers[i].queueNote()},
 			flow.Node{ID: name, Label: name, Kind: "consumer", X: 1010, Y: y, Note: fmt.Sprintf("heartbeat %s", rabbit.Heartbeat)},
 		)
 		v.Edges = append(v.Edges,
