@@ -79,8 +79,9 @@ export class Diagram {
       let note = null;
       if (n.note) {
         note = el('text', { x: w / 2, class: 'note' }, g);
-        // A note may overhang its box a little, never the canvas.
-        const room = Math.min(w + 20, 2 * Math.min(n.x, width - n.x) - 8);
+        // A note may overhang its box, never the canvas; fitNotes shortens
+        // it further where it runs into a neighbour.
+        const room = Math.min(w + 140, 2 * Math.min(n.x, width - n.x) - 8);
         note.textContent = shorten(n.note, Math.floor(room / 11));
         el('title', {}, note).textContent = n.note;
       }
@@ -109,7 +110,43 @@ export class Diagram {
     }
     this.width = width;
     this.height = height;
+    this.fitNotes();
     this.layoutEdges();
+  }
+
+  // fitNotes shortens, a character at a time, each note that runs into
+  // another node's box or state word, or under an edge's line (down to a
+  // readable 22 characters: a line may cross a note, never hide it), then
+  // the longer of any two notes that run into each other. The whole note
+  // stays in its tooltip.
+  fitNotes() {
+    const all = [...this.nodes.values()];
+    const lines = this.edges.map((e) => this.ends(e.a, e.b));
+    const notes = all.filter((n) => n.note);
+    const at = (n) => {
+      const b = n.note.getBBox();
+      return { x: b.x + n.left, y: b.y + n.top, width: b.width, height: b.height };
+    };
+    const cut = (n, least = 12) => {
+      const t = n.note.firstChild;
+      if (t.nodeValue.length <= least) return false;
+      t.nodeValue = shorten(n.node.note, t.nodeValue.length - 1);
+      return true;
+    };
+    for (const n of notes) {
+      const boxes = all.filter((o) => o !== n).map((o) => ({ x: o.left, y: o.top - 32, width: o.w, height: o.h + 32 }));
+      while (boxes.some((b) => overlap(at(n), b)) && cut(n));
+      while (lines.some(([p, q]) => nearLine(p, q, at(n), 3)) && cut(n, 22));
+    }
+    for (let again = true; again;) {
+      again = false;
+      for (const a of notes) {
+        for (const b of notes) {
+          if (a === b || !overlap(at(a), at(b))) continue;
+          again = cut(a.note.firstChild.nodeValue.length >= b.note.firstChild.nodeValue.length ? a : b) || again;
+        }
+      }
+    }
   }
 
   // place positions a node's box and texts for its current size.
@@ -178,9 +215,10 @@ export class Diagram {
     const b0 = e.text.getBBox();
     const half = (Math.abs(nx) * (b0.width || 80) + Math.abs(ny) * (b0.height || 22)) / 2;
     const off = LANE + MARK_R + 4 + half;
-    for (const t of [0.5, 0.35, 0.65]) {
+    for (const [t, away] of [[0.5, 0], [0.35, 0], [0.65, 0], [0.5, 40], [0.35, 40], [0.65, 40]]) {
       for (const side of [-1, 1]) {
-        const cx = p[0] + (q[0] - p[0]) * t + nx * off * side, cy = p[1] + (q[1] - p[1]) * t + ny * off * side;
+        const d = (off + away) * side;
+        const cx = p[0] + (q[0] - p[0]) * t + nx * d, cy = p[1] + (q[1] - p[1]) * t + ny * d;
         e.text.setAttribute('x', cx);
         e.text.setAttribute('y', cy + 7); // the baseline, a third of the text below its middle
         const b = e.text.getBBox();

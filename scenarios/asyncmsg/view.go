@@ -39,12 +39,12 @@ func (s *Scenario) View() flow.View {
 	v := flow.View{Width: 1150, Height: height, Nodes: []flow.Node{
 		{ID: "order-service", Label: "order-service", Kind: "service", X: 140, Y: top + 48*(rows-1), Note: "producer"},
 		{ID: nodeOutside, Label: "outside clients", Kind: "client", X: 140, Y: 85, Note: "kcat, confluent_kafka… on " + brokers},
-		{ID: "orders", Label: s.topic, Kind: "topic", X: 460, Y: 85, Note: "topic on " + brokers},
+		{ID: "orders", Label: s.topic, Kind: "topic", X: 490, Y: 85, Note: "topic on " + brokers},
 		{ID: "inventory", Label: s.group, Kind: "service", X: 940, Y: 85, Note: "consumer group"},
 	}}
 	for p := range int32(n) {
 		id := partitionID(p)
-		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 460, Y: top + 96*float64(p)})
+		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 490, Y: top + 96*float64(p)})
 		v.Edges = append(v.Edges, flow.Edge{From: "order-service", To: id})
 	}
 	v.Edges = append(v.Edges, flow.Edge{From: nodeOutside, To: "orders", Label: "any Kafka client"})

@@ -152,9 +152,9 @@ func (s *Scenario) View() flow.View {
 	// Sized to be read at 1280×720: rows 205 apart hold a queue of four
 	// badges with its state above and its note below.
 	v := flow.View{Width: 1150, Height: 630, Nodes: []flow.Node{
-		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 160, Y: 130, Note: "publishes order_placed"},
+		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 178, Y: 116, Note: "publishes order_placed"},
 		{ID: nodeOutside, Label: "outside client", Kind: "client", X: 130, Y: 470, Note: "any AMQP client, e.g. pika"},
-		{ID: nodeExchange, Label: s.exchange, Kind: "exchange", X: 435, Y: 315, Note: "fanout · " + s.broker.Name},
+		{ID: nodeExchange, Label: s.exchange, Kind: "exchange", X: 435, Y: 330, Note: "fanout · " + s.broker.Name},
 		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 440, Y: 512, Note: "dead letters via " + s.dlx},
 	}}
 	v.Edges = []flow.Edge{
