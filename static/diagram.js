@@ -15,6 +15,7 @@ const SIZE = {
 // joined. A card grows to the right only, so a stack stays aligned.
 const COMPACT = { partition: 'card', member: 'card' };
 const BADGE_LINE = 24;
+const STATE_ABOVE = 32; // a box's state word stands this high above it
 const MAX_MARKS = 140;   // beyond this the view samples; counters stay exact
 const TRAVEL_MS = 700;
 const LANE = 14;       // marks travel this far either side of an edge's line
@@ -134,7 +135,10 @@ export class Diagram {
       return true;
     };
     for (const n of notes) {
-      const boxes = all.filter((o) => o !== n).map((o) => ({ x: o.left, y: o.top - 32, width: o.w, height: o.h + 32 }));
+      const boxes = all.filter((o) => o !== n).map((o) => {
+        const above = COMPACT[o.node.kind] ? 0 : STATE_ABOVE; // a card's state is inside it
+        return { x: o.left, y: o.top - above, width: o.w, height: o.h + above };
+      });
       while (boxes.some((b) => overlap(at(n), b)) && cut(n));
       while (lines.some(([p, q]) => nearLine(p, q, at(n), 3)) && cut(n, 22));
     }
@@ -192,7 +196,7 @@ export class Diagram {
     // once drawn, though they may be empty yet.
     const taken = [...this.nodes.values()].map((n) => {
       const b = n.g.getBBox();
-      const top = Math.min(b.y, -32);
+      const top = Math.min(b.y, COMPACT[n.node.kind] ? 0 : -STATE_ABOVE);
       const bottom = Math.max(b.y + b.height, n.h + (n.node.kind === 'gate' ? 62 : 0) + (n.note ? 30 : 0));
       return { x: b.x + n.left, y: top + n.top, width: b.width, height: bottom - top };
     });
@@ -215,7 +219,7 @@ export class Diagram {
     const b0 = e.text.getBBox();
     const half = (Math.abs(nx) * (b0.width || 80) + Math.abs(ny) * (b0.height || 22)) / 2;
     const off = LANE + MARK_R + 4 + half;
-    for (const [t, away] of [[0.5, 0], [0.35, 0], [0.65, 0], [0.5, 40], [0.35, 40], [0.65, 40]]) {
+    for (const [t, away] of [[0.5, 0], [0.35, 0], [0.65, 0], [0.5, 40], [0.35, 40], [0.65, 40], [0.5, 80]]) {
       for (const side of [-1, 1]) {
         const d = (off + away) * side;
         const cx = p[0] + (q[0] - p[0]) * t + nx * d, cy = p[1] + (q[1] - p[1]) * t + ny * d;

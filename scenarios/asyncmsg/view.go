@@ -33,7 +33,7 @@ func (s *Scenario) View() flow.View {
 			running++
 		}
 	}
-	top := 215.0
+	top := 225.0
 	rows := float64(max(n, running, 1))
 	height := max(520, top+96*rows-20)
 	v := flow.View{Width: 1150, Height: height, Nodes: []flow.Node{

@@ -196,7 +196,7 @@ func (s *Scenario) View() flow.View {
 	// sits between the queue they share and the DLQ. The retry queues stand
 	// off to the left, so that their line to the queue misses their state.
 	v := flow.View{Width: 1100, Height: 200 + 190*float64(max(len(s.workers), 3)-1), Nodes: []flow.Node{
-		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 130, Y: 300, Note: "one email job per order"},
+		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 140, Y: 300, Note: "one email job per order"},
 		{ID: nodeEmails, Label: s.queue, Kind: "queue", X: 410, Y: 300, Note: "durable, shared"},
 		{ID: nodeRetry, Label: "retry queues", Kind: "queue", X: 200, Y: 500,
 			Note: fmt.Sprintf("one per attempt: wait %s, doubling", retryDelay(1))},
