@@ -330,6 +330,7 @@ export class Diagram {
       g.setAttribute('aria-label', `${kind} ${msg}`);
     }
     const still = reduced.matches || (from[0] === to[0] && from[1] === to[1]);
+    g.setAttribute('transform', `translate(${from[0]},${from[1]})`); // where it is until its first frame
     this.marks.push({ g, from, to, start: performance.now(), still });
   }
 
@@ -337,7 +338,9 @@ export class Diagram {
     this.marks = this.marks.filter((m) => {
       const t = (now - m.start) / TRAVEL_MS;
       if (t >= 1.35) { m.g.remove(); return false; }
-      const k = m.still ? 1 : Math.min(t, 1);
+      // A frame's time may precede the mark's start: never draw it behind
+      // where it starts, on the texts of its sender.
+      const k = m.still ? 1 : Math.max(0, Math.min(t, 1));
       const x = m.from[0] + (m.to[0] - m.from[0]) * k;
       const y = m.from[1] + (m.to[1] - m.from[1]) * k;
       m.g.setAttribute('transform', `translate(${x},${y})`);
