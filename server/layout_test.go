@@ -47,6 +47,10 @@ var layoutStates = map[string][]struct {
 	},
 	"async-messaging": {
 		{"as in the article", pressPreset("article")},
+		{"a burst of 1000 events", func(t *testing.T, ctx context.Context) {
+			press(t, ctx, `[data-knob="send-1000"] button`)
+			waitJS(t, ctx, "the burst processed", `Number(document.querySelector('#counters dd[data-counter="processed"]').textContent) >= 1000`)
+		}},
 		{"m1 crashed, its partitions orphaned", func(t *testing.T, ctx context.Context) {
 			press(t, ctx, `[data-knob="m1-crash"] button`)
 			waitJS(t, ctx, "a partition orphaned", `document.querySelector('#diagram .node.kind-partition.state-orphaned') !== null`)
