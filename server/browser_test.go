@@ -191,15 +191,6 @@ func TestBrowserShowsTrafficAndProductServiceGoingDown(t *testing.T) {
 	chromedp.Run(ctx, chromedp.Click(`#log li[data-msg]`, chromedp.ByQuery))
 	waitJS(t, ctx, "trace shown", `document.querySelector('#trace').open && document.querySelectorAll('#trace-body tbody tr').length > 0`)
 	chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector('#trace').close()`, nil))
-
-	var png []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join("..", "docs", "request-response.png")
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // With no RabbitMQ at AMQP_URL the RabbitMQ patterns say how to get one, and
@@ -289,7 +280,6 @@ func TestBrowserStoppedConsumerQueueGrowsThenDrains(t *testing.T) {
 	press(t, ctx, `[data-knob="inventory.stop"] button`)
 	waitJS(t, ctx, "inventory stopped", `document.querySelector('#diagram [data-node="inventory"].state-stopped') !== null`)
 	waitJS(t, ctx, "queue depth growing", nodeFact("queue-inventory", "ready")+` >= 30`)
-	screenshot(t, ctx, "event-driven.png")
 	setKnob(t, ctx, "order-service.rate", 2) // below what inventory can take, so its backlog drains
 	press(t, ctx, `[data-knob="inventory.restart"] button`)
 	waitJS(t, ctx, "queue drained", nodeFact("queue-inventory", "ready")+` === 0`)
@@ -318,8 +308,6 @@ func TestBrowserCrashedMemberRebalances(t *testing.T) {
 	press(t, ctx, `[data-knob="m1-crash"] button`)
 	waitJS(t, ctx, "m1 crashed", `document.querySelector('#diagram [data-node="m1"].state-crashed') !== null`)
 	waitJS(t, ctx, "lag rising on an orphaned partition", `[...document.querySelectorAll('#diagram .node.kind-partition.state-orphaned')].some((n) => JSON.parse(n.dataset.facts || '{}').lag > 0)`)
-	screenshot(t, ctx, "async-messaging.png")
-	screenshot(t, ctx, "async-messaging.png")
 	waitJS(t, ctx, "rebalance drawn", `(() => { const c = document.querySelector('[data-testid="callout"]'); return !c.hidden && c.textContent.includes('m1') && c.textContent.includes('after'); })()`)
 	waitJS(t, ctx, "lag falling again", `document.querySelector('#diagram .node.kind-partition.state-orphaned') === null`)
 }

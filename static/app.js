@@ -25,6 +25,10 @@ const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
   onStatus: connStatus,
 });
 const controls = new Controls(document.body, conn);
+// The first screen is the window less the header, however many lines the
+// header wraps to: the stylesheet sizes the diagram from --top-h.
+const header = document.querySelector('header.top');
+new ResizeObserver(() => document.documentElement.style.setProperty('--top-h', `${header.offsetHeight}px`)).observe(header);
 // Someone else's sandbox: this page watches it; the server refuses its changes.
 if ('watching' in app.dataset) {
   for (const el of document.querySelectorAll('.switches button, .knobs input, .knobs select, .knobs button, #restart')) el.disabled = true;

@@ -8,17 +8,18 @@ const NS = 'http://www.w3.org/2000/svg';
 const SIZE = {
   service: [220, 100], gate: [210, 84], client: [220, 80], exchange: [180, 86],
   queue: [190, 86], consumer: [190, 86], dlq: [190, 86], topic: [200, 60],
-  partition: [260, 52], member: [240, 84],
+  partition: [260, 84], member: [240, 84],
 };
 // Compact kinds stand in long stacks (a topic's partitions, a group's
-// members). A lane is one line: label, badges joined, state at the end. A card
-// has label and state, then its first badge, then the others joined. Both
-// grow to the right only, so a stack stays aligned.
-const COMPACT = { partition: 'lane', member: 'card' };
+// members) as cards: label and state, then the first badge, then the others
+// joined. A card grows to the right only, so a stack stays aligned.
+const COMPACT = { partition: 'card', member: 'card' };
 const BADGE_LINE = 24;
+const STATE_ABOVE = 32; // a box's state word stands this high above it
 const MAX_MARKS = 140;   // beyond this the view samples; counters stay exact
 const TRAVEL_MS = 700;
-const MIN_LABELLED_EDGE = 200; // shorter edges carry no label: it would cover the nodes
+const LANE = 14;       // marks travel this far either side of an edge's line
+const MARK_R = 11;    // and are this big: nothing written may lie that close to a line
 
 const reduced = window.matchMedia('(prefers-reduced-motion: reduce)');
 
@@ -79,7 +80,10 @@ export class Diagram {
       let note = null;
       if (n.note) {
         note = el('text', { x: w / 2, class: 'note' }, g);
-        note.textContent = shorten(n.note, Math.floor((w + 140) / 11)); // may overhang its box a little
+        // A note may overhang its box, never the canvas; fitNotes shortens
+        // it further where it runs into a neighbour.
+        const room = Math.min(w + 140, 2 * Math.min(n.x, width - n.x) - 8);
+        note.textContent = shorten(n.note, Math.floor(room / 11));
         el('title', {}, note).textContent = n.note;
       }
       const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h, baseW: w, labelW };
@@ -96,32 +100,75 @@ export class Diagram {
       pairs.set(`${e.from}|${e.to}`, { a, b, label: e.label, both: false });
     }
     for (const edge of pairs.values()) {
-      edge.line = el('line', { class: 'edge', 'marker-end': 'url(#arrow)' }, this.edgeLayer);
+      const name = `${edge.a.node.id}→${edge.b.node.id}`;
+      edge.line = el('line', { class: 'edge', 'marker-end': 'url(#arrow)', 'data-edge': name }, this.edgeLayer);
       if (edge.both) edge.line.setAttribute('marker-start', 'url(#arrow)');
       if (edge.label) {
-        edge.text = el('text', { class: 'edge-label' }, this.edgeLayer);
+        edge.text = el('text', { class: 'edge-label', 'data-edge': name }, this.edgeLayer);
         edge.text.textContent = edge.label;
       }
       this.edges.push(edge);
     }
+    this.width = width;
+    this.height = height;
+    this.fitNotes();
     this.layoutEdges();
+  }
+
+  // fitNotes shortens, a character at a time, each note that runs into
+  // another node's box or state word, or under an edge's line (down to a
+  // readable 22 characters: a line may cross a note, never hide it), then
+  // the longer of any two notes that run into each other. The whole note
+  // stays in its tooltip.
+  fitNotes() {
+    const all = [...this.nodes.values()];
+    const lines = this.edges.map((e) => this.ends(e.a, e.b));
+    const notes = all.filter((n) => n.note);
+    const at = (n) => {
+      const b = n.note.getBBox();
+      return { x: b.x + n.left, y: b.y + n.top, width: b.width, height: b.height };
+    };
+    const cut = (n, least = 12) => {
+      const t = n.note.firstChild;
+      if (t.nodeValue.length <= least) return false;
+      t.nodeValue = shorten(n.node.note, t.nodeValue.length - 1);
+      return true;
+    };
+    for (const n of notes) {
+      const boxes = all.filter((o) => o !== n).map((o) => {
+        const above = COMPACT[o.node.kind] ? 0 : STATE_ABOVE; // a card's state is inside it
+        return { x: o.left, y: o.top - above, width: o.w, height: o.h + above };
+      });
+      while (boxes.some((b) => overlap(at(n), b)) && cut(n));
+      while (lines.some(([p, q]) => nearLine(p, q, at(n), 3)) && cut(n, 22));
+    }
+    for (let again = true; again;) {
+      again = false;
+      for (const a of notes) {
+        for (const b of notes) {
+          if (a === b || !overlap(at(a), at(b))) continue;
+          again = cut(a.note.firstChild.nodeValue.length >= b.note.firstChild.nodeValue.length ? a : b) || again;
+        }
+      }
+    }
   }
 
   // place positions a node's box and texts for its current size.
   place(n) {
     const { node, w, h } = n;
     const left = COMPACT[node.kind] ? node.x - n.baseW / 2 : node.x - w / 2;
-    n.g.setAttribute('transform', `translate(${left},${node.y - h / 2})`);
+    n.left = left;
+    n.top = node.y - h / 2;
+    n.g.setAttribute('transform', `translate(${left},${n.top})`);
     n.box.setAttribute('height', h);
     n.box.setAttribute('width', w);
-    const compact = COMPACT[node.kind];
-    if (compact) {
+    if (COMPACT[node.kind]) {
       n.label.setAttribute('x', 14);
-      n.label.setAttribute('y', compact === 'lane' ? h / 2 + 8 : 26);
+      n.label.setAttribute('y', 26);
       n.stateTag.setAttribute('x', w - 12);
-      n.stateTag.setAttribute('y', compact === 'lane' ? h / 2 + 7 : 24);
-      n.badges.setAttribute('x', compact === 'lane' ? n.labelW + 10 : 14);
-      n.badges.setAttribute('y', compact === 'lane' ? h / 2 + 7 : 50);
+      n.stateTag.setAttribute('y', 24);
+      n.badges.setAttribute('x', 14);
+      n.badges.setAttribute('y', 50);
       for (const t of n.badges.children) t.setAttribute('x', 14);
     } else {
       n.label.setAttribute('y', node.kind === 'gate' ? h + 28 : 32);
@@ -136,21 +183,56 @@ export class Diagram {
     }
   }
 
+  // layoutEdges draws each edge between its nodes' boxes, then puts its label
+  // beside it where the label covers no node, no other label and no lane
+  // of marks; an edge with no such place goes unlabelled.
   layoutEdges() {
     for (const e of this.edges) {
-      const [p, q] = this.ends(e.a, e.b);
-      e.line.setAttribute('x1', p[0]); e.line.setAttribute('y1', p[1]);
-      e.line.setAttribute('x2', q[0]); e.line.setAttribute('y2', q[1]);
-      if (!e.text) continue;
-      const dx = q[0] - p[0], dy = q[1] - p[1];
-      e.text.style.display = Math.hypot(dx, dy) < MIN_LABELLED_EDGE ? 'none' : '';
-      // Above a level edge, beside a steep one, clear of the marks on it.
-      const mx = (p[0] + q[0]) / 2, my = (p[1] + q[1]) / 2;
-      const level = Math.abs(dx) >= Math.abs(dy);
-      e.text.setAttribute('x', level ? mx : mx - 18);
-      e.text.setAttribute('y', level ? my - 82 : my + 6);
-      e.text.setAttribute('class', level ? 'edge-label' : 'edge-label side');
+      [e.p, e.q] = this.ends(e.a, e.b);
+      e.line.setAttribute('x1', e.p[0]); e.line.setAttribute('y1', e.p[1]);
+      e.line.setAttribute('x2', e.q[0]); e.line.setAttribute('y2', e.q[1]);
     }
+    // A node keeps the room its state word, gate badges and note will take
+    // once drawn, though they may be empty yet.
+    const taken = [...this.nodes.values()].map((n) => {
+      const b = n.g.getBBox();
+      const top = Math.min(b.y, COMPACT[n.node.kind] ? 0 : -STATE_ABOVE);
+      const bottom = Math.max(b.y + b.height, n.h + (n.node.kind === 'gate' ? 62 : 0) + (n.note ? 30 : 0));
+      return { x: b.x + n.left, y: top + n.top, width: b.width, height: bottom - top };
+    });
+    for (const e of this.edges) {
+      if (!e.text) continue;
+      const spot = this.labelSpot(e, taken);
+      e.text.style.display = spot ? '' : 'none';
+      if (spot) taken.push(spot);
+    }
+  }
+
+  // labelSpot tries places beside the middle of an edge, then nearer its
+  // ends, on either side; it leaves the label at the first clear one.
+  labelSpot(e, taken) {
+    const [p, q] = [e.p, e.q];
+    const len = Math.hypot(q[0] - p[0], q[1] - p[1]);
+    if (!len) return null;
+    const nx = -(q[1] - p[1]) / len, ny = (q[0] - p[0]) / len;
+    e.text.style.display = '';
+    const b0 = e.text.getBBox();
+    const half = (Math.abs(nx) * (b0.width || 80) + Math.abs(ny) * (b0.height || 22)) / 2;
+    const off = LANE + MARK_R + 4 + half;
+    for (const [t, away] of [[0.5, 0], [0.35, 0], [0.65, 0], [0.5, 40], [0.35, 40], [0.65, 40], [0.5, 80]]) {
+      for (const side of [-1, 1]) {
+        const d = (off + away) * side;
+        const cx = p[0] + (q[0] - p[0]) * t + nx * d, cy = p[1] + (q[1] - p[1]) * t + ny * d;
+        e.text.setAttribute('x', cx);
+        e.text.setAttribute('y', cy + 7); // the baseline, a third of the text below its middle
+        const b = e.text.getBBox();
+        const inCanvas = b.x >= 0 && b.y >= 0 && b.x + b.width <= this.width && b.y + b.height <= this.height;
+        if (inCanvas && !taken.some((o) => overlap(b, o)) && !this.edges.some((o) => nearLine(o.p, o.q, b, LANE + MARK_R))) {
+          return { x: b.x, y: b.y, width: b.width, height: b.height };
+        }
+      }
+    }
+    return null;
   }
 
   // setStates draws each node's state word and the badges of its facts on
@@ -168,10 +250,7 @@ export class Diagram {
       n.g.dataset.facts = JSON.stringify(Object.fromEntries((s.facts || []).map((f) => [f.name, f.value])));
       n.badges.replaceChildren();
       let w = n.baseW, h = n.base;
-      if (COMPACT[n.node.kind] === 'lane') {
-        n.badges.textContent = list.join(' · ');
-        w = Math.max(n.baseW, n.labelW + 10 + textWidth(n.badges) + textWidth(n.stateTag) + 24);
-      } else if (COMPACT[n.node.kind] === 'card') {
+      if (COMPACT[n.node.kind]) {
         const lines = [list[0] || '', list.slice(1).join(' · ')].map((text, i) => {
           const t = el('tspan', { x: 14, dy: i === 0 ? 0 : 22 }, n.badges);
           t.textContent = text;
@@ -223,12 +302,17 @@ export class Diagram {
     if (a === b) { const c = this.center(a); return [c, c]; }
     const [p, q] = this.ends(a, b);
     const mid = [(p[0] + q[0]) / 2, (p[1] + q[1]) / 2];
-    const lane = (pt, dy) => [pt[0], pt[1] + dy];
+    // Two lanes either side of the line, whichever way it runs: out on
+    // one, back on the other.
+    const len = Math.hypot(q[0] - p[0], q[1] - p[1]) || 1;
+    const side = (q[0] - p[0] < 0) || (q[0] === p[0] && q[1] < p[1]) ? -1 : 1;
+    const nx = -(q[1] - p[1]) / len * side, ny = (q[0] - p[0]) / len * side;
+    const lane = (pt, d) => [pt[0] + nx * d, pt[1] + ny * d];
     switch (e.kind) {
-      case 'timeout': case 'reject': return [lane(mid, 14), lane(p, 14)];
-      case 'error': return [lane(q, 14), lane(p, 14)];
-      case 'response': return [lane(p, 14), lane(q, 14)];
-      default: return [lane(p, -14), lane(q, -14)];
+      case 'timeout': case 'reject': return [lane(mid, LANE), lane(p, LANE)];
+      case 'error': return [lane(q, LANE), lane(p, LANE)];
+      case 'response': return [lane(p, LANE), lane(q, LANE)];
+      default: return [lane(p, -LANE), lane(q, -LANE)];
     }
   }
 
@@ -249,6 +333,7 @@ export class Diagram {
       g.setAttribute('aria-label', `${kind} ${msg}`);
     }
     const still = reduced.matches || (from[0] === to[0] && from[1] === to[1]);
+    g.setAttribute('transform', `translate(${from[0]},${from[1]})`); // where it is until its first frame
     this.marks.push({ g, from, to, start: performance.now(), still });
   }
 
@@ -256,7 +341,9 @@ export class Diagram {
     this.marks = this.marks.filter((m) => {
       const t = (now - m.start) / TRAVEL_MS;
       if (t >= 1.35) { m.g.remove(); return false; }
-      const k = m.still ? 1 : Math.min(t, 1);
+      // A frame's time may precede the mark's start: never draw it behind
+      // where it starts, on the texts of its sender.
+      const k = m.still ? 1 : Math.max(0, Math.min(t, 1));
       const x = m.from[0] + (m.to[0] - m.from[0]) * k;
       const y = m.from[1] + (m.to[1] - m.from[1]) * k;
       m.g.setAttribute('transform', `translate(${x},${y})`);
@@ -274,11 +361,34 @@ export class Diagram {
     return [n.node.x + shift, n.node.y];
   }
 
-  // ends clips the line between two node centres to their boxes.
+  // ends clips the line between two node centres to their boxes. A card of
+  // a stack is joined at the middle of its side, never across its
+  // neighbours above or below.
   ends(a, b) {
-    const ca = this.center(a), cb = this.center(b);
-    return [clip(ca, cb, a.w / 2 + 6, a.h / 2 + 6), clip(cb, ca, b.w / 2 + 10, b.h / 2 + 10)];
+    const side = (n, other) => [n.node.x + (COMPACT[n.node.kind] ? (other[0] > n.node.x ? n.w - n.baseW / 2 : -n.baseW / 2) : 0), n.node.y];
+    const ca = COMPACT[a.node.kind] ? side(a, this.center(b)) : this.center(a);
+    const cb = COMPACT[b.node.kind] ? side(b, this.center(a)) : this.center(b);
+    // A slanted line starts further out, so that a mark in either lane,
+    // beside it, stays off the texts inside the box.
+    const slant = 16 * Math.min(Math.abs(cb[0] - ca[0]), Math.abs(cb[1] - ca[1])) / (Math.hypot(cb[0] - ca[0], cb[1] - ca[1]) || 1);
+    const half = (n) => (COMPACT[n.node.kind] ? 0 : n.w / 2);
+    return [clip(ca, cb, half(a) + 6 + slant, a.h / 2 + 6 + slant), clip(cb, ca, half(b) + 10 + slant, b.h / 2 + 10 + slant)];
   }
+}
+
+function overlap(a, b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+// nearLine says whether the segment pq passes within r of the box b.
+function nearLine(p, q, b, r) {
+  const steps = Math.max(1, Math.ceil(Math.hypot(q[0] - p[0], q[1] - p[1]) / 4));
+  for (let k = 0; k <= steps; k++) {
+    const x = p[0] + (q[0] - p[0]) * k / steps, y = p[1] + (q[1] - p[1]) * k / steps;
+    const dx = Math.max(b.x - x, 0, x - b.x - b.width), dy = Math.max(b.y - y, 0, y - b.y - b.height);
+    if (Math.hypot(dx, dy) < r) return true;
+  }
+  return false;
 }
 
 // clip moves p toward q until it leaves a box of half-size hw × hh around p.

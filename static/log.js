@@ -35,6 +35,7 @@ export class EventLog {
       const li = document.createElement('li');
       li.className = 'skipped';
       li.textContent = `… ${events.length - shown.length} more hops in this instant (counted above, not listed)`;
+      li.title = li.textContent;
       frag.append(li);
     }
     this.list.prepend(frag);
@@ -49,10 +50,11 @@ export class EventLog {
     const attempt = e.attempt > 1 ? ` (attempt ${e.attempt})` : '';
     li.className = `kind-${e.kind} mark-${markOf(e) || 'none'}`;
     li.textContent = `${time}  ${e.msg || ''}  ${e.kind}${attempt}  ${route}  ${summary(e)}`;
+    li.title = li.textContent; // a line cut short shows whole on hover
     if (e.msg) {
       li.dataset.msg = e.msg;
       li.tabIndex = 0;
-      li.title = 'Show every hop of this message';
+      li.title += '\n(click: every hop of this message)';
     }
     if (this.filter.value && !li.textContent.toLowerCase().includes(this.filter.value.toLowerCase())) li.hidden = true;
     return li;

@@ -24,26 +24,28 @@ func (s *Scenario) View() flow.View {
 	members := s.members
 	s.mu.Unlock()
 
-	// Partitions stand in lanes 66 apart and running members in cards 96
-	// apart; slots not started are left out. The canvas grows with the
-	// longer of the two stacks.
+	// Partitions and running members stand in cards 96 apart, side by side,
+	// with room on the right for a member's counts in the thousands; slots
+	// not started are left out. The canvas grows with the longer of
+	// the two stacks; at three it is sized to be read at 1280×720.
 	running := 0
 	for _, m := range members {
 		if m != nil {
 			running++
 		}
 	}
-	top := 230.0
-	height := max(600, top+max(66*float64(n), 96*float64(running)))
-	v := flow.View{Width: 1100, Height: height, Nodes: []flow.Node{
-		{ID: "order-service", Label: "order-service", Kind: "service", X: 122, Y: top + 33*float64(n) - 60, Note: "producer"},
-		{ID: nodeOutside, Label: "outside clients", Kind: "client", X: 135, Y: height - 90, Note: "kcat, confluent_kafka… on " + brokers},
-		{ID: "orders", Label: s.topic, Kind: "topic", X: 420, Y: 80, Note: "topic on " + brokers},
-		{ID: "inventory", Label: s.group, Kind: "service", X: 890, Y: 100, Note: "consumer group"},
+	top := 225.0
+	rows := float64(max(n, running, 1))
+	height := max(520, top+96*rows-20)
+	v := flow.View{Width: 1150, Height: height, Nodes: []flow.Node{
+		{ID: "order-service", Label: "order-service", Kind: "service", X: 140, Y: top + 48*(rows-1), Note: "producer"},
+		{ID: nodeOutside, Label: "outside clients", Kind: "client", X: 140, Y: 85, Note: "kcat, confluent_kafka… on " + brokers},
+		{ID: "orders", Label: s.topic, Kind: "topic", X: 460, Y: 85, Note: "topic on " + brokers},
+		{ID: "inventory", Label: s.group, Kind: "service", X: 940, Y: 85, Note: "consumer group"},
 	}}
 	for p := range int32(n) {
 		id := partitionID(p)
-		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 385, Y: top + 66*float64(p)})
+		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "partition", X: 460, Y: top + 96*float64(p)})
 		v.Edges = append(v.Edges, flow.Edge{From: "order-service", To: id})
 	}
 	v.Edges = append(v.Edges, flow.Edge{From: nodeOutside, To: "orders", Label: "any Kafka client"})
@@ -53,7 +55,7 @@ func (s *Scenario) View() flow.View {
 			continue
 		}
 		id := memberID(i)
-		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "member", X: 890, Y: top + 12 + 96*float64(k)})
+		v.Nodes = append(v.Nodes, flow.Node{ID: id, Label: id, Kind: "member", X: 830, Y: top + 96*float64(k)})
 		k++
 		// A crashed member still holds its partitions until its session
 		// times out: the edge stays, and shows who is keeping them idle.

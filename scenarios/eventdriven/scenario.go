@@ -149,11 +149,13 @@ func (s *Scenario) Message(id string) (Message, bool) { return s.ledger.message(
 // View lays the topology out left to right: publishers, the exchange, the
 // queues, the consumers, and the DLQ they reject into.
 func (s *Scenario) View() flow.View {
-	v := flow.View{Width: 1100, Height: 700, Nodes: []flow.Node{
-		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 148, Y: 320, Note: "publishes order_placed"},
-		{ID: nodeOutside, Label: "outside client", Kind: "client", X: 140, Y: 600, Note: "any AMQP client, e.g. pika"},
-		{ID: nodeExchange, Label: s.exchange, Kind: "exchange", X: 445, Y: 330, Note: "fanout · " + s.broker.Name},
-		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 360, Y: 95, Note: "dead letters via " + s.dlx},
+	// Sized to be read at 1280×720: rows 205 apart hold a queue of four
+	// badges with its state above and its note below.
+	v := flow.View{Width: 1150, Height: 630, Nodes: []flow.Node{
+		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 178, Y: 116, Note: "publishes order_placed"},
+		{ID: nodeOutside, Label: "outside client", Kind: "client", X: 130, Y: 470, Note: "any AMQP client, e.g. pika"},
+		{ID: nodeExchange, Label: s.exchange, Kind: "exchange", X: 435, Y: 330, Note: "fanout · " + s.broker.Name},
+		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 440, Y: 512, Note: "dead letters via " + s.dlx},
 	}}
 	v.Edges = []flow.Edge{
 		{From: nodeOrderService, To: nodeExchange, Label: "publish"},
@@ -163,10 +165,10 @@ func (s *Scenario) View() flow.View {
 	// Dead letters travel from a consumer to the DLQ without a drawn edge:
 	// three long lines across the queues would hide more than they show.
 	for i, name := range consumerNames {
-		y := 100 + float64(i)*230
+		y := 110 + float64(i)*205
 		v.Nodes = append(v.Nodes,
-			flow.Node{ID: queueNode(name), Label: name + " queue", Kind: "queue", X: 715, Y: y, Note: s.consumers[i].queueNote()},
-			flow.Node{ID: name, Label: name, Kind: "consumer", X: 975, Y: y, Note: fmt.Sprintf("heartbeat %s", rabbit.Heartbeat)},
+			flow.Node{ID: queueNode(name), Label: name + " queue", Kind: "queue", X: 725, Y: y, Note: s.consumers[i].queueNote()},
+			flow.Node{ID: name, Label: name, Kind: "consumer", X: 1010, Y: y, Note: fmt.Sprintf("heartbeat %s", rabbit.Heartbeat)},
 		)
 		v.Edges = append(v.Edges,
 			flow.Edge{From: nodeExchange, To: queueNode(name), Label: "binding"},

@@ -17,11 +17,12 @@ import (
 func (s *Scenario) View() flow.View {
 	note, curl := addressNotes(s.product.addr)
 	return flow.View{
+		Width: 960, Height: 500,
 		Nodes: []flow.Node{
-			{ID: orderService, Label: "order-service", Kind: "service", X: 160, Y: 190, Note: "fetch_product(123)"},
-			{ID: breakerNode, Label: "circuit breaker", Kind: "gate", X: 470, Y: 190},
-			{ID: productService, Label: "product-service", Kind: "service", X: 780, Y: 190, Note: note},
-			{ID: outsideClient, Label: "your code (requests.get)", Kind: "client", X: 480, Y: 440, Note: curl},
+			{ID: orderService, Label: "order-service", Kind: "service", X: 150, Y: 160, Note: "fetch_product(123)"},
+			{ID: breakerNode, Label: "circuit breaker", Kind: "gate", X: 470, Y: 160},
+			{ID: productService, Label: "product-service", Kind: "service", X: 790, Y: 160, Note: note},
+			{ID: outsideClient, Label: "your code (requests.get)", Kind: "client", X: 480, Y: 400, Note: curl},
 		},
 		Edges: []flow.Edge{
 			{From: orderService, To: productService, Label: "GET /products/{id}"},

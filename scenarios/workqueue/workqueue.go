@@ -192,12 +192,15 @@ func (s *Scenario) declareTopology(ch *amqp.Channel) error {
 // View lays the topology out left to right: order-service, the emails queue
 // with the retry queues below it, the workers, the DLQ.
 func (s *Scenario) View() flow.View {
-	v := flow.View{Width: 1000, Height: 700, Nodes: []flow.Node{
-		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 115, Y: 330, Note: "one email job per order"},
-		{ID: nodeEmails, Label: s.queue, Kind: "queue", X: 365, Y: 330, Note: "durable, shared"},
-		{ID: nodeRetry, Label: "retry queues", Kind: "queue", X: 365, Y: 600,
+	// Sized to be read at 1280×720: the workers' column, rows 190 apart,
+	// sits between the queue they share and the DLQ. The retry queues stand
+	// off to the left, so that their line to the queue misses their state.
+	v := flow.View{Width: 1100, Height: 200 + 190*float64(max(len(s.workers), 3)-1), Nodes: []flow.Node{
+		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 140, Y: 300, Note: "one email job per order"},
+		{ID: nodeEmails, Label: s.queue, Kind: "queue", X: 410, Y: 300, Note: "durable, shared"},
+		{ID: nodeRetry, Label: "retry queues", Kind: "queue", X: 200, Y: 500,
 			Note: fmt.Sprintf("one per attempt: wait %s, doubling", retryDelay(1))},
-		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 880, Y: 330, Note: "after the last attempt, via " + s.dlx},
+		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 955, Y: 300, Note: "after the last attempt, via " + s.dlx},
 	}}
 	v.Edges = []flow.Edge{
 		{From: nodeOrderService, To: nodeEmails, Label: "publish"},
@@ -207,7 +210,7 @@ func (s *Scenario) View() flow.View {
 	// Retries travel from a worker to the retry queues without a drawn edge:
 	// three more lines across the middle would hide more than they show.
 	for i, w := range s.workers {
-		v.Nodes = append(v.Nodes, flow.Node{ID: w.name, Label: w.name, Kind: "consumer", X: 630, Y: 100 + float64(i)*230, Note: "email worker"})
+		v.Nodes = append(v.Nodes, flow.Node{ID: w.name, Label: w.name, Kind: "consumer", X: 690, Y: 110 + float64(i)*190, Note: "email worker"})
 		v.Edges = append(v.Edges,
 			flow.Edge{From: nodeEmails, To: w.name, Label: "deliver"},
 			flow.Edge{From: w.name, To: nodeEmails, Label: "ack"},
