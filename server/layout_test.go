@@ -105,7 +105,7 @@ func patternPages(t *testing.T, s *server) []string {
 	t.Helper()
 	ctx := browser(t)
 	var hrefs []string
-	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+"/"), chromedp.Evaluate(`[...document.querySelectorAll('.tabs a[href^="/labs/"]')].map((a) => a.getAttribute('href'))`, &hrefs)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/request-response"), chromedp.Evaluate(`[...document.querySelectorAll('.tabs a[href^="/labs/"]')].map((a) => a.getAttribute('href'))`, &hrefs)); err != nil {
 		t.Fatal(err)
 	}
 	return hrefs
