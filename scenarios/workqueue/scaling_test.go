@@ -90,6 +90,10 @@ func TestRemovedWorkerHandsItsJobsBack(t *testing.T) {
 	rabbittest.MustSet(t, l, "order-service.send-100", nil)
 	rabbittest.WaitFor(t, l, 10*time.Second, "worker-3 holding 5", func(st flow.Stats) bool { return factIs(st, "worker-3", "unacked", int64(5)) })
 	rabbittest.MustSet(t, l, "emails.remove-worker", nil)
+	rabbittest.WaitFor(t, l, 5*time.Second, "worker-3 gone", func(st flow.Stats) bool {
+		_, drawn := st.Nodes["worker-3"]
+		return !drawn
+	})
 	if got := workerNodes(l); !slices.Equal(got, []string{"worker-1", "worker-2"}) {
 		t.Fatalf("after removing one the diagram draws %v", got)
 	}

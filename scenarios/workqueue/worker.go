@@ -32,6 +32,7 @@ type worker struct {
 	held       int   // delivered and not yet settled
 	done       int64 // jobs it sent and acked
 	crashAfter bool  // crash right after the next email goes out, before its ack
+	left       bool  // removed, and its last session is over
 }
 
 const (
@@ -60,9 +61,12 @@ func (w *worker) run(ctx context.Context) {
 	rabbit.Retry(ctx, w.status, w.wake, func() (bool, error) {
 		w.mu.Lock()
 		want, restarts := w.want, w.restarts
+		w.left = want == wantRemoved // its session, if it had one, is over
 		w.mu.Unlock()
 		if want != wantRunning {
-			w.status.Set(want, nil)
+			if want != wantRemoved { // a removed worker has no node to show a state on
+				w.status.Set(want, nil)
+			}
 			select {
 			case <-ctx.Done():
 			case <-w.wake:
@@ -320,8 +324,17 @@ func (w *worker) setWant(want string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.want, w.crashAfter = want, false
+	w.left = w.left && want == wantRemoved
 	w.restarts++
 	rabbit.Signal(w.wake)
+}
+
+// gone says whether the worker was removed and has finished leaving: until
+// then its node stays, and shows the jobs it hands back.
+func (w *worker) gone() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.left
 }
 
 // takeCrashAfter says whether the learner asked the worker to crash after

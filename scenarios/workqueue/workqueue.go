@@ -124,7 +124,7 @@ func Open(cfg Config) (*Scenario, error) {
 	for i := range maxWorkers {
 		w := newWorker(s, fmt.Sprintf("worker-%d", i+1))
 		if i >= defaultWorkers {
-			w.want = wantRemoved
+			w.want, w.left = wantRemoved, true
 		}
 		s.workers = append(s.workers, w)
 	}
@@ -170,6 +170,21 @@ func (s *Scenario) staff() []*worker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.workers[:s.hired]
+}
+
+// shown are the workers the diagram draws: the learner's, and any removed
+// one still handing its jobs back.
+func (s *Scenario) shown() []*worker {
+	s.mu.Lock()
+	hired := s.hired
+	s.mu.Unlock()
+	var ws []*worker
+	for i, w := range s.workers {
+		if i < hired || !w.gone() {
+			ws = append(ws, w)
+		}
+	}
+	return ws
 }
 
 // hire makes the learner's workers the first n, starting the ones added and
@@ -235,7 +250,7 @@ func (s *Scenario) View() flow.View {
 	}
 	// Retries travel from a worker to the retry queues without a drawn edge:
 	// more lines across the middle would hide more than they show.
-	staff := s.staff()
+	staff := s.shown()
 	for i, w := range staff {
 		y := 330.0
 		if len(staff) > 1 {
@@ -260,7 +275,7 @@ func (s *Scenario) Stats() flow.Stats {
 		nodeRetry:        s.watcher.retryState(),
 		nodeDLQ:          s.watcher.dlqState(),
 	}}
-	for _, w := range s.staff() {
+	for _, w := range s.shown() {
 		st.Nodes[w.name] = w.state()
 	}
 	st.Counters = []flow.Counter{
