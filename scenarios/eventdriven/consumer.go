@@ -24,6 +24,8 @@ type consumer struct {
 	durableQueue string
 	status       *rabbit.Status
 	wake         chan struct{} // the learner changed something
+	tried        chan struct{} // closed once its first session subscribed or failed, or it was not to run
+	firstTry     sync.Once
 
 	mu            sync.Mutex       // guards the fields below
 	set           consumerSettings // as the learner set them
@@ -68,6 +70,7 @@ func newConsumer(s *Scenario, index int, name string) *consumer {
 		durableQueue: s.lab.Name("ecommerce." + name),
 		status:       s.broker.NewStatus(name, "starting"),
 		wake:         make(chan struct{}, 1),
+		tried:        make(chan struct{}),
 		set:          articleConsumer,
 		want:         wantRunning,
 	}
@@ -80,6 +83,7 @@ func (c *consumer) run(ctx context.Context) {
 		want, set, restarts := c.want, c.set, c.restarts
 		c.mu.Unlock()
 		if want != wantRunning {
+			c.triedOnce()
 			c.status.Set(want, nil)
 			select {
 			case <-ctx.Done():
@@ -87,9 +91,13 @@ func (c *consumer) run(ctx context.Context) {
 			}
 			return false, nil
 		}
+		defer c.triedOnce()
 		return c.session(ctx, set, restarts)
 	})
 }
+
+// triedOnce says that the consumer's queue is bound, or will not be soon.
+func (c *consumer) triedOnce() { c.firstTry.Do(func() { close(c.tried) }) }
 
 // delivery is a message in the consumer's hands, under the id the view knows.
 type delivery struct {
@@ -131,6 +139,7 @@ func (c *consumer) session(ctx context.Context, set consumerSettings, restarts i
 	c.queue, c.active = queue, set
 	c.mu.Unlock()
 	c.status.Set("up", nil)
+	c.triedOnce()
 
 	var waiting backlog  // received from the broker, not yet processed
 	var current delivery // the one being processed
@@ -436,6 +445,9 @@ func (c *consumer) processingTime(d *delivery, set consumerSettings) time.Durati
 // delivery, so a poison message is simply lost.
 func (c *consumer) finish(d *delivery, set consumerSettings) {
 	ev := flow.Event{From: c.name, To: queueNode(c.name), MsgID: d.id, Detail: flow.Detail{Queue: c.name, External: d.external}}
+	if !d.poison {
+		ev.Detail.Duplicate = c.s.ledger.processed(c.index, d.id)
+	}
 	switch {
 	case !set.manual && !d.poison:
 		c.s.ledger.settle(c.index, d.id, acked, "")
@@ -545,7 +557,7 @@ func (c *consumer) queueNote() string {
 	case c.queue != "" || c.set.durable:
 		return c.durableQueue + " (durable)"
 	}
-	return "exclusive, server-named, exists while " + c.name + " is connected"
+	return "exclusive, server-named: deleted when " + c.name + " disconnects"
 }
 
 // queueEmpty settles the doubt about copies the consumer never received: its

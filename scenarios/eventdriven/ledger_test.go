@@ -120,8 +120,12 @@ func TestCrashWithManualAckRedelivers(t *testing.T) {
 	if got := rabbittest.Counter(st, "inventory.lost"); got != 0 {
 		t.Errorf("inventory lost %d, want 0", got)
 	}
-	if st.Ledger.Duplicates == nil || st.Ledger.Duplicates.Value != 10 {
-		t.Errorf("ledger duplicates %v, want 10", st.Ledger.Duplicates)
+	if got := rabbittest.Counter(st, "redeliveries"); got != 10 {
+		t.Errorf("redeliveries %d, want 10", got)
+	}
+	// None of the 10 had been processed: a redelivery, not a duplicate.
+	if d := st.Ledger.Duplicates; d == nil || d.Name != "duplicates" || d.Value != 0 || rabbittest.Counter(st, "duplicates") != 0 {
+		t.Errorf("ledger duplicates %+v, counter %d, want 0", d, rabbittest.Counter(st, "duplicates"))
 	}
 	redelivered := l.sink.Count(func(e flow.Event) bool {
 		return e.Kind == flow.KindDeliver && e.To == "inventory" && e.Detail.Redeliver && e.Attempt == 2
@@ -257,6 +261,11 @@ func TestPoisonRequeueLoopsUntilDeadLettered(t *testing.T) {
 	})
 	if part(st, "acked") != 0 || part(st, "dead-lettered") != 0 || part(st, "lost") != 0 {
 		t.Errorf("poison settled while requeued:\n%s", rabbittest.Describe(st))
+	}
+	// Requeued poison is delivered again and again, never processed: every
+	// delivery a redelivery, none a duplicate.
+	if d := st.Ledger.Duplicates; d == nil || d.Name != "duplicates" || d.Value != 0 || rabbittest.Counter(st, "duplicates") != 0 {
+		t.Errorf("the requeue loop counted duplicates: ledger %+v, counter %d", d, rabbittest.Counter(st, "duplicates"))
 	}
 	if n := l.sink.Count(func(e flow.Event) bool { return e.Kind == flow.KindRequeue && e.To == "queue-inventory" }); n < 5 {
 		t.Errorf("%d requeue events from inventory, want at least 5", n)
