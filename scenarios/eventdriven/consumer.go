@@ -37,6 +37,7 @@ type consumer struct {
 	ready         int              // messages ready in its queue, from the broker
 	onQueue       int              // consumers on its queue, from the broker
 	held          int              // delivered to it and not yet settled
+	crashAfter    bool             // crash right after processing the next event, before its ack
 }
 
 type consumerSettings struct {
@@ -150,7 +151,10 @@ func (c *consumer) session(ctx context.Context, set consumerSettings, restarts i
 		for busy == nil && waiting.pop(&current) {
 			took := c.processingTime(&current, set)
 			if took == 0 {
-				c.finish(&current, set) // no timer: at full speed a timer per message costs a third of the throughput
+				// No timer: at full speed a timer per message costs a third of the throughput.
+				if c.finish(&current, set) {
+					return c.crashAfterProcessing(conn, &current, &waiting, set)
+				}
 				continue
 			}
 			busy, done = &current, time.After(took)
@@ -171,7 +175,9 @@ func (c *consumer) session(ctx context.Context, set consumerSettings, restarts i
 			}
 			waiting.push(c.received(d, &first))
 		case <-done:
-			c.finish(busy, set)
+			if c.finish(busy, set) {
+				return c.crashAfterProcessing(conn, busy, &waiting, set)
+			}
 			busy, done = nil, nil
 		case <-c.wake:
 			c.mu.Lock()
@@ -442,11 +448,21 @@ func (c *consumer) processingTime(d *delivery, set consumerSettings) time.Durati
 
 // finish ends the processing of d: ack it, or reject a poison message with
 // requeue or to the dead-letter exchange. With auto-ack the broker forgot d at
-// delivery, so a poison message is simply lost.
-func (c *consumer) finish(d *delivery, set consumerSettings) {
+// delivery, so a poison message is simply lost. It reports whether the
+// consumer crashes now, d processed and not acked, as the learner asked.
+func (c *consumer) finish(d *delivery, set consumerSettings) (crash bool) {
 	ev := flow.Event{From: c.name, To: queueNode(c.name), MsgID: d.id, Detail: flow.Detail{Queue: c.name, External: d.external}}
 	if !d.poison {
 		ev.Detail.Duplicate = c.s.ledger.processed(c.index, d.id)
+	}
+	if set.manual && !d.poison && c.takeCrashAfter() {
+		outcome := "processed; the consumer crashed before its ack"
+		if ev.Detail.Duplicate {
+			outcome = "processed again; the consumer crashed before its ack"
+		}
+		c.s.emit.Emit(flow.Event{Kind: flow.KindState, From: c.name, To: c.name, MsgID: d.id,
+			Detail: flow.Detail{Queue: c.name, External: d.external, Duplicate: ev.Detail.Duplicate, Outcome: outcome}})
+		return true
 	}
 	switch {
 	case !set.manual && !d.poison:
@@ -458,24 +474,45 @@ func (c *consumer) finish(d *delivery, set consumerSettings) {
 		ev.Detail.Outcome = "poison, auto-acked: lost"
 	case !d.poison:
 		if err := d.Ack(false); err != nil {
-			return // the connection is gone: the broker will deliver it again
+			return false // the connection is gone: the broker will deliver it again
 		}
 		c.s.ledger.settle(c.index, d.id, acked, "")
 		ev.Kind, ev.Detail.Outcome = flow.KindAck, "acked after processing"
 	case c.s.deadLetteringPoison():
 		if err := d.Nack(false, false); err != nil {
-			return
+			return false
 		}
 		c.s.ledger.settle(c.index, d.id, deadLettered, "")
 		ev.Kind, ev.To, ev.Detail.Outcome = flow.KindDeadLetter, nodeDLQ, "poison: rejected to the dead-letter exchange"
 	default:
 		if err := d.Nack(false, true); err != nil {
-			return
+			return false
 		}
 		c.s.ledger.settle(c.index, d.id, pending, "")
 		ev.Kind, ev.Detail.Outcome = flow.KindRequeue, "poison: rejected with requeue, it will come back"
 	}
 	c.s.emit.Emit(ev)
+	return false
+}
+
+// takeCrashAfter says whether the learner asked the consumer to crash after
+// this event, and takes the request.
+func (c *consumer) takeCrashAfter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.crashAfter {
+		return false
+	}
+	c.crashAfter, c.want = false, wantCrashed
+	return true
+}
+
+// crashAfterProcessing drops the connection with d processed and unacked:
+// under manual ack the broker delivers d and everything waiting again.
+func (c *consumer) crashAfterProcessing(conn *rabbit.Conn, d *delivery, waiting *backlog, set consumerSettings) (bool, error) {
+	conn.Drop()
+	c.closed(d, waiting.all(), set, "lost in the crash")
+	return true, nil
 }
 
 // leave stops consuming politely: cancel, take in what the broker had already

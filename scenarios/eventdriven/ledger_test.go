@@ -278,3 +278,48 @@ func TestPoisonRequeueLoopsUntilDeadLettered(t *testing.T) {
 	})
 	mustBalance(t, st)
 }
+
+// A consumer that crashes after processing an event and before its ack gets
+// it back and processes it again: one duplicate, beside the redeliveries of
+// every copy it held.
+func TestCrashAfterProcessingProcessesTwice(t *testing.T) {
+	l := MustStart(t, rabbittest.URL())
+	mustApply(t, l, "reliable")
+	rabbittest.MustSet(t, l, "inventory.processing", 300)
+	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up as reliable", func(st flow.Stats) bool {
+		return reliableUp(st) && count(st.Nodes["inventory"], "prefetch") == 10
+	})
+	rabbittest.MustSet(t, l, "order-service.send-100", nil)
+	rabbittest.WaitFor(t, l, 10*time.Second, "all 100 confirmed and inventory holding its 10 prefetched", func(st flow.Stats) bool {
+		return rabbittest.Counter(st, "confirmed") == 100 && count(st.Nodes["queue-inventory"], "unacked") == 10
+	})
+	rabbittest.MustSet(t, l, "inventory.crash-after-processing", nil)
+	rabbittest.WaitFor(t, l, 5*time.Second, "inventory crashed", func(st flow.Stats) bool { return st.Nodes["inventory"].State == "crashed" })
+	rabbittest.MustSet(t, l, "inventory.processing", 0)
+	rabbittest.MustSet(t, l, "inventory.restart", nil)
+	st := rabbittest.WaitFor(t, l, 10*time.Second, "inventory to ack all 100", func(st flow.Stats) bool {
+		return rabbittest.Counter(st, "inventory.acked") == 100
+	})
+	if got := rabbittest.Counter(st, "inventory.redeliveries"); got != 10 {
+		t.Errorf("inventory redeliveries %d, want the 10 it held", got)
+	}
+	if d := st.Ledger.Duplicates; d == nil || d.Value != 1 || rabbittest.Counter(st, "duplicates") != 1 {
+		t.Errorf("ledger duplicates %+v, counter %d, want 1", d, rabbittest.Counter(st, "duplicates"))
+	}
+	twice := 0
+	for n := 1; n <= 100; n++ {
+		if m, _ := l.Message(l.publishedID(n)); m.Copies["inventory"].Processed == 2 {
+			twice++
+		}
+	}
+	if twice != 1 {
+		t.Errorf("%d copies processed twice, want 1", twice)
+	}
+	mustBalance(t, st)
+
+	// Under auto-ack there is no ack to crash before.
+	rabbittest.MustSet(t, l, "email.ack", "auto")
+	if err := rabbittest.Set(l, "email.crash-after-processing", nil); flow.KindOf(err) != flow.Invalid {
+		t.Errorf("crash after processing under auto-ack: %v, want invalid", err)
+	}
+}
