@@ -35,6 +35,8 @@ type consumer struct {
 	queue         string           // the queue it consumes from now; "" without a session
 	durableExists bool             // its durable queue is declared and not yet deleted
 	ready         int              // messages ready in its queue, from the broker
+	backlog       rabbit.Backlog   // ready, from one reading to the next
+	catching      bool             // its queue's backlog is draining
 	onQueue       int              // consumers on its queue, from the broker
 	held          int              // delivered to it and not yet settled
 	crashAfter    bool             // crash right after processing the next event, before its ack
@@ -552,6 +554,7 @@ func (c *consumer) closed(busy *delivery, backlog []delivery, set consumerSettin
 	c.queue, c.held = "", 0
 	if !set.durable {
 		c.ready, c.onQueue = 0, 0
+		c.backlog, c.catching = rabbit.Backlog{}, false
 	}
 	c.mu.Unlock()
 }
@@ -607,6 +610,7 @@ func (c *consumer) setDepth(ready, consumers int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ready, c.onQueue = ready, consumers
+	c.catching = c.backlog.Read(ready)
 }
 
 // states is what the diagram shows on the consumer's queue and on itself:
@@ -636,9 +640,15 @@ func (c *consumer) states(t copyTotals) (queue, self flow.NodeState) {
 			unacked = c.held
 		}
 	}
+	catching := exists && c.catching
+	readyBadge := "ready %d"
+	if catching {
+		readyBadge = rabbit.CatchingUp
+	}
 	queue.Facts = []flow.Fact{
 		flow.Flag("exists", exists, ""),
-		flow.Count("ready", int64(ready), "ready %d").When(exists),
+		flow.Count("ready", int64(ready), readyBadge).When(exists),
+		flow.Flag("catching-up", catching, ""), // the ready badge says so
 		flow.Count("consumers", int64(consumers), "consumers %d").When(exists),
 		flow.Count("unacked", int64(unacked), "unacked %d").When(exists && set.manual),
 		flow.Flag("durable", durable, "durable"),

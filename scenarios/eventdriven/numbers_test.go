@@ -2,6 +2,7 @@ package eventdriven_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,30 @@ func TestAbsentQueueIsNotCaptionedExists(t *testing.T) {
 		if n.ID == "queue-inventory" && strings.Contains(n.Note, "exists") {
 			t.Errorf("the absent queue is captioned %q", n.Note)
 		}
+	}
+}
+
+// A durable queue's backlog draining after its consumer came back is named
+// where it is seen: catching up, eventual consistency, with its numbers.
+func TestDrainingBacklogIsNamed(t *testing.T) {
+	l := MustStart(t, rabbittest.URL())
+	mustApply(t, l, "reliable")
+	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up as reliable", reliableUp)
+	rabbittest.MustSet(t, l, "inventory.stop", nil)
+	rabbittest.WaitFor(t, l, 5*time.Second, "inventory stopped", func(st flow.Stats) bool { return st.Nodes["inventory"].State == "stopped" })
+	rabbittest.MustSet(t, l, "order-service.send-100", nil)
+	st := rabbittest.WaitFor(t, l, 10*time.Second, "100 waiting for inventory", func(st flow.Stats) bool { return count(st.Nodes["queue-inventory"], "ready") == 100 })
+	if flag(st.Nodes["queue-inventory"], "catching-up") {
+		t.Errorf("a backlog that grows is not catching up: %+v", st.Nodes["queue-inventory"])
+	}
+	rabbittest.MustSet(t, l, "inventory.processing", 100)
+	rabbittest.MustSet(t, l, "inventory.restart", nil)
+	st = rabbittest.WaitFor(t, l, 10*time.Second, "inventory's queue catching up", func(st flow.Stats) bool { return flag(st.Nodes["queue-inventory"], "catching-up") })
+	want := fmt.Sprintf("catching up: %d ready — eventual consistency", count(st.Nodes["queue-inventory"], "ready"))
+	if !slices.Contains(st.Nodes["queue-inventory"].Badges(), want) {
+		t.Errorf("inventory's queue draws %q, want %q", st.Nodes["queue-inventory"].Badges(), want)
+	}
+	if flag(st.Nodes["queue-email"], "catching-up") {
+		t.Errorf("email's queue, never behind, is catching up")
 	}
 }
