@@ -379,5 +379,5 @@ func TestBrowserShowsAKnobChangedInAnotherBrowser(t *testing.T) {
 	waitJS(t, b, "who changed it said", `(() => { const t = document.querySelector('[data-testid="toast"]'); return !t.hidden && t.textContent.includes('Sending fails changed by a browser'); })()`)
 
 	press(t, b, `[data-testid="preset-flaky"]`)
-	waitJS(t, a, "a preset from the other tab shown", control("emails.failure")+`.value === '33' && `+control("emails.max-attempts")+`.value === '4'`)
+	waitJS(t, a, "a preset from the other tab shown", control("emails.failure")+`.value === '50' && `+control("emails.max-attempts")+`.value === '3'`)
 }
