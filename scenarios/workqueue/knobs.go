@@ -40,7 +40,9 @@ func (s *Scenario) Knobs() []flow.Knob {
 		{Name: "emails.remove-worker", Group: nodeEmails, Label: "Remove a worker", Type: flow.ActionKnob,
 			Help: "The last worker stops cleanly; the jobs it held go back to the queue."},
 	}
-	for _, w := range s.staff() {
+	// Every worker that may be added has its knobs from the start: the page
+	// draws the knobs once, and a worker not hired refuses them.
+	for _, w := range s.workers {
 		ks = append(ks,
 			flow.Knob{Name: w.name + ".stop", Group: w.name, Label: "Stop", Type: flow.ActionKnob},
 			flow.Knob{Name: w.name + ".crash", Group: w.name, Label: "Crash", Type: flow.ActionKnob, Help: "Drop its connection mid-job, nothing acked."},
@@ -82,10 +84,14 @@ func (s *Scenario) Set(knob string, value any) error {
 	case "broker":
 		return s.broker.Set(name, value)
 	}
-	for _, w := range s.staff() {
-		if w.name == group {
-			return w.setKnob(name)
+	for i, w := range s.workers {
+		if w.name != group {
+			continue
 		}
+		if hired := len(s.staff()); i >= hired {
+			return flow.Errorf(flow.Invalid, "%s is not one of the %d workers now: add a worker first", w.name, hired)
+		}
+		return w.setKnob(name)
 	}
 	return flow.Errorf(flow.NotFound, "%s has no knob %q", s.Title(), knob)
 }

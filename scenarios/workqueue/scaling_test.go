@@ -97,8 +97,8 @@ func TestRemovedWorkerHandsItsJobsBack(t *testing.T) {
 	if got := workerNodes(l); !slices.Equal(got, []string{"worker-1", "worker-2"}) {
 		t.Fatalf("after removing one the diagram draws %v", got)
 	}
-	if err := rabbittest.Set(l, "worker-3.stop", nil); flow.KindOf(err) != flow.NotFound {
-		t.Errorf("a removed worker's knob: %v, want not found", err)
+	if err := rabbittest.Set(l, "worker-3.stop", nil); flow.KindOf(err) != flow.Invalid {
+		t.Errorf("a removed worker's knob: %v, want invalid input", err)
 	}
 	rabbittest.MustSet(t, l, "emails.remove-worker", nil)
 	if err := rabbittest.Set(l, "emails.remove-worker", nil); flow.KindOf(err) != flow.Invalid {
