@@ -252,8 +252,9 @@ func (c *consumer) setKnob(name string, value any) error {
 	}
 	// A change of ack mode, prefetch or queue kind takes a new subscription:
 	// the running session notices it and starts afresh, as a redeployed
-	// consumer would.
+	// consumer would. Under auto-ack there is no ack to crash before.
 	c.set = set
+	c.crashAfter = c.crashAfter && set.manual
 	rabbit.Signal(c.wake)
 	return nil
 }

@@ -74,7 +74,8 @@ type ledger struct {
 const recentMessages = 4096
 
 type copyTotals struct {
-	acked, inFlight, dead, dropped, redelivered, rejected, duplicates int64
+	acked, inFlight, dead, dropped, redelivered, rejected int64
+	duplicates                                            int64 // in the totals only
 }
 
 type copyState int
@@ -388,7 +389,6 @@ func (l *ledger) processed(c int, id string) (duplicate bool) {
 	cp.processed++
 	if cp.processed > 1 {
 		l.totals.duplicates++
-		l.per[c].duplicates++
 	}
 	return cp.processed > 1
 }
