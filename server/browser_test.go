@@ -367,5 +367,27 @@ func TestBrowserShowsAKnobChangedInAnotherBrowser(t *testing.T) {
 	waitJS(t, b, "who changed it said", `(() => { const t = document.querySelector('[data-testid="toast"]'); return !t.hidden && t.textContent.includes('Sending fails changed by a browser'); })()`)
 
 	press(t, b, `[data-testid="preset-flaky"]`)
-	waitJS(t, a, "a preset from the other tab shown", control("emails.failure")+`.value === '33' && `+control("emails.max-attempts")+`.value === '4'`)
+	waitJS(t, a, "a preset from the other tab shown", control("emails.failure")+`.value === '50' && `+control("emails.max-attempts")+`.value === '3'`)
+}
+
+// Adding a worker draws its node, with its own knobs and its jobs done, and
+// the jobs of a burst are shared: the workers' counts add up to the emails
+// sent.
+func TestBrowserAddedWorkerSharesTheJobs(t *testing.T) {
+	s := MustStart(t)
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/work-queue")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "live", `document.querySelector('#conn.ok') !== null`)
+	press(t, ctx, `[data-knob="emails.add-worker"] button`)
+	waitJS(t, ctx, "worker-4 drawn and up", nodeFact("worker-4", "done")+` >= 0 && `+nodeFact("worker-4", "up")+` === true`)
+	waitJS(t, ctx, "worker-4's stop button", `document.querySelector('[data-knob="worker-4.stop"] button') !== null`)
+	setKnob(t, ctx, "emails.failure", 0)
+	press(t, ctx, `[data-knob="order-service.send-100"] button`)
+	waitJS(t, ctx, "the jobs done add up to the emails sent", `(() => {
+		const done = [`+nodeFact("worker-1", "done")+`, `+nodeFact("worker-2", "done")+`, `+nodeFact("worker-3", "done")+`, `+nodeFact("worker-4", "done")+`];
+		const sent = Number(document.querySelector('dd[data-counter="acked"]').textContent);
+		return sent >= 100 && done.reduce((a, b) => a + b, 0) === sent && done.filter((n) => n > 0).length >= 2;
+	})()`)
 }

@@ -24,6 +24,8 @@ type consumer struct {
 	durableQueue string
 	status       *rabbit.Status
 	wake         chan struct{} // the learner changed something
+	tried        chan struct{} // closed once its first session subscribed or failed, or it was not to run
+	firstTry     sync.Once
 
 	mu            sync.Mutex       // guards the fields below
 	set           consumerSettings // as the learner set them
@@ -33,8 +35,11 @@ type consumer struct {
 	queue         string           // the queue it consumes from now; "" without a session
 	durableExists bool             // its durable queue is declared and not yet deleted
 	ready         int              // messages ready in its queue, from the broker
+	backlog       rabbit.Backlog   // ready, from one reading to the next
+	catching      bool             // its queue's backlog is draining
 	onQueue       int              // consumers on its queue, from the broker
 	held          int              // delivered to it and not yet settled
+	crashAfter    bool             // crash right after processing the next event, before its ack
 }
 
 type consumerSettings struct {
@@ -68,6 +73,7 @@ func newConsumer(s *Scenario, index int, name string) *consumer {
 		durableQueue: s.lab.Name("ecommerce." + name),
 		status:       s.broker.NewStatus(name, "starting"),
 		wake:         make(chan struct{}, 1),
+		tried:        make(chan struct{}),
 		set:          articleConsumer,
 		want:         wantRunning,
 	}
@@ -80,6 +86,7 @@ func (c *consumer) run(ctx context.Context) {
 		want, set, restarts := c.want, c.set, c.restarts
 		c.mu.Unlock()
 		if want != wantRunning {
+			c.triedOnce()
 			c.status.Set(want, nil)
 			select {
 			case <-ctx.Done():
@@ -87,9 +94,13 @@ func (c *consumer) run(ctx context.Context) {
 			}
 			return false, nil
 		}
+		defer c.triedOnce()
 		return c.session(ctx, set, restarts)
 	})
 }
+
+// triedOnce says that the consumer's queue is bound, or will not be soon.
+func (c *consumer) triedOnce() { c.firstTry.Do(func() { close(c.tried) }) }
 
 // delivery is a message in the consumer's hands, under the id the view knows.
 type delivery struct {
@@ -131,6 +142,7 @@ func (c *consumer) session(ctx context.Context, set consumerSettings, restarts i
 	c.queue, c.active = queue, set
 	c.mu.Unlock()
 	c.status.Set("up", nil)
+	c.triedOnce()
 
 	var waiting backlog  // received from the broker, not yet processed
 	var current delivery // the one being processed
@@ -141,7 +153,10 @@ func (c *consumer) session(ctx context.Context, set consumerSettings, restarts i
 		for busy == nil && waiting.pop(&current) {
 			took := c.processingTime(&current, set)
 			if took == 0 {
-				c.finish(&current, set) // no timer: at full speed a timer per message costs a third of the throughput
+				// No timer: at full speed a timer per message costs a third of the throughput.
+				if c.finish(&current, set) {
+					return c.crashAfterProcessing(conn, &current, &waiting, set)
+				}
 				continue
 			}
 			busy, done = &current, time.After(took)
@@ -162,7 +177,9 @@ func (c *consumer) session(ctx context.Context, set consumerSettings, restarts i
 			}
 			waiting.push(c.received(d, &first))
 		case <-done:
-			c.finish(busy, set)
+			if c.finish(busy, set) {
+				return c.crashAfterProcessing(conn, busy, &waiting, set)
+			}
 			busy, done = nil, nil
 		case <-c.wake:
 			c.mu.Lock()
@@ -433,9 +450,22 @@ func (c *consumer) processingTime(d *delivery, set consumerSettings) time.Durati
 
 // finish ends the processing of d: ack it, or reject a poison message with
 // requeue or to the dead-letter exchange. With auto-ack the broker forgot d at
-// delivery, so a poison message is simply lost.
-func (c *consumer) finish(d *delivery, set consumerSettings) {
+// delivery, so a poison message is simply lost. It reports whether the
+// consumer crashes now, d processed and not acked, as the learner asked.
+func (c *consumer) finish(d *delivery, set consumerSettings) (crash bool) {
 	ev := flow.Event{From: c.name, To: queueNode(c.name), MsgID: d.id, Detail: flow.Detail{Queue: c.name, External: d.external}}
+	if !d.poison {
+		ev.Detail.Duplicate = c.s.ledger.processed(c.index, d.id)
+	}
+	if set.manual && !d.poison && c.takeCrashAfter() {
+		outcome := "processed; the consumer crashed before its ack"
+		if ev.Detail.Duplicate {
+			outcome = "processed again; the consumer crashed before its ack"
+		}
+		c.s.emit.Emit(flow.Event{Kind: flow.KindState, From: c.name, To: c.name, MsgID: d.id,
+			Detail: flow.Detail{Queue: c.name, External: d.external, Duplicate: ev.Detail.Duplicate, Outcome: outcome}})
+		return true
+	}
 	switch {
 	case !set.manual && !d.poison:
 		c.s.ledger.settle(c.index, d.id, acked, "")
@@ -446,24 +476,45 @@ func (c *consumer) finish(d *delivery, set consumerSettings) {
 		ev.Detail.Outcome = "poison, auto-acked: lost"
 	case !d.poison:
 		if err := d.Ack(false); err != nil {
-			return // the connection is gone: the broker will deliver it again
+			return false // the connection is gone: the broker will deliver it again
 		}
 		c.s.ledger.settle(c.index, d.id, acked, "")
 		ev.Kind, ev.Detail.Outcome = flow.KindAck, "acked after processing"
 	case c.s.deadLetteringPoison():
 		if err := d.Nack(false, false); err != nil {
-			return
+			return false
 		}
 		c.s.ledger.settle(c.index, d.id, deadLettered, "")
 		ev.Kind, ev.To, ev.Detail.Outcome = flow.KindDeadLetter, nodeDLQ, "poison: rejected to the dead-letter exchange"
 	default:
 		if err := d.Nack(false, true); err != nil {
-			return
+			return false
 		}
 		c.s.ledger.settle(c.index, d.id, pending, "")
 		ev.Kind, ev.Detail.Outcome = flow.KindRequeue, "poison: rejected with requeue, it will come back"
 	}
 	c.s.emit.Emit(ev)
+	return false
+}
+
+// takeCrashAfter says whether the learner asked the consumer to crash after
+// this event, and takes the request.
+func (c *consumer) takeCrashAfter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.crashAfter {
+		return false
+	}
+	c.crashAfter, c.want = false, wantCrashed
+	return true
+}
+
+// crashAfterProcessing drops the connection with d processed and unacked:
+// under manual ack the broker delivers d and everything waiting again.
+func (c *consumer) crashAfterProcessing(conn *rabbit.Conn, d *delivery, waiting *backlog, set consumerSettings) (bool, error) {
+	conn.Drop()
+	c.closed(d, waiting.all(), set, "lost in the crash")
+	return true, nil
 }
 
 // leave stops consuming politely: cancel, take in what the broker had already
@@ -503,6 +554,7 @@ func (c *consumer) closed(busy *delivery, backlog []delivery, set consumerSettin
 	c.queue, c.held = "", 0
 	if !set.durable {
 		c.ready, c.onQueue = 0, 0
+		c.backlog, c.catching = rabbit.Backlog{}, false
 	}
 	c.mu.Unlock()
 }
@@ -546,7 +598,7 @@ func (c *consumer) queueNote() string {
 		return c.durableQueue + " (durable)"
 	}
 	// No queue now: the note must not read as if one existed.
-	return "exclusive, server-named: only while " + c.name + " is connected"
+	return "exclusive, server-named: deleted when " + c.name + " disconnects"
 }
 
 // queueEmpty settles the doubt about copies the consumer never received: its
@@ -559,6 +611,7 @@ func (c *consumer) setDepth(ready, consumers int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ready, c.onQueue = ready, consumers
+	c.catching = c.backlog.Read(ready)
 }
 
 // states is what the diagram shows on the consumer's queue and on itself:
@@ -588,9 +641,15 @@ func (c *consumer) states(t copyTotals) (queue, self flow.NodeState) {
 			unacked = c.held
 		}
 	}
+	catching := exists && c.catching
+	readyBadge := "ready %d"
+	if catching {
+		readyBadge = rabbit.CatchingUp
+	}
 	queue.Facts = []flow.Fact{
 		flow.Flag("exists", exists, ""),
-		flow.Count("ready", int64(ready), "ready %d").When(exists),
+		flow.Count("ready", int64(ready), readyBadge).When(exists),
+		flow.Flag("catching-up", catching, ""), // the ready badge says so
 		flow.Count("consumers", int64(consumers), "consumers %d").When(exists),
 		flow.Count("unacked", int64(unacked), "unacked %d").When(exists && set.manual),
 		flow.Flag("durable", durable, "durable"),

@@ -78,6 +78,8 @@ func (c *consumer) knobs() []flow.Knob {
 	return []flow.Knob{
 		{Name: c.name + ".stop", Group: c.name, Label: "Stop", Type: flow.ActionKnob, Help: "Shut the consumer down cleanly."},
 		{Name: c.name + ".crash", Group: c.name, Label: "Crash", Type: flow.ActionKnob, Help: "Drop its connection mid-processing, nothing acked."},
+		{Name: c.name + ".crash-after-processing", Group: c.name, Label: "Crash after processing", Type: flow.ActionKnob,
+			Help: "With manual ack: crash right after processing the next event, before its ack. The event comes back and is processed again."},
 		{Name: c.name + ".restart", Group: c.name, Label: "Restart", Type: flow.ActionKnob},
 		{Name: c.name + ".processing", Group: c.name, Label: "Processing time", Type: flow.IntKnob,
 			Min: 1, Max: 5000, Unit: "ms", Off: "instant", Value: int(set.processing.Milliseconds())},
@@ -202,10 +204,20 @@ func (c *consumer) setKnob(name string, value any) error {
 			return flow.Errorf(flow.Invalid, "%s is already %s: restart it first", c.name, c.want)
 		}
 		c.want = map[string]string{"stop": wantStopped, "crash": wantCrashed}[name]
+		c.crashAfter = false
 		rabbit.Signal(c.wake)
 		return nil
+	case "crash-after-processing":
+		if c.want != wantRunning {
+			return flow.Errorf(flow.Invalid, "%s is already %s: restart it first", c.name, c.want)
+		}
+		if !c.set.manual {
+			return flow.Errorf(flow.Invalid, "%s auto-acks: the broker forgot each event at delivery, so there is no ack to crash before", c.name)
+		}
+		c.crashAfter = true // it crashes once its next event is processed
+		return nil
 	case "restart":
-		c.want = wantRunning
+		c.want, c.crashAfter = wantRunning, false
 		c.restarts++
 		rabbit.Signal(c.wake)
 		return nil
@@ -240,8 +252,9 @@ func (c *consumer) setKnob(name string, value any) error {
 	}
 	// A change of ack mode, prefetch or queue kind takes a new subscription:
 	// the running session notices it and starts afresh, as a redeployed
-	// consumer would.
+	// consumer would. Under auto-ack there is no ack to crash before.
 	c.set = set
+	c.crashAfter = c.crashAfter && set.manual
 	rabbit.Signal(c.wake)
 	return nil
 }

@@ -28,8 +28,14 @@ import (
 //     queue, or auto-acked and never processed (crash, stop, poison).
 //
 // so published × 3 = acked + in flight + dead-lettered + dropped always holds.
-// Redeliveries are counted apart as duplicates. Messages from outside clients
-// are counted apart too: flowlab did not publish them, so they owe nothing.
+// Two things are counted apart: redeliveries, copies the broker hands a
+// consumer again (after a crash, a requeue, a reject); and duplicates, copies
+// a consumer processed a second time, its work done twice. A redelivery is a
+// duplicate only when the consumer had processed that copy before (it crashed
+// after its work and before its ack): a requeued poison event, delivered a
+// hundred times and never processed, is no duplicate at all. Messages from
+// outside clients are counted apart too: flowlab did not publish them, so they
+// owe nothing.
 //
 // Where flowlab cannot know, it says in flight rather than guess, until the
 // broker shows what happened. A publish whose connection died before its
@@ -69,6 +75,7 @@ const recentMessages = 4096
 
 type copyTotals struct {
 	acked, inFlight, dead, dropped, redelivered, rejected int64
+	duplicates                                            int64 // in the totals only
 }
 
 type copyState int
@@ -95,6 +102,7 @@ type copyRecord struct {
 	state      copyState
 	deliveries int
 	rejections int
+	processed  int    // how often the consumer did its work on it
 	why        string // why it was dropped
 }
 
@@ -368,6 +376,23 @@ func (l *ledger) deliver(c int, id string, redelivered bool) (known bool, attemp
 	return true, cp.deliveries, lost
 }
 
+// processed records that consumer c did its work on its copy of id, and
+// reports whether it had done so before: a duplicate.
+func (l *ledger) processed(c int, id string) (duplicate bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.find(id)
+	if !ok {
+		return false
+	}
+	cp := &r.copies[c]
+	cp.processed++
+	if cp.processed > 1 {
+		l.totals.duplicates++
+	}
+	return cp.processed > 1
+}
+
 // settle ends consumer c's copy of id: acked, dead-lettered or dropped; or
 // back to pending when the broker will deliver it again (requeued, or unacked
 // when the connection closed).
@@ -472,6 +497,7 @@ type Copy struct {
 	State      string // in-flight, acked, dead-lettered or dropped
 	Deliveries int    // how often the broker delivered it; above 1 are redeliveries
 	Rejections int    // how often the consumer rejected it
+	Processed  int    // how often the consumer did its work on it; above 1 are duplicates
 	Why        string // for a dropped copy, how it was lost
 }
 
@@ -484,7 +510,7 @@ func (l *ledger) message(id string) (Message, bool) {
 	}
 	m := Message{ID: r.id, Confirmed: r.confirmed, Returned: r.returned, Copies: make(map[string]Copy)}
 	for i, cp := range r.copies {
-		m.Copies[l.consumers[i]] = Copy{State: cp.state.String(), Deliveries: cp.deliveries, Rejections: cp.rejections, Why: cp.why}
+		m.Copies[l.consumers[i]] = Copy{State: cp.state.String(), Deliveries: cp.deliveries, Rejections: cp.rejections, Processed: cp.processed, Why: cp.why}
 	}
 	return m, true
 }

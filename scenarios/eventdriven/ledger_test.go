@@ -120,8 +120,12 @@ func TestCrashWithManualAckRedelivers(t *testing.T) {
 	if got := rabbittest.Counter(st, "inventory.lost"); got != 0 {
 		t.Errorf("inventory lost %d, want 0", got)
 	}
-	if st.Ledger.Duplicates == nil || st.Ledger.Duplicates.Value != 10 {
-		t.Errorf("ledger duplicates %v, want 10", st.Ledger.Duplicates)
+	if got := rabbittest.Counter(st, "redeliveries"); got != 10 {
+		t.Errorf("redeliveries %d, want 10", got)
+	}
+	// None of the 10 had been processed: a redelivery, not a duplicate.
+	if d := st.Ledger.Duplicates; d == nil || d.Name != "duplicates" || d.Value != 0 || rabbittest.Counter(st, "duplicates") != 0 {
+		t.Errorf("ledger duplicates %+v, counter %d, want 0", d, rabbittest.Counter(st, "duplicates"))
 	}
 	redelivered := l.sink.Count(func(e flow.Event) bool {
 		return e.Kind == flow.KindDeliver && e.To == "inventory" && e.Detail.Redeliver && e.Attempt == 2
@@ -258,6 +262,11 @@ func TestPoisonRequeueLoopsUntilDeadLettered(t *testing.T) {
 	if part(st, "acked") != 0 || part(st, "dead-lettered") != 0 || part(st, "lost") != 0 {
 		t.Errorf("poison settled while requeued:\n%s", rabbittest.Describe(st))
 	}
+	// Requeued poison is delivered again and again, never processed: every
+	// delivery a redelivery, none a duplicate.
+	if d := st.Ledger.Duplicates; d == nil || d.Name != "duplicates" || d.Value != 0 || rabbittest.Counter(st, "duplicates") != 0 {
+		t.Errorf("the requeue loop counted duplicates: ledger %+v, counter %d", d, rabbittest.Counter(st, "duplicates"))
+	}
 	if n := l.sink.Count(func(e flow.Event) bool { return e.Kind == flow.KindRequeue && e.To == "queue-inventory" }); n < 5 {
 		t.Errorf("%d requeue events from inventory, want at least 5", n)
 	}
@@ -268,4 +277,49 @@ func TestPoisonRequeueLoopsUntilDeadLettered(t *testing.T) {
 		return part(st, "dead-lettered") == 300
 	})
 	mustBalance(t, st)
+}
+
+// A consumer that crashes after processing an event and before its ack gets
+// it back and processes it again: one duplicate, beside the redeliveries of
+// every copy it held.
+func TestCrashAfterProcessingProcessesTwice(t *testing.T) {
+	l := MustStart(t, rabbittest.URL())
+	mustApply(t, l, "reliable")
+	rabbittest.MustSet(t, l, "inventory.processing", 300)
+	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up as reliable", func(st flow.Stats) bool {
+		return reliableUp(st) && count(st.Nodes["inventory"], "prefetch") == 10
+	})
+	rabbittest.MustSet(t, l, "order-service.send-100", nil)
+	rabbittest.WaitFor(t, l, 10*time.Second, "all 100 confirmed and inventory holding its 10 prefetched", func(st flow.Stats) bool {
+		return rabbittest.Counter(st, "confirmed") == 100 && count(st.Nodes["queue-inventory"], "unacked") == 10
+	})
+	rabbittest.MustSet(t, l, "inventory.crash-after-processing", nil)
+	rabbittest.WaitFor(t, l, 5*time.Second, "inventory crashed", func(st flow.Stats) bool { return st.Nodes["inventory"].State == "crashed" })
+	rabbittest.MustSet(t, l, "inventory.processing", 0)
+	rabbittest.MustSet(t, l, "inventory.restart", nil)
+	st := rabbittest.WaitFor(t, l, 10*time.Second, "inventory to ack all 100", func(st flow.Stats) bool {
+		return rabbittest.Counter(st, "inventory.acked") == 100
+	})
+	if got := rabbittest.Counter(st, "inventory.redeliveries"); got != 10 {
+		t.Errorf("inventory redeliveries %d, want the 10 it held", got)
+	}
+	if d := st.Ledger.Duplicates; d == nil || d.Value != 1 || rabbittest.Counter(st, "duplicates") != 1 {
+		t.Errorf("ledger duplicates %+v, counter %d, want 1", d, rabbittest.Counter(st, "duplicates"))
+	}
+	twice := 0
+	for n := 1; n <= 100; n++ {
+		if m, _ := l.Message(l.publishedID(n)); m.Copies["inventory"].Processed == 2 {
+			twice++
+		}
+	}
+	if twice != 1 {
+		t.Errorf("%d copies processed twice, want 1", twice)
+	}
+	mustBalance(t, st)
+
+	// Under auto-ack there is no ack to crash before.
+	rabbittest.MustSet(t, l, "email.ack", "auto")
+	if err := rabbittest.Set(l, "email.crash-after-processing", nil); flow.KindOf(err) != flow.Invalid {
+		t.Errorf("crash after processing under auto-ack: %v, want invalid", err)
+	}
 }

@@ -69,7 +69,17 @@ var errSettingsChanged = errors.New("settings changed")
 var errRefused = errors.New("the broker refused a publish")
 
 // run publishes until ctx ends, reconnecting with backoff after a failure.
+// It starts once every consumer has tried to bind its queue: an event
+// published before an exclusive queue exists is lost to it, and a fresh lab
+// should lose nothing.
 func (p *publisher) run(ctx context.Context) {
+	for _, c := range p.s.consumers {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.tried:
+		}
+	}
 	next := time.Now()
 	rabbit.Retry(ctx, p.status, p.wake, func() (bool, error) {
 		set := p.settings()

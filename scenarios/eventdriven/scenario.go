@@ -201,6 +201,7 @@ func (s *Scenario) Stats() flow.Stats {
 		{Name: "confirmed", Label: "confirmed by the broker", Value: l.confirmed},
 		{Name: "returned", Label: "returned unroutable", Value: l.returned},
 		{Name: "redeliveries", Label: "redeliveries", Value: l.totals.redelivered},
+		{Name: "duplicates", Label: "processed twice", Value: l.totals.duplicates},
 		{Name: "rejected", Label: "rejected by a consumer", Value: l.totals.rejected},
 		{Name: "outside-messages", Label: "from outside clients", Value: l.external},
 	}
@@ -216,14 +217,16 @@ func (s *Scenario) Stats() flow.Stats {
 	}
 	copies := int64(len(consumerNames))
 	st.Ledger = flow.Ledger{
-		Total: flow.Counter{Name: "copies", Label: fmt.Sprintf("published × %d consumers", copies), Value: l.published * copies},
+		// The label quotes the published counter, so that the total is
+		// never read as a count of events.
+		Total: flow.Counter{Name: "copies", Label: fmt.Sprintf("copies (%d published × %d consumers)", l.published, copies), Value: l.published * copies},
 		Parts: []flow.Counter{
 			{Name: "acked", Label: "acked", Value: l.totals.acked},
 			{Name: "in-flight", Label: "in flight", Value: l.totals.inFlight},
 			{Name: "dead-lettered", Label: "dead-lettered", Value: l.totals.dead},
 			{Name: "lost", Label: "dropped", Value: l.totals.dropped},
 		},
-		Duplicates: &flow.Counter{Name: "redeliveries", Label: "redeliveries (apart)", Value: l.totals.redelivered},
+		Duplicates: &flow.Counter{Name: "duplicates", Label: "processed twice", Value: l.totals.duplicates},
 	}
 	s.mu.Lock()
 	st.Series = s.series

@@ -71,7 +71,7 @@ func TestEveryNodeSendsTheSameFactsInEveryMode(t *testing.T) {
 	wantBadges(t, st, "emails", "ready 0", "consumers 3")
 	wantBadges(t, st, "retry")
 	wantBadges(t, st, "dlq", "ready 0")
-	wantBadges(t, st, "worker-1", "unacked 0", "prefetch 5")
+	wantBadges(t, st, "worker-1", "unacked 0", "prefetch 5", "0 done")
 	if !factIs(st, "worker-1", "up", true) || !factIs(st, "emails", "exists", true) || !factIs(st, "emails", "unreachable", false) {
 		t.Errorf("defaults: worker-1 %+v, emails %+v", st.Nodes["worker-1"], st.Nodes["emails"])
 	}
@@ -101,7 +101,7 @@ func TestEveryNodeSendsTheSameFactsInEveryMode(t *testing.T) {
 		return st.Nodes["worker-2"].State == "stopped" && factIs(st, "order-service", "unsent", int64(0))
 	})
 	sameShape(t, "a worker stopped", st, want)
-	wantBadges(t, st, "worker-2")
+	wantBadges(t, st, "worker-2", "0 done") // every send fails: no job done
 	wantBadges(t, st, "order-service", "5 orders/s")
 	if !factIs(st, "worker-2", "up", false) || !factIs(st, "worker-2", "prefetch", int64(5)) || !factIs(st, "order-service", "rate-per-s", int64(5)) {
 		t.Errorf("stopped: worker-2 %+v, order-service %+v", st.Nodes["worker-2"], st.Nodes["order-service"])

@@ -17,11 +17,16 @@ import (
 //   - dropped: lost for real: the broker refused its publish (a nack).
 //
 // so published = acked + in flight + dead-lettered + dropped always holds.
-// A redelivery after a crash is a duplicate, counted apart; so is a job that
-// shows up again after it was settled (a worker crashed between publishing
-// the retry and acking the original; or order-service published it again
-// because its first publish was never confirmed, yet had reached the queue:
-// at-least-once, for real).
+//
+// Two things are counted apart. A redelivery is a job handed to a worker
+// again: after a worker stopped or crashed holding it unacked, or a copy
+// that shows up again after it was settled (a worker crashed between
+// publishing the retry and acking the original; or order-service published
+// it again because its first publish was never confirmed, yet had reached
+// the queue). A duplicate is a side effect done twice: a job whose email went
+// out again, because the worker that sent it first never acked it. Most
+// redeliveries are no duplicates: a job handed back before its email went
+// out is sent once.
 type ledger struct {
 	idPrefix string
 
@@ -35,6 +40,7 @@ type ledger struct {
 	published   int64
 	retries     int64
 	redelivered int64
+	duplicates  int64
 }
 
 // recentJobs bounds how many settled jobs stay available to Job.
@@ -62,6 +68,7 @@ type entry struct {
 	state      jobState
 	attempt    int // the attempt under way or next
 	deliveries int
+	sent       int // how often its email went out
 }
 
 // newLedger starts a ledger whose job ids are mail-<run>-<n>; the run part
@@ -99,25 +106,41 @@ func (l *ledger) unpublish(id string) {
 
 // deliver records that a worker received job id for the given attempt;
 // redelivered says the broker had handed this very message out before. It
-// reports whether the job is flowlab's and whether this is a duplicate.
-func (l *ledger) deliver(id string, attempt int, redelivered bool) (known, duplicate bool) {
+// reports whether the job is flowlab's and whether this is a redelivery.
+func (l *ledger) deliver(id string, attempt int, redelivered bool) (known, again bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	j, ok := l.find(id)
 	if !ok {
 		return false, false
 	}
-	// A copy that is not a redelivery can still be a second copy: a job
+	// A copy the broker does not flag can still be a second copy: a job
 	// published again after an unconfirmed publish that did reach the queue,
 	// arriving while or after the first copy is worked on.
-	duplicate = redelivered || j.state.settled() || j.state == working || attempt < j.attempt
-	if duplicate {
+	again = redelivered || j.state.settled() || j.state == working || attempt < j.attempt
+	if again {
 		l.redelivered++
 	}
 	j.deliveries++
 	j.attempt = max(j.attempt, attempt)
 	l.move(j, working)
-	return true, duplicate
+	return true, again
+}
+
+// sent records that job id's email went out, and reports whether it had gone
+// out before: a duplicate.
+func (l *ledger) sent(id string) (duplicate bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j, ok := l.find(id)
+	if !ok {
+		return false
+	}
+	j.sent++
+	if j.sent > 1 {
+		l.duplicates++
+	}
+	return j.sent > 1
 }
 
 // retry records that attempt failed and the job waits in a retry queue.
@@ -132,13 +155,17 @@ func (l *ledger) retry(id string, attempt int) {
 }
 
 // settle ends a job in worker hands: acked, dead-lettered, or back to
-// queued when its worker's connection closed unacked.
-func (l *ledger) settle(id string, to jobState) {
+// queued when its worker's connection closed unacked. It reports whether the
+// job was flowlab's and in worker hands.
+func (l *ledger) settle(id string, to jobState) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if j, ok := l.find(id); ok && j.state == working {
-		l.move(j, to)
+	j, ok := l.find(id)
+	if !ok || j.state != working {
+		return false
 	}
+	l.move(j, to)
+	return true
 }
 
 // lose marks a job dropped: the broker refused its publish.
@@ -185,7 +212,8 @@ type Job struct {
 	ID         string
 	State      string // queued, working, waiting to retry, acked, dead-lettered or dropped
 	Attempt    int    // the attempt under way, or the last one made
-	Deliveries int    // how often a worker received it, retries and duplicates included
+	Deliveries int    // how often a worker received it, retries and redeliveries included
+	Sent       int    // how often its email went out; above 1 are duplicates
 }
 
 func (l *ledger) job(id string) (Job, bool) {
@@ -195,12 +223,12 @@ func (l *ledger) job(id string) (Job, bool) {
 	if !ok {
 		return Job{}, false
 	}
-	return Job{ID: j.id, State: j.state.String(), Attempt: j.attempt, Deliveries: j.deliveries}, true
+	return Job{ID: j.id, State: j.state.String(), Attempt: j.attempt, Deliveries: j.deliveries, Sent: j.sent}, true
 }
 
 type ledgerSnapshot struct {
-	published, retries, redelivered int64
-	count                           [dropped + 1]int64
+	published, retries, redelivered, duplicates int64
+	count                                       [dropped + 1]int64
 }
 
 func (s ledgerSnapshot) inFlight() int64 {
@@ -210,5 +238,5 @@ func (s ledgerSnapshot) inFlight() int64 {
 func (l *ledger) snapshot() ledgerSnapshot {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return ledgerSnapshot{published: l.published, retries: l.retries, redelivered: l.redelivered, count: l.count}
+	return ledgerSnapshot{published: l.published, retries: l.retries, redelivered: l.redelivered, duplicates: l.duplicates, count: l.count}
 }

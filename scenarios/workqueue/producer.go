@@ -33,8 +33,11 @@ type producer struct {
 }
 
 func newProducer(s *Scenario) *producer {
-	return &producer{s: s, status: s.broker.NewStatus(nodeOrderService, "starting"), wake: make(chan struct{}, 1), rate: 2}
+	return &producer{s: s, status: s.broker.NewStatus(nodeOrderService, "starting"), wake: make(chan struct{}, 1), rate: defaultRate}
 }
+
+// defaultRate is order-service's rate at the start, in orders per second.
+const defaultRate = 2
 
 func (p *producer) run(ctx context.Context) {
 	rabbit.Retry(ctx, p.status, p.wake, func() (bool, error) { return p.session(ctx) })

@@ -17,11 +17,13 @@ type watcher struct {
 	*rabbit.Watcher
 	s *Scenario
 
-	mu     sync.Mutex // guards the fields below
-	emails amqp.Queue
-	retry  [maxAttempts]int // ready per retry queue, by attempt
-	dlq    int
-	known  bool // the queues have been read at least once
+	mu       sync.Mutex // guards the fields below
+	emails   amqp.Queue
+	backlog  rabbit.Backlog
+	catching bool             // the emails queue's backlog is draining
+	retry    [maxAttempts]int // ready per retry queue, by attempt
+	dlq      int
+	known    bool // the queues have been read at least once
 }
 
 func newWatcher(s *Scenario) *watcher {
@@ -52,10 +54,12 @@ func (w *watcher) look(queues *rabbit.Queues) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.emails, w.retry, w.dlq, w.known = emails, retry, dlq.Messages, true
+	w.catching = w.backlog.Read(emails.Messages)
 }
 
 // emailsState is the emails queue's node: whether the broker answers, the
-// queue's depth and consumers, and what the learner did to the path.
+// queue's depth and consumers, whether a backlog is draining, and what the
+// learner did to the path.
 func (w *watcher) emailsState() flow.NodeState {
 	st, err := w.State()
 	w.mu.Lock()
@@ -65,10 +69,16 @@ func (w *watcher) emailsState() flow.NodeState {
 	if seen {
 		q = w.emails
 	}
+	catching := seen && w.catching
+	ready := "ready %d"
+	if catching {
+		ready = rabbit.CatchingUp
+	}
 	ns := flow.NodeState{State: st, Facts: w.s.broker.ReachFacts(err)}
 	ns.Facts = append(ns.Facts,
 		flow.Flag("exists", seen, ""),
-		flow.Count("ready", int64(q.Messages), "ready %d").When(seen),
+		flow.Count("ready", int64(q.Messages), ready).When(seen),
+		flow.Flag("catching-up", catching, ""), // the ready badge says so
 		flow.Count("consumers", int64(q.Consumers), "consumers %d").When(seen),
 	)
 	ns.Facts = append(ns.Facts, w.s.broker.PathFacts()...)

@@ -3,6 +3,7 @@ package workqueue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -24,18 +25,26 @@ type worker struct {
 	status *rabbit.Status
 	wake   chan struct{} // the learner changed something
 
-	mu       sync.Mutex // guards the fields below
-	want     string     // running, stopped or crashed: what the learner asked for
-	restarts int
-	prefetch int // as the running session uses it
-	held     int // delivered and not yet settled
+	mu         sync.Mutex // guards the fields below
+	want       string     // running, stopped, crashed or removed: what the learner asked for
+	restarts   int
+	prefetch   int   // as the running session uses it
+	held       int   // delivered and not yet settled
+	done       int64 // jobs it sent and acked
+	crashAfter bool  // crash right after the next email goes out, before its ack
+	left       bool  // removed, and its last session is over
 }
 
 const (
 	wantRunning = "running"
 	wantStopped = "stopped"
 	wantCrashed = "crashed"
+	wantRemoved = "removed" // not one of the learner's workers now
 )
+
+// errCrashedAfterSend ends a session whose worker crashed between sending an
+// email and acking its job.
+var errCrashedAfterSend = errors.New("crashed after sending, before the ack")
 
 // Headers a job carries between attempts.
 const (
@@ -52,9 +61,12 @@ func (w *worker) run(ctx context.Context) {
 	rabbit.Retry(ctx, w.status, w.wake, func() (bool, error) {
 		w.mu.Lock()
 		want, restarts := w.want, w.restarts
+		w.left = want == wantRemoved // its session, if it had one, is over
 		w.mu.Unlock()
 		if want != wantRunning {
-			w.status.Set(want, nil)
+			if want != wantRemoved { // a removed worker has no node to show a state on
+				w.status.Set(want, nil)
+			}
 			select {
 			case <-ctx.Done():
 			case <-w.wake:
@@ -138,7 +150,12 @@ func (w *worker) session(ctx context.Context, restarts int) (up bool, err error)
 			}
 			backlog = append(backlog, w.received(d))
 		case <-done:
-			if err := w.finish(ctx, retries, *busy); err != nil {
+			err := w.finish(ctx, retries, *busy)
+			if errors.Is(err, errCrashedAfterSend) {
+				conn.Drop() // the email is out, its job unacked
+				return true, nil
+			}
+			if err != nil {
 				return true, err
 			}
 			busy, done = nil, nil
@@ -150,7 +167,7 @@ func (w *worker) session(ctx context.Context, restarts int) (up bool, err error)
 			case want == wantCrashed:
 				conn.Drop() // mid-processing: nothing acked
 				return true, nil
-			case want == wantStopped || again || w.s.settings().prefetch != prefetch:
+			case want == wantStopped || want == wantRemoved || again || w.s.settings().prefetch != prefetch:
 				consume.Cancel(w.name, false) // on failure the connection is gone, which ends deliveries too
 				for d := range deliveries {
 					backlog = append(backlog, w.received(d))
@@ -170,11 +187,11 @@ func (w *worker) received(d amqp.Delivery) job {
 		w.s.emit.Emit(flow.Event{Kind: flow.KindRoute, From: nodeRetry, To: nodeEmails, MsgID: j.id, Attempt: j.attempt,
 			Detail: flow.Detail{DelayMS: millis(waited), Queue: w.s.retryQueue(j.attempt - 1), Outcome: "delay over"}})
 	}
-	known, duplicate := false, false
+	known, again := false, false
 	if d.MessageId != "" {
-		known, duplicate = w.s.ledger.deliver(d.MessageId, j.attempt, d.Redelivered)
+		known, again = w.s.ledger.deliver(d.MessageId, j.attempt, d.Redelivered)
 	}
-	detail := flow.Detail{Queue: w.s.queue, Redeliver: d.Redelivered, Duplicate: duplicate}
+	detail := flow.Detail{Queue: w.s.queue, Redeliver: d.Redelivered || again}
 	if !known {
 		j.external = true
 		if j.id == "" {
@@ -189,16 +206,32 @@ func (w *worker) received(d amqp.Delivery) job {
 
 // finish ends one attempt: the email went out (ack), or it failed and the job
 // either waits in the retry queue for this attempt or, after the last allowed
-// attempt, is dead-lettered. An error means the connection is failing.
+// attempt, is dead-lettered. An error means the connection is failing, or
+// errCrashedAfterSend that the worker crashes with the email out and its job
+// unacked.
 func (w *worker) finish(ctx context.Context, retries *amqp.Channel, j job) error {
 	set := w.s.settings()
 	if rand.N(100) >= set.failure {
+		duplicate := w.s.ledger.sent(j.id)
+		outcome := "email sent"
+		if duplicate {
+			outcome = "email sent again: it went out before, and was never acked"
+		}
+		if w.takeCrashAfter() {
+			w.s.emit.Emit(flow.Event{Kind: flow.KindState, From: w.name, To: w.name, MsgID: j.id, Attempt: j.attempt,
+				Detail: flow.Detail{Outcome: outcome + "; the worker crashed before its ack", Duplicate: duplicate, External: j.external}})
+			return errCrashedAfterSend
+		}
 		if err := j.Ack(false); err != nil {
 			return err
 		}
-		w.s.ledger.settle(j.id, acked)
+		if w.s.ledger.settle(j.id, acked) {
+			w.mu.Lock()
+			w.done++
+			w.mu.Unlock()
+		}
 		w.s.emit.Emit(flow.Event{Kind: flow.KindAck, From: w.name, To: nodeEmails, MsgID: j.id, Attempt: j.attempt,
-			Detail: flow.Detail{Outcome: "email sent", External: j.external}})
+			Detail: flow.Detail{Outcome: outcome, Duplicate: duplicate, External: j.external}})
 		w.tookSince(j)
 		return nil
 	}
@@ -286,6 +319,36 @@ func headerInt(h amqp.Table, key string, missing int) int {
 	return missing
 }
 
+// setWant makes the worker do what the learner now wants, afresh.
+func (w *worker) setWant(want string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.want, w.crashAfter = want, false
+	w.left = w.left && want == wantRemoved
+	w.restarts++
+	rabbit.Signal(w.wake)
+}
+
+// gone says whether the worker was removed and has finished leaving: until
+// then its node stays, and shows the jobs it hands back.
+func (w *worker) gone() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.left
+}
+
+// takeCrashAfter says whether the learner asked the worker to crash after
+// this email, and takes the request.
+func (w *worker) takeCrashAfter() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.crashAfter {
+		return false
+	}
+	w.crashAfter, w.want = false, wantCrashed
+	return true
+}
+
 func (w *worker) setKnob(name string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -295,8 +358,16 @@ func (w *worker) setKnob(name string) error {
 			return flow.Errorf(flow.Invalid, "%s is already %s: restart it first", w.name, w.want)
 		}
 		w.want = map[string]string{"stop": wantStopped, "crash": wantCrashed}[name]
+		w.crashAfter = false
+	case "crash-after-send":
+		if w.want != wantRunning {
+			return flow.Errorf(flow.Invalid, "%s is already %s: restart it first", w.name, w.want)
+		}
+		w.crashAfter = true
+		return nil // it crashes when its next email is out
 	case "restart":
 		w.want = wantRunning
+		w.crashAfter = false
 		w.restarts++
 	default:
 		return flow.Errorf(flow.NotFound, "%s has no knob %q", w.name, name)
@@ -320,6 +391,7 @@ func (w *worker) state() flow.NodeState {
 		flow.Flag("up", up, ""), // the state word says why not
 		flow.Count("unacked", int64(w.held), "unacked %d").When(up),
 		flow.Count("prefetch", int64(prefetch), "prefetch %d").When(up),
+		flow.Count("done", w.done, "%d done"),
 		flow.Word("broker", w.s.broker.Name, "broker %s").When(errText != ""),
 		flow.Word("error", errText, "%s"),
 	}}

@@ -31,7 +31,7 @@ const Name = "work-queue"
 // DefaultAMQPURL is the broker used when Config.AMQPURL is empty.
 const DefaultAMQPURL = rabbit.DefaultURL
 
-// The nodes of the diagram; the workers are worker-1 to worker-3.
+// The nodes of the diagram; the workers are worker-1, worker-2, ….
 const (
 	nodeOrderService = "order-service"
 	nodeEmails       = "emails"
@@ -39,8 +39,12 @@ const (
 	nodeDLQ          = "dlq"
 )
 
-// workerCount is how many competing workers the diagram has.
-const workerCount = 3
+// maxWorkers bounds how many competing workers the learner may have;
+// defaultWorkers are there at the start.
+const (
+	maxWorkers     = 5
+	defaultWorkers = 3
+)
 
 // maxAttempts bounds the max-attempts knob, and so the number of retry queues.
 const maxAttempts = 10
@@ -70,13 +74,14 @@ type Scenario struct {
 
 	ledger   *ledger
 	producer *producer
-	workers  []*worker
+	workers  []*worker // all maxWorkers of them; the first hired are the learner's
 	watcher  *watcher
 	started  atomic.Bool
 	external atomic.Int64 // outside jobs seen
 
 	mu       sync.Mutex // guards the fields below
 	work     workSettings
+	hired    int // workers the learner has: workers[:hired]
 	series   flow.Point
 	attempts []time.Duration // job times, first publish to settling, since the chart looked
 }
@@ -113,10 +118,15 @@ func Open(cfg Config) (*Scenario, error) {
 		dlq:    cfg.Lab.Name("emails.dlq"),
 		ledger: newLedger(),
 		work:   defaultWork,
+		hired:  defaultWorkers,
 	}
 	s.producer = newProducer(s)
-	for i := range workerCount {
-		s.workers = append(s.workers, newWorker(s, fmt.Sprintf("worker-%d", i+1)))
+	for i := range maxWorkers {
+		w := newWorker(s, fmt.Sprintf("worker-%d", i+1))
+		if i >= defaultWorkers {
+			w.want, w.left = wantRemoved, true
+		}
+		s.workers = append(s.workers, w)
 	}
 	s.watcher = newWatcher(s)
 	return s, nil
@@ -128,7 +138,7 @@ const title = "Work queue with delayed retries (RabbitMQ)"
 func (s *Scenario) Name() string  { return Name }
 func (s *Scenario) Title() string { return title }
 func (s *Scenario) Summary() string {
-	return "order-service queues an email job per order on " + s.queue + "; three workers compete for them. " +
+	return "order-service queues an email job per order on " + s.queue + "; competing workers share them, each job to one worker. " +
 		"Make sending fail and watch each job retry after a growing delay, then land in the DLQ after its last attempt."
 }
 
@@ -153,6 +163,40 @@ func (s *Scenario) Run(ctx context.Context) error {
 	services.Go("queue watcher", s.watcher.Run)
 	services.Go("chart", s.chart)
 	return services.Wait()
+}
+
+// staff are the workers the learner has now.
+func (s *Scenario) staff() []*worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.workers[:s.hired]
+}
+
+// shown are the workers the diagram draws: the learner's, and any removed
+// one still handing its jobs back.
+func (s *Scenario) shown() []*worker {
+	s.mu.Lock()
+	hired := s.hired
+	s.mu.Unlock()
+	var ws []*worker
+	for i, w := range s.workers {
+		if i < hired || !w.gone() {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// hire makes the learner's workers the first n, starting the ones added and
+// stopping, cleanly, the ones removed. The caller holds s.mu.
+func (s *Scenario) hire(n int) {
+	for i := n; i < s.hired; i++ {
+		s.workers[i].setWant(wantRemoved)
+	}
+	for i := s.hired; i < n; i++ {
+		s.workers[i].setWant(wantRunning)
+	}
+	s.hired = n
 }
 
 // Job returns the ledger's account of one job, while it is in flight and for
@@ -208,9 +252,14 @@ func (s *Scenario) View() flow.View {
 		{From: nodeRetry, To: nodeEmails, Label: "delay over"},
 	}
 	// Retries travel from a worker to the retry queues without a drawn edge:
-	// three more lines across the middle would hide more than they show.
-	for i, w := range s.workers {
-		v.Nodes = append(v.Nodes, flow.Node{ID: w.name, Label: w.name, Kind: "consumer", X: 690, Y: 110 + float64(i)*190, Note: "email worker"})
+	// more lines across the middle would hide more than they show.
+	staff := s.shown()
+	for i, w := range staff {
+		y := 300.0
+		if len(staff) > 1 {
+			y = 110 + float64(i)*380/float64(len(staff)-1)
+		}
+		v.Nodes = append(v.Nodes, flow.Node{ID: w.name, Label: w.name, Kind: "consumer", X: 690, Y: y, Note: "email worker"})
 		v.Edges = append(v.Edges,
 			flow.Edge{From: nodeEmails, To: w.name, Label: "deliver"},
 			flow.Edge{From: w.name, To: nodeEmails, Label: "ack"},
@@ -229,7 +278,7 @@ func (s *Scenario) Stats() flow.Stats {
 		nodeRetry:        s.watcher.retryState(),
 		nodeDLQ:          s.watcher.dlqState(),
 	}}
-	for _, w := range s.workers {
+	for _, w := range s.shown() {
 		st.Nodes[w.name] = w.state()
 	}
 	st.Counters = []flow.Counter{
@@ -238,7 +287,8 @@ func (s *Scenario) Stats() flow.Stats {
 		{Name: "retries", Label: "retries", Value: l.retries},
 		{Name: "waiting", Label: "waiting to retry", Value: l.count[waiting]},
 		{Name: "dead-lettered", Label: "dead-lettered", Value: l.count[deadLettered]},
-		{Name: "redeliveries", Label: "duplicates", Value: l.redelivered},
+		{Name: "redeliveries", Label: "redeliveries", Value: l.redelivered},
+		{Name: "duplicates", Label: "emails sent twice", Value: l.duplicates},
 	}
 	st.Ledger = flow.Ledger{
 		Total: flow.Counter{Name: "published", Label: "published", Value: l.published},
@@ -248,7 +298,7 @@ func (s *Scenario) Stats() flow.Stats {
 			{Name: "dead-lettered", Label: "dead-lettered", Value: l.count[deadLettered]},
 			{Name: "lost", Label: "dropped", Value: l.count[dropped]},
 		},
-		Duplicates: &flow.Counter{Name: "redeliveries", Label: "duplicates (apart)", Value: l.redelivered},
+		Duplicates: &flow.Counter{Name: "duplicates", Label: "emails sent twice", Value: l.duplicates},
 	}
 	s.mu.Lock()
 	st.Series = s.series

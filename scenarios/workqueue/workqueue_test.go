@@ -164,7 +164,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		value any
 		kind  flow.ErrorKind
 	}{
-		{"worker-4.stop", nil, flow.NotFound},
+		{"worker-6.stop", nil, flow.NotFound},
+		{"worker-4.stop", nil, flow.Invalid}, // not added
 		{"emails.colour", 1, flow.NotFound},
 		{"order-service.rate", 201, flow.Invalid},
 		{"emails.max-attempts", 0, flow.Invalid},
