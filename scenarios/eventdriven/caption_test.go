@@ -21,7 +21,7 @@ func TestAbsentQueueIsNotCaptionedAsExisting(t *testing.T) {
 	rabbittest.WaitFor(t, l, 5*time.Second, "inventory's queue absent", func(st flow.Stats) bool {
 		return st.Nodes["queue-inventory"].State == "absent"
 	})
-	if note := queueNote(t, l, "queue-inventory"); strings.Contains(note, "exists") || !strings.Contains(note, "only while inventory is connected") {
+	if note := queueNote(t, l, "queue-inventory"); strings.Contains(note, "exists") || !strings.Contains(note, "deleted when inventory disconnects") {
 		t.Errorf("the absent queue's note is %q: it must not say it exists", note)
 	}
 }

@@ -75,19 +75,6 @@ func TestFreshLabLosesNothing(t *testing.T) {
 	mustBalance(t, st)
 }
 
-// An absent queue is not captioned as if it existed.
-func TestAbsentQueueIsNotCaptionedExists(t *testing.T) {
-	l := MustStart(t, rabbittest.URL())
-	rabbittest.WaitFor(t, l, 10*time.Second, "every consumer up", rabbittest.AllUp(consumers...))
-	rabbittest.MustSet(t, l, "inventory.stop", nil)
-	rabbittest.WaitFor(t, l, 5*time.Second, "inventory's queue gone", func(st flow.Stats) bool { return st.Nodes["queue-inventory"].State == "absent" })
-	for _, n := range l.View().Nodes {
-		if n.ID == "queue-inventory" && strings.Contains(n.Note, "exists") {
-			t.Errorf("the absent queue is captioned %q", n.Note)
-		}
-	}
-}
-
 // A durable queue's backlog draining after its consumer came back is named
 // where it is seen: catching up, eventual consistency, with its numbers.
 func TestDrainingBacklogIsNamed(t *testing.T) {

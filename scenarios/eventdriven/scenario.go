@@ -219,7 +219,7 @@ func (s *Scenario) Stats() flow.Stats {
 	st.Ledger = flow.Ledger{
 		// The label quotes the published counter, so that the total is
 		// never read as a count of events.
-		Total: flow.Counter{Name: "copies", Label: fmt.Sprintf("copies (%d published × %d consumers)", l.published, copies), Value: l.published * copies},
+		Total: flow.Counter{Name: "copies", Label: fmt.Sprintf("copies of %d published", l.published), Value: l.published * copies},
 		Parts: []flow.Counter{
 			{Name: "acked", Label: "acked", Value: l.totals.acked},
 			{Name: "in-flight", Label: "in flight", Value: l.totals.inFlight},

@@ -239,7 +239,8 @@ func (s *Scenario) View() flow.View {
 	// Sized to be read at 1280×720: the workers' column, rows 190 apart,
 	// sits between the queue they share and the DLQ. The retry queues stand
 	// off to the left, so that their line to the queue misses their state.
-	v := flow.View{Width: 1100, Height: 200 + 190*float64(max(len(s.workers), 3)-1), Nodes: []flow.Node{
+	staff := s.shown()
+	v := flow.View{Width: 1100, Height: 200 + 190*float64(max(len(staff), 3)-1), Nodes: []flow.Node{
 		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 140, Y: 300, Note: "one email job per order"},
 		{ID: nodeEmails, Label: s.queue, Kind: "queue", X: 410, Y: 300, Note: "durable, shared"},
 		{ID: nodeRetry, Label: "retry queues", Kind: "queue", X: 200, Y: 500,
@@ -253,13 +254,8 @@ func (s *Scenario) View() flow.View {
 	}
 	// Retries travel from a worker to the retry queues without a drawn edge:
 	// more lines across the middle would hide more than they show.
-	staff := s.shown()
 	for i, w := range staff {
-		y := 300.0
-		if len(staff) > 1 {
-			y = 110 + float64(i)*380/float64(len(staff)-1)
-		}
-		v.Nodes = append(v.Nodes, flow.Node{ID: w.name, Label: w.name, Kind: "consumer", X: 690, Y: y, Note: "email worker"})
+		v.Nodes = append(v.Nodes, flow.Node{ID: w.name, Label: w.name, Kind: "consumer", X: 690, Y: 110 + float64(i)*190, Note: "email worker"})
 		v.Edges = append(v.Edges,
 			flow.Edge{From: nodeEmails, To: w.name, Label: "deliver"},
 			flow.Edge{From: w.name, To: nodeEmails, Label: "ack"},
