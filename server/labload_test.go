@@ -28,6 +28,7 @@ var (
 	sandboxWarm    = flag.Duration("sandboxes.warmup", 10*time.Second, "BenchmarkSandboxes: time between the last sandbox set up and the measure")
 	sandboxWindow  = flag.Duration("sandboxes.window", 20*time.Second, "BenchmarkSandboxes: how long the measure lasts")
 	sandboxProfile = flag.String("sandboxes.profile", "", "BenchmarkSandboxes: a folder for a CPU profile of the window and a heap profile at its end, per count")
+	sandboxBinary  = flag.String("sandboxes.bin", "", "BenchmarkSandboxes: a flowlab built with -tags pprof to measure instead of this tree, e.g. an older commit's")
 )
 
 // loadPatterns are the four patterns, given to the sandboxes in turn, each
@@ -56,7 +57,10 @@ const loadRate = 20
 // time). Per-lab figures are the increase over the baseline divided by N.
 // One op is one whole measure: run with -benchtime 1x.
 func BenchmarkSandboxes(b *testing.B) {
-	bin := buildFlowlab(b)
+	bin := *sandboxBinary
+	if bin == "" {
+		bin = buildFlowlab(b)
+	}
 	for _, f := range strings.Split(*sandboxCounts, ",") {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
