@@ -113,13 +113,18 @@ func measureSandboxes(b *testing.B, bin string, n int) {
 	busy := p.measure(b, *sandboxWindow)
 	var delays []float64
 	frames := make([]int, n)
+	byPattern, watchers := map[string]int{}, map[string]int{}
+	resyncs := 0
 	for i, c := range clients {
-		d, ok := c.record(false)
+		d, r, ok := c.record(false)
 		if !ok {
 			b.Fatalf("sandbox %d (%s) lost its websocket: %v", i+1, c.pattern, c.err())
 		}
 		delays = append(delays, d...)
 		frames[i] = len(d)
+		byPattern[c.pattern] += len(d)
+		watchers[c.pattern]++
+		resyncs += r
 	}
 	if prof != nil {
 		<-profDone
@@ -145,6 +150,14 @@ func measureSandboxes(b *testing.B, bin string, n int) {
 	b.ReportMetric(quantile(delays, 0.5), "frame-p50-ms")
 	b.ReportMetric(quantile(delays, 0.99), "frame-p99-ms")
 	b.ReportMetric(float64(frames[0])/sandboxWindow.Seconds(), "min-frames/s")
+	for _, pat := range loadPatterns {
+		// Frames a second at each client of the pattern: at most 10 (one
+		// per 100 ms), fewer when nothing changed or the client resynced.
+		if w := watchers[pat.name]; w > 0 {
+			b.ReportMetric(float64(byPattern[pat.name])/float64(w)/sandboxWindow.Seconds(), "frames/s-"+pat.name)
+		}
+	}
+	b.ReportMetric(float64(resyncs), "resyncs")
 	b.ReportMetric(busy.beam, "rabbitmq-cores")
 	b.ReportMetric(setup.Seconds()*1000/float64(n), "setup-ms/lab")
 }
@@ -356,6 +369,7 @@ type sandboxClient struct {
 	mu        sync.Mutex
 	recording bool
 	delays    []float64 // ms, receive time minus each frame's time, while recording
+	resyncs   int       // snapshots while recording
 	readErr   error
 }
 
@@ -441,26 +455,30 @@ func (c *sandboxClient) read() {
 			Type string
 			Time int64
 		}
-		if json.Unmarshal(msg, &m) != nil || m.Type != "frame" {
+		if json.Unmarshal(msg, &m) != nil {
 			continue
 		}
 		c.mu.Lock()
-		if c.recording {
+		switch {
+		case !c.recording:
+		case m.Type == "frame":
 			c.delays = append(c.delays, now-float64(m.Time))
+		case m.Type == "snapshot": // it fell behind: the hub resyncs it
+			c.resyncs++
 		}
 		c.mu.Unlock()
 	}
 }
 
-// record starts or stops recording; stopping returns the delays recorded
-// and whether the connection is still open.
-func (c *sandboxClient) record(on bool) ([]float64, bool) {
+// record starts or stops recording; stopping returns the frame delays and
+// the resyncs recorded, and whether the connection is still open.
+func (c *sandboxClient) record(on bool) ([]float64, int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.recording = on
-	d := c.delays
-	c.delays = nil
-	return d, c.readErr == nil
+	d, r := c.delays, c.resyncs
+	c.delays, c.resyncs = nil, 0
+	return d, r, c.readErr == nil
 }
 
 func (c *sandboxClient) err() error {
