@@ -155,7 +155,10 @@ func (em *Emitter) emit(e Event) {
 // Traces keeps the most recent hops so that a click in the view can show
 // every hop of one message, even those the view did not animate. Adding is
 // on every scenario's hot path and looking up happens on a click, so hops go
-// into fixed rings at the cost of one copy, and a look-up scans them all.
+// into rings at the cost of one copy, and a look-up scans them all. A ring
+// grows as hops come, up to its size, and then reuses its oldest places: a
+// lab pays for the hops it has had, not for the hops it may have (a full
+// ring is about 10 MiB a lab, and most sandboxes run one pattern, or none).
 // The rings are shards taken in turn by sequence number, so that the
 // producer and every consumer, even of one fanned-out message, add at once
 // without queueing on one lock.
@@ -167,19 +170,20 @@ const traceShards = 8
 
 type traceRing struct {
 	mu   sync.Mutex
-	ring []Event
+	ring []Event // the hops, up to size; once full, next is the oldest
 	next int
+	size int
 	// Each ring's lock and position on cache lines of their own: adjacent
 	// shards written by different goroutines would otherwise keep taking
 	// the line from each other.
-	_ [128 - 40]byte
+	_ [128 - 48]byte
 }
 
 // NewTraces keeps about the last size hops.
 func NewTraces(size int) *Traces {
 	t := &Traces{}
 	for i := range t.shards {
-		t.shards[i].ring = make([]Event, max(1, size/traceShards))
+		t.shards[i].size = max(1, size/traceShards)
 	}
 	return t
 }
@@ -196,6 +200,17 @@ func (t *Traces) Add(e *Event) {
 
 func (r *traceRing) add(e *Event) {
 	r.mu.Lock()
+	if len(r.ring) < r.size {
+		if len(r.ring) == cap(r.ring) {
+			// Doubling, but never past size, as append's growth would.
+			grown := make([]Event, len(r.ring), min(r.size, max(16, 2*cap(r.ring))))
+			copy(grown, r.ring)
+			r.ring = grown
+		}
+		r.ring = append(r.ring, *e)
+		r.mu.Unlock()
+		return
+	}
 	r.ring[r.next] = *e
 	r.next++
 	if r.next == len(r.ring) {

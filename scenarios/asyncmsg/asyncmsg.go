@@ -128,7 +128,7 @@ func (s *Scenario) Summary() string {
 // members, and runs until ctx ends. It then closes every client and returns
 // nil once every goroutine it started has ended.
 func (s *Scenario) Run(ctx context.Context) error {
-	admin, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...))
+	admin, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...), kgo.DisableClientMetrics())
 	if err != nil {
 		return flow.Errorf(flow.Invalid, "Kafka brokers %v: %v", s.cfg.Brokers, err)
 	}

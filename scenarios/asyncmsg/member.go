@@ -96,6 +96,7 @@ func (s *Scenario) startMember(rt *runtime, i int) error {
 		kgo.MetadataMinAge(500 * time.Millisecond),
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.WithHooks(m.net),
+		kgo.DisableClientMetrics(), // as order-service's producer
 	}
 	if m.after {
 		opts = append(opts, kgo.DisableAutoCommit())

@@ -20,7 +20,7 @@ var _ flow.Tearer = (*Scenario)(nil)
 // delete a group with members. A topic or group that is not there counts as
 // deleted.
 func (s *Scenario) Teardown(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...), kgo.DisableClientMetrics())
 	if err != nil {
 		return flow.Errorf(flow.Invalid, "Kafka brokers %v: %v", s.cfg.Brokers, err)
 	}
