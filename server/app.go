@@ -224,10 +224,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("stopped without waiting for parts still stopping", "parts", late)
 		return fmt.Errorf("%s did not stop within %v", strings.Join(late, ", "), shutdownWait)
 	}
-	// A sandbox never opened still holds its product-service's port.
-	for _, l := range a.allLabs() {
-		l.end()
-	}
+	a.endLabs(shutCtx)
 	a.close()
 	a.log.Info("stopped")
 	select {
@@ -235,6 +232,33 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// endLabs ends every lab once their runs have stopped. A sandbox is torn
+// down: its id is random and never comes back, so what it made on the
+// brokers would be nobody's. The default lab's objects stay, as they bear
+// the article's names, which a learner's own clients may share. The
+// teardowns run at once, within what is left of ctx.
+func (a *App) endLabs(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, l := range a.allLabs() {
+		if !l.sandbox {
+			l.end() // and a sandbox never opened frees its product-service's port
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.teardown(ctx, l, "flowlab stopped")
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.log.Warn("stopped before every sandbox was torn down: some of their broker objects may be left")
 	}
 }
 

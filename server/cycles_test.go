@@ -70,7 +70,7 @@ func TestSandboxCyclesLeaveNothing(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		a.teardown(ctx, l)
+		a.teardown(ctx, l, "a test cycle")
 	}
 
 	// One sandbox per pattern, torn down only once the brokers have been

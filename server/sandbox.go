@@ -197,7 +197,7 @@ func (a *App) sweepIdle(ctx context.Context) {
 		case now := <-t.C:
 			for _, l := range a.allLabs() {
 				if a.sweepLab(l, now) {
-					a.teardown(ctx, l)
+					a.teardown(ctx, l, "nobody opened it for "+a.cfg.SandboxTTL.String())
 				}
 			}
 		}
@@ -226,9 +226,10 @@ func (a *App) sweepLab(l *labRun, now time.Time) (expired bool) {
 }
 
 // teardown stops every run of a sandbox, deletes what its scenarios made on
-// the brokers, frees what they hold and forgets it. The deletes are bounded
-// and end with ctx, so a stopping flowlab never waits on a broker.
-func (a *App) teardown(ctx context.Context, l *labRun) {
+// the brokers, frees what they hold and forgets it; why is for the log. The
+// deletes are bounded and end with ctx, so a stopping flowlab never waits on
+// a broker.
+func (a *App) teardown(ctx context.Context, l *labRun, why string) {
 	l.end() // nothing of it starts again, though its pages still find it
 	for _, s := range l.scenarios {
 		t, ok := s.sup.current().(flow.Tearer)
@@ -244,7 +245,7 @@ func (a *App) teardown(ctx context.Context, l *labRun) {
 	// Only now is it gone: whoever counts the open labs finds its broker
 	// objects deleted.
 	a.removeLab(l.lab.ID)
-	a.log.Info("sandbox torn down: nobody opened it", "lab", l.lab.ID, "after", a.cfg.SandboxTTL)
+	a.log.Info("sandbox torn down", "lab", l.lab.ID, "why", why)
 }
 
 // end stops every run of l and frees what its never-run scenarios hold:

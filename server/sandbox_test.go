@@ -312,3 +312,30 @@ func queueExists(t *testing.T, name string) bool {
 	_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
 	return err == nil
 }
+
+// Stopping flowlab tears its sandboxes down, since nobody can open them
+// again: their queues go from the broker. The default lab's stay.
+func TestStoppingFlowlabTearsDownItsSandboxes(t *testing.T) {
+	s := MustStart(t)
+	lab := s.mustSandbox(t)
+	queue := "emails." + strings.TrimPrefix(lab, "/labs/")
+	kept := "emails." + strings.TrimPrefix(s.base, "/labs/")
+	for _, page := range []string{lab, s.base} {
+		resp, err := http.Get(s.URL + page + "/work-queue") // opens it: its scenario declares its queues
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	waitFor(t, "both labs' queues declared", func() bool { return queueExists(t, queue) && queueExists(t, kept) })
+	s.Stop(t)
+	if queueExists(t, queue) {
+		t.Errorf("queue %s is still on the broker after flowlab stopped: nobody can open its sandbox again", queue)
+	}
+	if !queueExists(t, kept) {
+		t.Errorf("the default lab's queue %s went with the stop", kept)
+	}
+	if !strings.Contains(s.stderr.String(), `msg="sandbox torn down" lab=`+strings.TrimPrefix(lab, "/labs/")+` why="flowlab stopped"`) {
+		t.Errorf("the log does not say the sandbox was torn down:\n%s", s.stderr)
+	}
+}
