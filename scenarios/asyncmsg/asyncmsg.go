@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -48,6 +49,10 @@ type Scenario struct {
 	// topic, by their time (to the millisecond, as Kafka keeps it).
 	began time.Time
 
+	// reached is, per partition, the offset after the newest record any
+	// member processed: the records from there to the log's end are those
+	// in the log and not yet processed, as the ledger counts them.
+	reached    [maxPartitions]atomic.Int64
 	ledger     *ledger
 	window     *window
 	rebalances *rebalances
@@ -64,10 +69,16 @@ type Scenario struct {
 	members  [maxMembers]*member // nil: never started or removed
 	producer *orderService
 	parts    []partitionRead // last broker read, index = partition
-	readErr  string          // why the last broker read failed, if it did
-	point    flow.Point      // the newest chart point
-	sendRate float64         // records order-service sent in the last second
-	burst    int             // order events still to send at once, beside the rate
+	// endsAgo is each partition's log end as read behindAfter ago or
+	// earlier (nil before): records before it have waited that long.
+	endsAgo []int64
+	// draining is true when the records not yet processed were fewer at
+	// the newest read than at the one before: a backlog going down.
+	draining bool
+	readErr  string     // why the last broker read failed, if it did
+	point    flow.Point // the newest chart point
+	sendRate float64    // records order-service sent in the last second
+	burst    int        // order events still to send at once, beside the rate
 	// wake starts order-service's next round at once rather than at its
 	// next tick: a burst was asked for, or is not finished.
 	wake chan struct{}

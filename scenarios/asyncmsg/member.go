@@ -302,6 +302,7 @@ func (m *member) account(rs []*kgo.Record, msgs []message, idempotent bool, done
 			m.committed[r.Partition] = firstOf(rs[:i+1], r.Partition)
 		}
 		m.next[r.Partition] = r.Offset + 1
+		m.s.reach(r.Partition, r.Offset+1)
 	}
 	m.processed += int64(len(rs))
 	m.mu.Unlock()

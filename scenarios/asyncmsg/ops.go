@@ -195,8 +195,11 @@ func (s *Scenario) recreateTopic(ctx context.Context, admin *kadm.Client, n int)
 	s.ledger.topicDeleted()
 	s.outside.reset()
 	s.mu.Lock()
-	s.parts = nil
+	s.parts, s.endsAgo = nil, nil
 	s.mu.Unlock()
+	for p := range s.reached {
+		s.reached[p].Store(0)
+	}
 	// A broker may take a moment to forget the old topic.
 	for {
 		_, err := admin.CreateTopic(ctx, int32(n), -1, nil, s.topic)

@@ -405,6 +405,10 @@ type netWatch struct {
 	// for a consumer.
 	answers *atomic.Int64
 
+	// okAt is when the broker last answered a request, in unix
+	// nanoseconds: every read, so it is kept without the lock.
+	okAt atomic.Int64
+
 	mu        sync.Mutex
 	at        int64 // unix nanoseconds
 	text      string
@@ -419,6 +423,10 @@ func (w *netWatch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.
 }
 
 func (w *netWatch) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err == nil {
+		w.okAt.Store(time.Now().UnixNano())
+		return
+	}
 	w.failed(err)
 }
 
@@ -447,8 +455,19 @@ func (w *netWatch) sinceAnswer() (bool, string, time.Time) {
 	return w.text != "" && w.answers.Load() == w.answersAt, w.text, w.since
 }
 
-func (w *netWatch) last() (int64, string) {
+// unreachable reports whether a consumer gets no answer from the broker: its
+// newest failure is newer than its newest answer, and that answer is older
+// than noAnswer. A member's fetch is answered at least every FetchMaxWait
+// (500 ms) however idle it is, so one that lost a connection and dialed
+// again at once, as a busy member may, is not unreachable.
+func (w *netWatch) unreachable(now time.Time) bool {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.at, w.text
+	errAt := w.at
+	w.mu.Unlock()
+	okAt := w.okAt.Load()
+	return errAt > okAt && now.UnixNano()-okAt > int64(noAnswer)
 }
+
+// noAnswer is how long a member may go without an answer from the broker
+// before the view calls it unreachable: twice its longest wait for a fetch.
+const noAnswer = time.Second
