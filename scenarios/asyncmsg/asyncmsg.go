@@ -67,6 +67,7 @@ type Scenario struct {
 	set      settings
 	rt       *runtime            // nil unless Run is running
 	members  [maxMembers]*member // nil: never started or removed
+	ghosts   []ghost             // crashed members forgotten, still in the group
 	producer *orderService
 	parts    []partitionRead // last broker read, index = partition
 	// endsAgo is each partition's log end as read behindAfter ago or
@@ -161,7 +162,7 @@ func (s *Scenario) Run(ctx context.Context) error {
 	set := s.set
 	s.mu.Unlock()
 	err = s.startProducer(rt, set)
-	for i := range defaultMembers {
+	for i := range set.members {
 		if err == nil {
 			err = s.startMember(rt, i)
 		}

@@ -124,8 +124,12 @@ func TestGroupSaysWhenEveryMemberIsGone(t *testing.T) {
 			t.Errorf("%s is %s with no members", p, st)
 		}
 	}
-	rs := l.events.of(flow.KindRebalance)
-	r := rs[len(rs)-1]
+	var r flow.Event
+	eventually(t, 2*time.Second, "the rebalance to no members drawn", func() bool {
+		rs := l.events.of(flow.KindRebalance)
+		r = rs[len(rs)-1]
+		return strings.Contains(r.Detail.Outcome, "m3 crashed")
+	})
 	took := time.Duration(r.Detail.LatencyMS * float64(time.Millisecond))
 	t.Logf("%s: %s (took %v)", r.Detail.Outcome, r.Detail.Payload, took)
 	if took < 2500*time.Millisecond || took > time.Since(crashed)+time.Second ||

@@ -186,7 +186,7 @@ func (s *Scenario) Stats() flow.Stats {
 func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	s.mu.Lock()
 	set, o, parts, readErr, rate, burst := s.set, s.producer, s.parts, s.readErr, s.sendRate, s.burst
-	endsAgo := s.endsAgo
+	endsAgo, draining := s.endsAgo, s.draining
 	members := s.members
 	cut := s.rt != nil && s.rt.paths.IsCut()
 	s.mu.Unlock()
@@ -208,30 +208,36 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	nodes["orders"] = topic
 
 	owners := make(map[int32][]string) // live owners
-	orphans := make(map[int32]string)  // partitions a crashed member held
+	// Partitions a crashed member holds until the broker drops it.
+	held, orphans, left := s.crashedHeld(now)
 	session := time.Duration(set.sessionTimeout) * time.Second
+	g := group{held: held, left: left, session: set.sessionTimeout}
 	for i, m := range members {
 		if m == nil {
 			continue // a slot not started is not drawn
 		}
-		st := m.status(now, session, set.processingMS[i])
-		nodes[m.id] = st
-		crashed := m.isCrashed()
-		if crashed && !m.holdsAfterCrash(now, session) {
+		g.started++
+		nodes[m.id] = m.status(now, session, set.processingMS[i])
+		if m.isCrashed() {
 			continue
 		}
+		g.live++
 		for _, p := range m.ownedList() {
-			if crashed {
-				orphans[p] = m.id
-			} else {
-				owners[p] = append(owners[p], m.id)
-			}
+			owners[p] = append(owners[p], m.id)
 		}
 	}
+	behind := false
 	for p := range int32(set.partitions) {
-		nodes[partitionID(p)] = partitionState(p, parts, s.reachedAt(p), endsAgo, owners[p], orphans[p])
+		ns := partitionState(p, parts, s.reachedAt(p), endsAgo, owners[p], orphans[p])
+		nodes[partitionID(p)] = ns
+		behind = behind || ns.State == "behind"
+		if v, ok := ns.Value("unprocessed"); ok {
+			g.backlog += v.(int64)
+		}
 	}
-	state, facts := s.rebalances.status(now)
+	// Eventual consistency, seen: records waited, and are being processed.
+	g.catchingUp = behind && draining
+	state, facts := s.rebalances.status(now, g)
 	nodes["inventory"] = flow.NodeState{State: state, Facts: facts}
 	// The nodes a slow change is shown on (change.node).
 	for _, id := range []string{"order-service", "orders", "inventory"} {
