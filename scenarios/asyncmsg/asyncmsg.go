@@ -80,6 +80,8 @@ type Scenario struct {
 	point    flow.Point // the newest chart point
 	sendRate float64    // records order-service sent in the last second
 	burst    int        // order events still to send at once, beside the rate
+	burstRun *burstRun  // the burst on its way, nil when none
+	last     lastBurst  // the newest burst done
 	// wake starts order-service's next round at once rather than at its
 	// next tick: a burst was asked for, or is not finished.
 	wake chan struct{}
@@ -197,7 +199,7 @@ func (s *Scenario) shutdown(rt *runtime) {
 	defer s.ops.Unlock()
 	s.mu.Lock()
 	s.rt = nil
-	s.burst = 0 // never handed to the producer: nothing to account for
+	s.burst, s.burstRun = 0, nil // never handed to the producer: nothing to account for
 	s.mu.Unlock()
 	var ms []*member
 	for i := range maxMembers {

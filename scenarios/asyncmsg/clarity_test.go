@@ -168,18 +168,19 @@ func TestRestartSaysItWaitsForTheSessionTimeout(t *testing.T) {
 // TestBurstShowsItsDurationAndRate sends 1000 order events at the defaults,
 // flushing after every record as the article does, then batched: each
 // burst's duration and rate are facts of order-service, and the flushed
-// burst takes many times longer.
+// burst takes many times longer. At the defaults the path to the broker
+// adds 1 ms, as a network would: loopback alone makes a flush cheap.
 func TestBurstShowsItsDurationAndRate(t *testing.T) {
 	l := startLab(t, map[string]any{"rate": 0})
 	l.waitStable()
 	burst := func() float64 {
-		before := l.events.of(flow.KindState)
+		before := fact[float64](l.node("order-service"), "last-burst-s")
 		mustSet(t, l.s, "send-1000", nil)
 		eventually(t, 30*time.Second, "the burst done", func() bool {
 			ns := l.node("order-service")
-			return fact[int64](ns, "unsent") == 0 && fact[int64](ns, "buffered") == 0 &&
-				fact[int64](ns, "last-burst") == 1000 && len(l.events.of(flow.KindState)) > len(before) &&
-				fact[float64](ns, "last-burst-s") > 0 && !slices.ContainsFunc(ns.Badges(), func(b string) bool { return strings.Contains(b, "burst: ") })
+			return fact[int64](ns, "unsent") == 0 && fact[int64](ns, "last-burst") == 1000 &&
+				fact[float64](ns, "last-burst-s") != before &&
+				slices.ContainsFunc(ns.Badges(), func(b string) bool { return strings.HasPrefix(b, "last burst: 1000 in ") })
 		})
 		ns := l.node("order-service")
 		secs, rate := fact[float64](ns, "last-burst-s"), fact[float64](ns, "last-burst-per-s")
@@ -194,7 +195,8 @@ func TestBurstShowsItsDurationAndRate(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	batched := burst()
 	t.Logf("1000 order events: flushed after every record %.3f s, batched %.3f s (%.0f×)", flushed, batched, flushed/batched)
-	if flushed < 5*batched {
+	// Measured at the defaults on a busy 2-core machine: 48× to 144×.
+	if flushed < 10*batched {
 		t.Errorf("at the defaults a flushed burst took %.3f s and a batched one %.3f s: the flush's cost does not show", flushed, batched)
 	}
 }

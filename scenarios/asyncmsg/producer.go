@@ -113,7 +113,7 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 		elapsed := now.Sub(last)
 		last = now
 		s.mu.Lock()
-		rate, flush, o, burst := s.set.rate, s.set.flushEach, s.producer, s.burst
+		rate, flush, o, burst, run := s.set.rate, s.set.flushEach, s.producer, s.burst, s.burstRun
 		s.mu.Unlock()
 		if o == nil {
 			owed = 0
@@ -128,12 +128,12 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 		sent, t := 0, now
 		for sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
 			k := chunk(burst-sent, flush)
-			t = s.sendOrders(ctx, o, flush, k)
+			t = s.sendOrders(ctx, o, flush, k, run)
 			sent += k
 		}
 		for owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
 			k := chunk(int(owed), flush)
-			t = s.sendOrders(ctx, o, flush, k)
+			t = s.sendOrders(ctx, o, flush, k, nil)
 			owed -= float64(k)
 		}
 		if sent > 0 {
@@ -170,10 +170,45 @@ func (s *Scenario) sendBurst(n int) error {
 	}
 	s.burst += n
 	left := s.burst
+	if s.burstRun == nil {
+		s.burstRun = &burstRun{start: time.Now()}
+	}
+	s.burstRun.n += n
+	s.burstRun.left.Add(int64(n))
 	s.mu.Unlock()
 	s.wakeProducer()
 	s.state("order-service", "sending", fmt.Sprintf("a burst of %d order events at once, beside the rate (%d to send)", n, left))
 	return nil
+}
+
+// burstRun is a burst on its way: from the first press to the broker's
+// answer for its last event. Presses while one is on its way join it.
+type burstRun struct {
+	start time.Time
+	n     int          // order events asked for
+	left  atomic.Int64 // events without the producer's answer yet
+}
+
+// lastBurst is the newest burst done: how many events and how long from the
+// press to the broker's answer for the last of them.
+type lastBurst struct {
+	n    int
+	took time.Duration
+}
+
+// burstAnswered counts the producer's answer (an ack, a failure, a refusal)
+// for one event of run; the last one ends it.
+func (s *Scenario) burstAnswered(run *burstRun) {
+	if run.left.Add(-1) > 0 {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A press may have joined it since: it ends with its last answer.
+	if s.burstRun == run && run.left.Load() == 0 {
+		s.burstRun, s.last = nil, lastBurst{n: run.n, took: now.Sub(run.start)}
+	}
 }
 
 func (s *Scenario) wakeProducer() {
@@ -198,11 +233,11 @@ func chunk(want int, flush bool) int {
 	return min(want, maxChunk)
 }
 
-// sendOrders produces the next k order events and, as in the article,
-// flushes after them when asked to. It returns when it handed them over, or
+// sendOrders produces the next k order events, of burst run or of the rate
+// (nil), and, as in the article, flushes after them when asked to. It returns when it handed them over, or
 // when the flush ended.
-func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, k int) time.Time {
-	outs := s.newSendings(ctx, s.ledger.add(waiting, k), k)
+func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, k int, run *burstRun) time.Time {
+	outs := s.newSendings(ctx, s.ledger.add(waiting, k), k, run)
 	start := outs[0].rec.Timestamp // outs may be done with before TryProduce returns
 	o.sent.Add(int64(k))
 	for i := range outs {
@@ -225,8 +260,9 @@ func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, 
 // order-service produces with: kgo still sees that context's cancellation.
 type sending struct {
 	context.Context
-	rec kgo.Record // its Timestamp is when order-service handed it over
-	n   uint64     // the ledger's number for the event
+	rec   kgo.Record // its Timestamp is when order-service handed it over
+	n     uint64     // the ledger's number for the event
+	burst *burstRun  // the burst it is part of, nil for the rate's
 	// drawn is what the hops of an event the view draws carry (see
 	// flow.Emitter.Sample); nil for the others.
 	drawn *drawnEvent
@@ -245,7 +281,7 @@ type drawnEvent struct {
 // them the message id, which is not sent: a member knows this run's events
 // by their bytes) in two allocations. Only a drawn event gets its strings
 // for the view.
-func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sending {
+func (s *Scenario) newSendings(ctx context.Context, first uint64, k int, run *burstRun) []sending {
 	outs := make([]sending, k)
 	// Event i's key starts at at[i][0], its value at at[i][1], its id at
 	// at[i][2], and it ends where event i+1 starts.
@@ -268,7 +304,7 @@ func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sendi
 	for i := range outs {
 		out := &outs[i]
 		key, v, id, end := at[i][0], at[i][1], at[i][2], at[i+1][0]
-		out.Context, out.n = ctx, first+uint64(i)
+		out.Context, out.n, out.burst = ctx, first+uint64(i), run
 		if s.cfg.Emit.DrawsBytes(b[id:end], born) {
 			str := string(b[key:end])
 			out.drawn = &drawnEvent{id: str[id-key:], key: str[:v-key], payload: str[v-key : id-key], start: now}
@@ -317,6 +353,9 @@ func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
 	s.window.producedOK(err == nil)
 	if err == nil {
 		o.answers.Add(1)
+	}
+	if out.burst != nil {
+		s.burstAnswered(out.burst)
 	}
 	d := out.drawn
 	if d == nil {
