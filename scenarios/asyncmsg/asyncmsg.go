@@ -134,7 +134,9 @@ func (s *Scenario) Title() string { return "Asynchronous messaging (Kafka)" }
 func (s *Scenario) Summary() string {
 	return "order-service writes order events to the Kafka topic orders, keyed by order id so " +
 		"each order's events stay in one partition and in order; the consumer group inventory " +
-		"shares the partitions among its members. Crash a member before it commits and watch the " +
+		"shares the partitions among its members. The article's \"Consumer\" is a copy of its " +
+		"producer: its preset runs no member, and records wait in the log until you add one. " +
+		"Crash a member before it commits and watch the " +
 		"rebalance and the duplicates; cut the path to the broker and watch the producer buffer."
 }
 
