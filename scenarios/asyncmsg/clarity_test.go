@@ -127,6 +127,9 @@ func TestGroupSaysWhenEveryMemberIsGone(t *testing.T) {
 	var r flow.Event
 	eventually(t, 2*time.Second, "the rebalance to no members drawn", func() bool {
 		rs := l.events.of(flow.KindRebalance)
+		if len(rs) == 0 {
+			return false
+		}
 		r = rs[len(rs)-1]
 		return strings.Contains(r.Detail.Outcome, "m3 crashed")
 	})

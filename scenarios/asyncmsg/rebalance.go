@@ -202,7 +202,8 @@ type group struct {
 
 // status is what the inventory node shows: the group's state word and
 // facts. With no live member the group is empty, whatever rebalance is
-// pending: nothing consumes.
+// pending: nothing consumes. Members stopped to be started again (a change)
+// leave it rebalancing, not empty.
 func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -212,13 +213,13 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	}
 	why := ""
 	switch {
-	case g.live > 0:
+	case g.live > 0 || r.holds > 0:
 	case g.started == 0:
-		why = "the article's Consumer code is a copy of its producer: nothing consumes"
+		why = "no consumer, as in the article, whose Consumer code is a copy of its producer: nothing consumes"
 	default:
 		why = "every member crashed: nothing consumes"
 	}
-	if g.live == 0 {
+	if why != "" {
 		state = "empty"
 	}
 	held := strings.Join(g.held, " ")
@@ -230,12 +231,13 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	if len(g.held) == 0 {
 		members.Badge = "no members: partitions unassigned"
 	}
+	members = members.When(state == "empty")
 	catching := int64(0)
 	if g.catchingUp && g.live > 0 {
 		catching = g.backlog
 	}
 	return state, []flow.Fact{
-		members.When(g.live == 0),
+		members,
 		flow.Word("no-members-why", why, "%s"),
 		flow.Word("waiting-for", held, heldFormat),
 		flow.Measure("session-left-s", g.left.Seconds(), ""),
