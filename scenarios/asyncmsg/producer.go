@@ -469,8 +469,12 @@ func (w *netWatch) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.
 	w.failed(err)
 }
 
+// failed notes a network failure. A read kgo gave up on itself is not one:
+// it cancels a fetch in flight when a member's assignment or fetch session
+// changes, which a busy member sees often, and reports the read as
+// "context canceled".
 func (w *netWatch) failed(err error) {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
 		return
 	}
 	w.mu.Lock()
