@@ -44,7 +44,11 @@ func (s *Scenario) reach(p int32, next int64) {
 		return
 	}
 	r := &s.reached[p]
-	for cur := r.Load(); next > cur && !r.CompareAndSwap(cur, next); cur = r.Load() {
+	for {
+		cur := r.Load()
+		if next <= cur || r.CompareAndSwap(cur, next) {
+			return
+		}
 	}
 }
 
