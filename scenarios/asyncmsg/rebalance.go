@@ -215,9 +215,9 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	switch {
 	case g.live > 0 || r.holds > 0:
 	case g.started == 0:
-		why = "no consumer, as in the article, whose Consumer code is a copy of its producer: nothing consumes"
+		why = "no consumer, as in the article, whose Consumer code is a copy of its producer: records wait in the log until you add a member"
 	default:
-		why = "every member crashed: nothing consumes"
+		why = "every member crashed: records wait in the log until one is restarted"
 	}
 	if why != "" {
 		state = "empty"
