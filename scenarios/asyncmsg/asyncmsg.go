@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -48,6 +49,10 @@ type Scenario struct {
 	// topic, by their time (to the millisecond, as Kafka keeps it).
 	began time.Time
 
+	// reached is, per partition, the offset after the newest record any
+	// member processed: the records from there to the log's end are those
+	// in the log and not yet processed, as the ledger counts them.
+	reached    [maxPartitions]atomic.Int64
 	ledger     *ledger
 	window     *window
 	rebalances *rebalances
@@ -62,12 +67,21 @@ type Scenario struct {
 	set      settings
 	rt       *runtime            // nil unless Run is running
 	members  [maxMembers]*member // nil: never started or removed
+	ghosts   []ghost             // crashed members forgotten, still in the group
 	producer *orderService
 	parts    []partitionRead // last broker read, index = partition
-	readErr  string          // why the last broker read failed, if it did
-	point    flow.Point      // the newest chart point
-	sendRate float64         // records order-service sent in the last second
-	burst    int             // order events still to send at once, beside the rate
+	// endsAgo is each partition's log end as read behindAfter ago or
+	// earlier (nil before): records before it have waited that long.
+	endsAgo []int64
+	// draining is true when the records not yet processed were fewer at
+	// the newest read than at the one before: a backlog going down.
+	draining bool
+	readErr  string     // why the last broker read failed, if it did
+	point    flow.Point // the newest chart point
+	sendRate float64    // records order-service sent in the last second
+	burst    int        // order events still to send at once, beside the rate
+	burstRun *burstRun  // the burst on its way, nil when none
+	last     lastBurst  // the newest burst done
 	// wake starts order-service's next round at once rather than at its
 	// next tick: a burst was asked for, or is not finished.
 	wake chan struct{}
@@ -120,7 +134,9 @@ func (s *Scenario) Title() string { return "Asynchronous messaging (Kafka)" }
 func (s *Scenario) Summary() string {
 	return "order-service writes order events to the Kafka topic orders, keyed by order id so " +
 		"each order's events stay in one partition and in order; the consumer group inventory " +
-		"shares the partitions among its members. Crash a member before it commits and watch the " +
+		"shares the partitions among its members. The article's \"Consumer\" is a copy of its " +
+		"producer: its preset runs no member, and records wait in the log until you add one. " +
+		"Crash a member before it commits and watch the " +
 		"rebalance and the duplicates; cut the path to the broker and watch the producer buffer."
 }
 
@@ -150,7 +166,7 @@ func (s *Scenario) Run(ctx context.Context) error {
 	set := s.set
 	s.mu.Unlock()
 	err = s.startProducer(rt, set)
-	for i := range defaultMembers {
+	for i := range set.members {
 		if err == nil {
 			err = s.startMember(rt, i)
 		}
@@ -185,7 +201,7 @@ func (s *Scenario) shutdown(rt *runtime) {
 	defer s.ops.Unlock()
 	s.mu.Lock()
 	s.rt = nil
-	s.burst = 0 // never handed to the producer: nothing to account for
+	s.burst, s.burstRun = 0, nil // never handed to the producer: nothing to account for
 	s.mu.Unlock()
 	var ms []*member
 	for i := range maxMembers {

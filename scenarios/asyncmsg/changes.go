@@ -30,6 +30,7 @@ type change struct {
 const (
 	restartKind  = "restart members"
 	producerKind = "replace producer"
+	membersKind  = "members"
 )
 
 // maxWaiting bounds the changes waiting to start. Changes of one kind merge,

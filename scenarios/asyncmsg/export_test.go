@@ -26,3 +26,20 @@ func OrderRecord(n uint64) *kgo.Record {
 	b = slices.Clone(b)
 	return &kgo.Record{Key: b[:k:k], Value: b[k:]}
 }
+
+// DropConnections closes member i's connections to the broker once, as a
+// reset by the network would, and lets it dial again at once.
+func (s *Scenario) DropConnections(i int) {
+	s.mu.Lock()
+	m := s.members[i]
+	s.mu.Unlock()
+	m.sockets.mu.Lock()
+	open := make([]*socket, 0, len(m.sockets.open))
+	for c := range m.sockets.open {
+		open = append(open, c)
+	}
+	m.sockets.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+}

@@ -36,6 +36,7 @@ type settings struct {
 	commitMode     string
 	idempotent     bool
 	sessionTimeout int // seconds
+	members        int // member slots started, crashed ones included
 	processingMS   [maxMembers]int
 	replayPart     string // "all" or "p3"
 	replayOffset   int
@@ -51,8 +52,13 @@ func defaultSettings() settings {
 		partitions:     3,
 		commitMode:     commitAuto,
 		sessionTimeout: 10,
+		members:        defaultMembers,
 		replayPart:     "all",
 		replayMinutes:  5,
+		// A round trip within one data centre: on loopback the embedded
+		// broker answers in microseconds, which hides what a flush after
+		// every record costs on any real network.
+		latencyMS: 1,
 	}
 	for i := range s.processingMS {
 		s.processingMS[i] = 20
@@ -98,10 +104,13 @@ func (s *Scenario) Knobs() []flow.Knob {
 		{Name: "restore-path", Group: "orders", Label: "Restore the path", Type: flow.ActionKnob},
 		{Name: "path-latency", Group: "orders", Label: "Network latency to the broker", Type: flow.IntKnob,
 			Min: 1, Max: 1000, Unit: "ms", Off: "none", Value: set.latencyMS,
-			Help: "Delays every answer from the broker to flowlab's clients. Flushing after every record pays it once per record; batching pays it once per batch."},
+			Help: "Delays every answer from the broker to flowlab's clients. Flushing after every record pays it once per record; batching pays it once per batch. It starts at 1 ms, about a round trip within one data centre: the embedded broker on this machine answers in microseconds, which would hide the cost of the article's flush() (a 1000-event burst: about 2 s flushed after every record, a few ms batched, at 1 ms)."},
 		{Name: "partitions", Group: "orders", Label: "Partitions", Type: flow.IntKnob,
 			Min: 1, Max: maxPartitions, Value: set.partitions,
 			Help: "More partitions are added in place. Kafka cannot remove partitions: fewer means the topic is deleted and created again, which throws away every record in it and the group's committed offsets."},
+		{Name: "members", Group: "inventory", Label: "Members", Type: flow.IntKnob,
+			Min: 0, Max: maxMembers, Value: set.members,
+			Help: "How many inventory instances run in the group, crashed ones included. 0 is the article's setting: its Consumer section is a copy of its producer, so nothing consumes and records pile up in the log, kept, until a member joins."},
 		{Name: "add-member", Group: "inventory", Label: "Add a member", Type: flow.ActionKnob,
 			Help: "Starts another inventory instance in the group; the group rebalances. Members beyond the partition count get nothing to do."},
 		{Name: "remove-member", Group: "inventory", Label: "Remove a member", Type: flow.ActionKnob,
@@ -159,12 +168,12 @@ func partitionChoices() []flow.Choice {
 func (s *Scenario) Presets() []flow.Preset {
 	return []flow.Preset{
 		{Name: "article", Label: "As in the article",
-			Help: "Flush after every record, default acks, auto-commit and Kafka's 45 s session timeout: the consumer the article never wrote, with the defaults it would get.",
-			Values: map[string]any{"flush-each": true, "acks": "all", "linger": 0,
+			Help: "Flush after every record and default acks, as the article's producer does, and no consumer at all: the article's \"Consumer\" is a copy of its producer, so records pile up in the log. Add a member to consume them: it gets auto-commit and Kafka's 45 s session timeout, the defaults the article's consumer would get.",
+			Values: map[string]any{"flush-each": true, "acks": "all", "linger": 0, "members": 0,
 				"commit-mode": commitAuto, "idempotent": false, "session-timeout": 45}},
 		{Name: "reliable", Label: "Reliable",
 			Help: "Batch with a short linger, wait for all replicas, retry a record through an outage for up to 2 minutes, commit only after processing and skip duplicates by order event id: a crash costs a few seconds, never a double reservation.",
-			Values: map[string]any{"flush-each": false, "acks": "all", "linger": 5, "delivery-timeout": 120,
+			Values: map[string]any{"flush-each": false, "acks": "all", "linger": 5, "delivery-timeout": 120, "members": defaultMembers,
 				"commit-mode": commitAfter, "idempotent": true, "session-timeout": 10}},
 	}
 }
@@ -250,6 +259,12 @@ func (s *Scenario) Set(knob string, value any) error {
 			return err
 		}
 		return s.setPath(rt, knob == "cut-path")
+	case "members":
+		n, err := flow.Typed[int](knob, value)
+		if err != nil {
+			return err
+		}
+		return s.setMembers(n)
 	case "add-member":
 		return s.addMember()
 	case "remove-member":

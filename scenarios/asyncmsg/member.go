@@ -126,10 +126,19 @@ func (s *Scenario) startMember(rt *runtime, i int) error {
 // detachMember forgets member i, if it runs, and tells it to stop cleanly:
 // it finishes its batch, commits and leaves the group in the background,
 // within goodbyeWait twice over; its done closes when it is gone.
+//
+// A crashed member forgotten before its session timed out stays in the
+// group for the broker until then: it is remembered as a ghost.
 func (s *Scenario) detachMember(i int) *member {
 	s.mu.Lock()
 	m := s.members[i]
 	s.members[i] = nil
+	if m != nil && m.isCrashed() {
+		until := m.crashTime().Add(time.Duration(s.set.sessionTimeout) * time.Second)
+		if time.Now().Before(until) {
+			s.ghosts = append(s.ghosts, ghost{id: m.id, until: until, owned: m.ownedList()})
+		}
+	}
 	s.mu.Unlock()
 	if m != nil {
 		m.stopPolling()
@@ -303,6 +312,7 @@ func (m *member) account(rs []*kgo.Record, msgs []message, idempotent bool, done
 			m.committed[r.Partition] = firstOf(rs[:i+1], r.Partition)
 		}
 		m.next[r.Partition] = r.Offset + 1
+		m.s.reach(r.Partition, r.Offset+1)
 	}
 	m.processed += int64(len(rs))
 	m.mu.Unlock()
@@ -503,15 +513,15 @@ func (m *member) uncommittedLocked() int64 {
 	return n
 }
 
-// ownedList is the member's partitions, sorted.
-// holdsAfterCrash says whether the group still counts a crashed member's
-// partitions as its own: until its session times out.
-func (m *member) holdsAfterCrash(now time.Time, session time.Duration) bool {
+// crashTime is when the member crashed; zero while it runs, and until its
+// client is closed.
+func (m *member) crashTime() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return !m.crashedAt.IsZero() && now.Sub(m.crashedAt) < session
+	return m.crashedAt
 }
 
+// ownedList is the member's partitions, sorted.
 func (m *member) ownedList() []int32 {
 	m.mu.Lock()
 	defer m.mu.Unlock()

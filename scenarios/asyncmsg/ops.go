@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +37,75 @@ func (s *Scenario) addMember() error {
 		return flow.Errorf(flow.Invalid, "the group already has %d members (crashed ones included: restart those)", maxMembers)
 	}
 	s.rebalances.begin(memberID(free)+" joined", true)
-	return s.startMember(rt, free)
+	if err := s.startMember(rt, free); err != nil {
+		return err
+	}
+	s.countMembers()
+	return nil
+}
+
+// countMembers sets the members knob to the slots started, after a member
+// was added or removed by its button.
+func (s *Scenario) countMembers() {
+	s.mu.Lock()
+	n := 0
+	for _, m := range s.members {
+		if m != nil {
+			n++
+		}
+	}
+	s.set.members = n
+	s.mu.Unlock()
+	s.knobChanged("members", n)
+}
+
+// setMembers has the group run n members, as a change: a preset that also
+// restarts the members then does both in the order asked, and is never
+// refused because a change is under way.
+func (s *Scenario) setMembers(n int) error {
+	if err := setValue(s, "members", n, func(set *settings, n int) { set.members = n }); err != nil {
+		return err
+	}
+	if _, err := s.running(); err != nil {
+		return nil // the value is kept for the next Run
+	}
+	s.changes.add(&change{node: "inventory", kind: membersKind, what: fmt.Sprintf("members set to %d", n),
+		run: func(ctx context.Context, rt *runtime, _ string) error { return s.fitMembers(ctx, rt) }})
+	return nil
+}
+
+// fitMembers stops members, newest first, or starts them in free slots
+// until as many are started as the members knob says now. Those stopped
+// commit and leave cleanly; a crashed one is forgotten.
+func (s *Scenario) fitMembers(ctx context.Context, rt *runtime) error {
+	s.ops.Lock()
+	s.mu.Lock()
+	want := s.set.members
+	var started []int
+	for i, m := range s.members {
+		if m != nil {
+			started = append(started, i)
+		}
+	}
+	s.mu.Unlock()
+	var stopping []*member
+	for len(started) > want {
+		i := started[len(started)-1]
+		started = started[:len(started)-1]
+		s.rebalances.begin(memberID(i)+" left", true)
+		stopping = append(stopping, s.detachMember(i))
+	}
+	var err error
+	for i := 0; i < maxMembers && len(started) < want && err == nil && ctx.Err() == nil; i++ {
+		if !slices.Contains(started, i) {
+			s.rebalances.begin(memberID(i)+" joined", true)
+			err = s.startMember(rt, i)
+			started = append(started, i)
+		}
+	}
+	s.ops.Unlock()
+	waitGone(stopping...)
+	return err
 }
 
 // removeMember stops the newest running member cleanly; it commits and
@@ -58,10 +127,11 @@ func (s *Scenario) removeMember() error {
 	}
 	s.mu.Unlock()
 	if running <= 1 {
-		return flow.Errorf(flow.Invalid, "the group keeps at least one member; crash it to see what happens with none")
+		return flow.Errorf(flow.Invalid, "the group keeps at least one member; crash it, or set members to 0 as in the article, to see what happens with none")
 	}
 	s.rebalances.begin(memberID(last)+" left", true)
 	s.detachMember(last)
+	s.countMembers()
 	return nil
 }
 
@@ -195,8 +265,11 @@ func (s *Scenario) recreateTopic(ctx context.Context, admin *kadm.Client, n int)
 	s.ledger.topicDeleted()
 	s.outside.reset()
 	s.mu.Lock()
-	s.parts = nil
+	s.parts, s.endsAgo = nil, nil
 	s.mu.Unlock()
+	for p := range s.reached {
+		s.reached[p].Store(0)
+	}
 	// A broker may take a moment to forget the old topic.
 	for {
 		_, err := admin.CreateTopic(ctx, int32(n), -1, nil, s.topic)
@@ -285,16 +358,8 @@ func (s *Scenario) replay(knob string, value any, target replayTarget) error {
 	}
 	s.mu.Lock()
 	set := s.set
-	var waitFor time.Duration
-	for _, m := range s.members {
-		if m != nil && m.isCrashed() {
-			m.mu.Lock()
-			waitFor = max(waitFor, time.Duration(set.sessionTimeout)*time.Second-time.Since(m.crashedAt))
-			m.mu.Unlock()
-		}
-	}
 	s.mu.Unlock()
-	if waitFor > 0 {
+	if _, _, waitFor := s.crashedHeld(time.Now()); waitFor > 0 {
 		return flow.Errorf(flow.Unavailable, "a crashed member is still in the group for %.0f s (until its session times out); Kafka resets offsets only in a group with no live members", waitFor.Seconds())
 	}
 	parts, err := replayPartitions(set.replayPart, set.partitions)

@@ -116,7 +116,7 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 		elapsed := now.Sub(last)
 		last = now
 		s.mu.Lock()
-		rate, flush, o, burst := s.set.rate, s.set.flushEach, s.producer, s.burst
+		rate, flush, o, burst, run := s.set.rate, s.set.flushEach, s.producer, s.burst, s.burstRun
 		s.mu.Unlock()
 		if o == nil {
 			owed = 0
@@ -131,12 +131,12 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 		sent, t := 0, now
 		for sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
 			k := chunk(burst-sent, flush)
-			t = s.sendOrders(ctx, o, flush, k)
+			t = s.sendOrders(ctx, o, flush, k, run)
 			sent += k
 		}
 		for owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
 			k := chunk(int(owed), flush)
-			t = s.sendOrders(ctx, o, flush, k)
+			t = s.sendOrders(ctx, o, flush, k, nil)
 			owed -= float64(k)
 		}
 		if sent > 0 {
@@ -173,10 +173,45 @@ func (s *Scenario) sendBurst(n int) error {
 	}
 	s.burst += n
 	left := s.burst
+	if s.burstRun == nil {
+		s.burstRun = &burstRun{start: time.Now()}
+	}
+	s.burstRun.n += n
+	s.burstRun.left.Add(int64(n))
 	s.mu.Unlock()
 	s.wakeProducer()
 	s.state("order-service", "sending", fmt.Sprintf("a burst of %d order events at once, beside the rate (%d to send)", n, left))
 	return nil
+}
+
+// burstRun is a burst on its way: from the first press to the broker's
+// answer for its last event. Presses while one is on its way join it.
+type burstRun struct {
+	start time.Time
+	n     int          // order events asked for
+	left  atomic.Int64 // events without the producer's answer yet
+}
+
+// lastBurst is the newest burst done: how many events and how long from the
+// press to the broker's answer for the last of them.
+type lastBurst struct {
+	n    int
+	took time.Duration
+}
+
+// burstAnswered counts the producer's answer (an ack, a failure, a refusal)
+// for one event of run; the last one ends it.
+func (s *Scenario) burstAnswered(run *burstRun) {
+	if run.left.Add(-1) > 0 {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A press may have joined it since: it ends with its last answer.
+	if s.burstRun == run && run.left.Load() == 0 {
+		s.burstRun, s.last = nil, lastBurst{n: run.n, took: now.Sub(run.start)}
+	}
 }
 
 func (s *Scenario) wakeProducer() {
@@ -201,11 +236,11 @@ func chunk(want int, flush bool) int {
 	return min(want, maxChunk)
 }
 
-// sendOrders produces the next k order events and, as in the article,
-// flushes after them when asked to. It returns when it handed them over, or
+// sendOrders produces the next k order events, of burst run or of the rate
+// (nil), and, as in the article, flushes after them when asked to. It returns when it handed them over, or
 // when the flush ended.
-func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, k int) time.Time {
-	outs := s.newSendings(ctx, s.ledger.add(waiting, k), k)
+func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, k int, run *burstRun) time.Time {
+	outs := s.newSendings(ctx, s.ledger.add(waiting, k), k, run)
 	start := outs[0].rec.Timestamp // outs may be done with before TryProduce returns
 	o.sent.Add(int64(k))
 	for i := range outs {
@@ -228,8 +263,9 @@ func (s *Scenario) sendOrders(ctx context.Context, o *orderService, flush bool, 
 // order-service produces with: kgo still sees that context's cancellation.
 type sending struct {
 	context.Context
-	rec kgo.Record // its Timestamp is when order-service handed it over
-	n   uint64     // the ledger's number for the event
+	rec   kgo.Record // its Timestamp is when order-service handed it over
+	n     uint64     // the ledger's number for the event
+	burst *burstRun  // the burst it is part of, nil for the rate's
 	// drawn is what the hops of an event the view draws carry (see
 	// flow.Emitter.Sample); nil for the others.
 	drawn *drawnEvent
@@ -248,7 +284,7 @@ type drawnEvent struct {
 // them the message id, which is not sent: a member knows this run's events
 // by their bytes) in two allocations. Only a drawn event gets its strings
 // for the view.
-func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sending {
+func (s *Scenario) newSendings(ctx context.Context, first uint64, k int, run *burstRun) []sending {
 	outs := make([]sending, k)
 	// Event i's key starts at at[i][0], its value at at[i][1], its id at
 	// at[i][2], and it ends where event i+1 starts.
@@ -271,7 +307,7 @@ func (s *Scenario) newSendings(ctx context.Context, first uint64, k int) []sendi
 	for i := range outs {
 		out := &outs[i]
 		key, v, id, end := at[i][0], at[i][1], at[i][2], at[i+1][0]
-		out.Context, out.n = ctx, first+uint64(i)
+		out.Context, out.n, out.burst = ctx, first+uint64(i), run
 		if s.cfg.Emit.DrawsBytes(b[id:end], born) {
 			str := string(b[key:end])
 			out.drawn = &drawnEvent{id: str[id-key:], key: str[:v-key], payload: str[v-key : id-key], start: now}
@@ -320,6 +356,9 @@ func (s *Scenario) produced(o *orderService, r *kgo.Record, err error) {
 	s.window.producedOK(err == nil)
 	if err == nil {
 		o.answers.Add(1)
+	}
+	if out.burst != nil {
+		s.burstAnswered(out.burst)
 	}
 	d := out.drawn
 	if d == nil {
@@ -408,6 +447,10 @@ type netWatch struct {
 	// for a consumer.
 	answers *atomic.Int64
 
+	// okAt is when the broker last answered a request, in unix
+	// nanoseconds: every read, so it is kept without the lock.
+	okAt atomic.Int64
+
 	mu        sync.Mutex
 	at        int64 // unix nanoseconds
 	text      string
@@ -422,11 +465,19 @@ func (w *netWatch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.
 }
 
 func (w *netWatch) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err == nil {
+		w.okAt.Store(time.Now().UnixNano())
+		return
+	}
 	w.failed(err)
 }
 
+// failed notes a network failure. A read kgo gave up on itself is not one:
+// it cancels a fetch in flight when a member's assignment or fetch session
+// changes, which a busy member sees often, and reports the read as
+// "context canceled".
 func (w *netWatch) failed(err error) {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
 		return
 	}
 	w.mu.Lock()
@@ -450,8 +501,19 @@ func (w *netWatch) sinceAnswer() (bool, string, time.Time) {
 	return w.text != "" && w.answers.Load() == w.answersAt, w.text, w.since
 }
 
-func (w *netWatch) last() (int64, string) {
+// unreachable reports whether a consumer gets no answer from the broker: its
+// newest failure is newer than its newest answer, and that answer is older
+// than noAnswer. A member's fetch is answered at least every FetchMaxWait
+// (500 ms) however idle it is, so one that lost a connection and dialed
+// again at once, as a busy member may, is not unreachable.
+func (w *netWatch) unreachable(now time.Time) bool {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.at, w.text
+	errAt := w.at
+	w.mu.Unlock()
+	okAt := w.okAt.Load()
+	return errAt > okAt && now.UnixNano()-okAt > int64(noAnswer)
 }
+
+// noAnswer is how long a member may go without an answer from the broker
+// before the view calls it unreachable: twice its longest wait for a fetch.
+const noAnswer = time.Second

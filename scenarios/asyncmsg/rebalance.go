@@ -32,6 +32,9 @@ type rebalances struct {
 	stable  assignment // the assignment after the last rebalance
 	count   int
 	took    time.Duration
+	// waited is the crashed members this rebalance waited for, until the
+	// broker dropped them when their session timed out.
+	waited []string
 }
 
 // assignment is which partitions each live member holds.
@@ -46,7 +49,7 @@ func (r *rebalances) begin(reason string, needNewGen bool) {
 	_, gen, _ := r.s.assignment()
 	r.mu.Lock()
 	if !r.active {
-		r.active, r.since, r.before, r.reason, r.needGen = true, time.Now(), r.stable, reason, -1
+		r.active, r.since, r.before, r.reason, r.needGen, r.waited = true, time.Now(), r.stable, reason, -1, nil
 	} else {
 		r.reason += "; " + reason
 	}
@@ -73,8 +76,13 @@ func (r *rebalances) hold() (release func()) {
 
 // check ends the rebalance in progress when the group is whole again, and
 // starts one when the assignment moved without the learner doing anything.
+//
+// A crashed member stays in the group until the broker drops it when its
+// session times out: a rebalance that needs its partitions waits that long,
+// and one that leaves no live member ends only then, with the group empty.
 func (r *rebalances) check(now time.Time) {
 	asg, gen, settled := r.s.assignment()
+	held, _, _ := r.s.crashedHeld(now)
 	partitions := r.s.partitionCount()
 	r.mu.Lock()
 	if r.holds > 0 {
@@ -86,12 +94,18 @@ func (r *rebalances) check(now time.Time) {
 			r.mu.Unlock()
 			return
 		}
-		r.active, r.since, r.before, r.reason, r.needGen = true, now, r.stable, "the assignment moved", -1
+		r.active, r.since, r.before, r.reason, r.needGen, r.waited = true, now, r.stable, "the assignment moved", -1, nil
 		if len(r.stable) == 0 {
 			r.reason = "the group formed"
 		}
 	}
-	if len(asg) > 0 && (!settled || gen <= r.needGen || !asg.covers(partitions)) {
+	for _, id := range held {
+		if !slices.Contains(r.waited, id) {
+			r.waited = append(r.waited, id)
+		}
+	}
+	if len(held) > 0 && len(asg) == 0 ||
+		len(asg) > 0 && (!settled || gen <= r.needGen || !asg.covers(partitions)) {
 		r.mu.Unlock()
 		return
 	}
@@ -99,14 +113,70 @@ func (r *rebalances) check(now time.Time) {
 	r.count++
 	r.took = now.Sub(r.since)
 	took := r.took
+	after, state, note := asg.String(), "stable", fmt.Sprintf("rebalanced in %.1f s", took.Seconds())
+	if len(asg) == 0 {
+		after, state, note = "no members: partitions unassigned", "empty", "no members: nothing consumes, records wait in the log"
+	}
+	payload := "before: " + r.before.String() + " → after: " + after
+	if len(r.waited) > 0 {
+		slices.SortFunc(r.waited, byMember)
+		payload += fmt.Sprintf(" (the broker dropped crashed %s after the session timeout (%d s))", strings.Join(r.waited, " "), r.s.sessionSecs())
+	}
 	done := flow.Event{Kind: flow.KindRebalance, From: "inventory", Detail: flow.Detail{
 		Outcome:   r.reason,
-		Payload:   "before: " + r.before.String() + " → after: " + asg.String(),
+		Payload:   payload,
 		LatencyMS: ms(took),
 	}}
 	r.mu.Unlock()
 	r.s.cfg.Emit.Emit(done)
-	r.s.state("inventory", "stable", fmt.Sprintf("rebalanced in %.1f s", took.Seconds()))
+	r.s.state("inventory", state, note)
+}
+
+// ghost is a crashed member that flowlab forgot (restarted, or removed) and
+// that the broker still counts in the group until its session times out.
+type ghost struct {
+	id    string
+	until time.Time
+	owned []int32
+}
+
+// crashedHeld lists the crashed members the broker still counts in the
+// group, in order, which of them holds each of their partitions, and how
+// long until the broker drops the last of them.
+func (s *Scenario) crashedHeld(now time.Time) (ids []string, orphans map[int32]string, left time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	session := time.Duration(s.set.sessionTimeout) * time.Second
+	orphans = make(map[int32]string)
+	hold := func(id string, until time.Time, owned []int32) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+		left = max(left, until.Sub(now))
+		for _, p := range owned {
+			orphans[p] = id
+		}
+	}
+	s.ghosts = slices.DeleteFunc(s.ghosts, func(g ghost) bool { return !now.Before(g.until) })
+	for _, g := range s.ghosts {
+		hold(g.id, g.until, g.owned)
+	}
+	for _, m := range s.members {
+		if m == nil || !m.isCrashed() {
+			continue
+		}
+		if at := m.crashTime(); !at.IsZero() && now.Before(at.Add(session)) {
+			hold(m.id, at.Add(session), m.ownedList())
+		}
+	}
+	slices.SortFunc(ids, byMember)
+	return ids, orphans, left
+}
+
+func (s *Scenario) sessionSecs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.set.sessionTimeout
 }
 
 // done is how many rebalances ended.
@@ -116,15 +186,63 @@ func (r *rebalances) done() int {
 	return r.count
 }
 
-// status is what the inventory node shows: the group's state word and facts.
-func (r *rebalances) status(now time.Time) (string, []flow.Fact) {
+// group is what the inventory node is drawn from besides its rebalances.
+type group struct {
+	live    int      // running members
+	started int      // member slots started, crashed ones included
+	held    []string // crashed members the broker still counts
+	left    time.Duration
+	session int // seconds
+	// backlog is the records not yet processed in every partition, and
+	// catchingUp whether live members are working it down while some
+	// partition is behind.
+	backlog    int64
+	catchingUp bool
+}
+
+// status is what the inventory node shows: the group's state word and
+// facts. With no live member the group is empty, whatever rebalance is
+// pending: nothing consumes. Members stopped to be started again (a change)
+// leave it rebalancing, not empty.
+func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	state, reason, sofar := "stable", "", 0.0
 	if r.active {
 		state, reason, sofar = "rebalancing", r.reason, now.Sub(r.since).Seconds()
 	}
+	why := ""
+	switch {
+	case g.live > 0 || r.holds > 0:
+	case g.started == 0:
+		why = "no consumer, as in the article, whose Consumer code is a copy of its producer: records wait in the log until you add a member"
+	default:
+		why = "every member crashed: records wait in the log until one is restarted"
+	}
+	if why != "" {
+		state = "empty"
+	}
+	held := strings.Join(g.held, " ")
+	heldFormat := fmt.Sprintf("waiting for the broker to drop crashed %%s: session timeout %d s, %.0f s left", g.session, g.left.Seconds())
+	if state == "empty" {
+		heldFormat = fmt.Sprintf("crashed %%s still hold the partitions until the broker drops them: session timeout %d s, %.0f s left", g.session, g.left.Seconds())
+	}
+	members := flow.Count("members", int64(g.live), "")
+	if len(g.held) == 0 {
+		members.Badge = "no members: partitions unassigned"
+	}
+	members = members.When(state == "empty")
+	catching := int64(0)
+	if g.catchingUp && g.live > 0 {
+		catching = g.backlog
+	}
 	return state, []flow.Fact{
+		members,
+		flow.Word("no-members-why", why, "%s"),
+		flow.Word("waiting-for", held, heldFormat),
+		flow.Measure("session-left-s", g.left.Seconds(), ""),
+		flow.Count("session-timeout-s", int64(g.session), ""),
+		flow.Count("catching-up", catching, "catching up: %d records not yet processed — eventual consistency").When(catching > 0),
 		flow.Count("rebalances", int64(r.count), "rebalances %d"),
 		flow.Measure("last-rebalance-s", r.took.Seconds(), "last took %.1f s").When(r.count > 0),
 		// "m4 joined, 3 s so far" reads as one: the reason's badge carries

@@ -17,10 +17,46 @@ type partitionRead struct {
 	committed  int64 // the group's committed offset, -1 when it has none
 }
 
-// lag is how many records the group has still to process in the partition:
-// those deleted (retention) before it got to them are not there to process.
+// lag is Kafka's consumer lag: the records after the group's committed
+// offset, those deleted (retention) before it got to them left out. It
+// counts records processed and not yet committed too.
 func (p partitionRead) lag() int64 {
 	return max(0, p.end-max(p.committed, p.start))
+}
+
+// unprocessed is how many records of the partition no member has processed,
+// when reached is the offset after the newest one processed: what the
+// ledger counts "in the log, not yet processed".
+func (p partitionRead) unprocessed(reached int64) int64 {
+	return max(0, p.end-max(reached, p.committed, p.start))
+}
+
+// behindAfter is how long a record may wait unprocessed before its
+// partition is called behind. Records younger than that are on their way
+// (fetched, in a member's batch of about a second); processed records
+// waiting for their commit (auto-commit stores them every 5 s) are not
+// waiting at all.
+const behindAfter = 3 * time.Second
+
+// reach notes that a member processed partition p's records up to next.
+func (s *Scenario) reach(p int32, next int64) {
+	if p < 0 || p >= maxPartitions {
+		return
+	}
+	r := &s.reached[p]
+	for {
+		cur := r.Load()
+		if next <= cur || r.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
+// endsRead is every partition's log end as read at a moment.
+type endsRead struct {
+	at     time.Time
+	topics int // the ledger's log(): a read of a topic since deleted is dropped
+	ends   []int64
 }
 
 // readBroker asks the broker once a second for every partition's offsets and
@@ -33,6 +69,8 @@ func (s *Scenario) readBroker(ctx context.Context, admin *kadm.Client) {
 	last := time.Now()
 	var sentBefore int64
 	var producerBefore *orderService
+	var history []endsRead // the newest reads, the oldest one behindAfter old or more
+	backlog := int64(-1)   // records not yet processed at the read before
 	for {
 		select {
 		case <-ctx.Done():
@@ -47,12 +85,32 @@ func (s *Scenario) readBroker(ctx context.Context, admin *kadm.Client) {
 		now := time.Now()
 		elapsed := now.Sub(last)
 		last = now
+		var ago []int64
+		if err == nil {
+			ends := make([]int64, len(parts))
+			for p, r := range parts {
+				ends[p] = r.end
+			}
+			history = append(history, endsRead{at: now, topics: topics, ends: ends})
+			for len(history) > 1 && now.Sub(history[1].at) >= behindAfter {
+				history = history[1:]
+			}
+			if h := history[0]; now.Sub(h.at) >= behindAfter && h.topics == topics {
+				ago = h.ends
+			}
+		}
+		var unprocessed int64
+		for p, r := range parts {
+			unprocessed += r.unprocessed(s.reachedAt(int32(p)))
+		}
 
 		s.mu.Lock()
 		if err != nil {
 			s.readErr = "cannot read offsets: " + err.Error()
 		} else {
-			s.parts, s.readErr = parts, ""
+			s.parts, s.readErr, s.endsAgo = parts, "", ago
+			s.draining = backlog >= 0 && unprocessed < backlog
+			backlog = unprocessed
 		}
 		var depth int64
 		for _, p := range s.parts {
@@ -68,6 +126,15 @@ func (s *Scenario) readBroker(ctx context.Context, admin *kadm.Client) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// reachedAt is the offset after the newest record of partition p that a
+// member processed.
+func (s *Scenario) reachedAt(p int32) int64 {
+	if p < 0 || p >= maxPartitions {
+		return 0
+	}
+	return s.reached[p].Load()
 }
 
 func (s *Scenario) readPartitions(ctx context.Context, admin *kadm.Client) ([]partitionRead, error) {
@@ -123,12 +190,13 @@ func (s *Scenario) Stats() flow.Stats {
 func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	s.mu.Lock()
 	set, o, parts, readErr, rate, burst := s.set, s.producer, s.parts, s.readErr, s.sendRate, s.burst
+	endsAgo, draining, last := s.endsAgo, s.draining, s.last
 	members := s.members
 	cut := s.rt != nil && s.rt.paths.IsCut()
 	s.mu.Unlock()
 
 	nodes := make(map[string]flow.NodeState, 4+maxPartitions+maxMembers)
-	nodes["order-service"] = producerState(o, set, rate, burst)
+	nodes["order-service"] = producerState(o, set, rate, burst, last)
 	nodes[nodeOutside] = outsideState(s.ledger)
 	topic := flow.NodeState{State: "up", Facts: []flow.Fact{
 		flow.Count("partitions", int64(set.partitions), "%d partitions"),
@@ -144,30 +212,36 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	nodes["orders"] = topic
 
 	owners := make(map[int32][]string) // live owners
-	orphans := make(map[int32]string)  // partitions a crashed member held
+	// Partitions a crashed member holds until the broker drops it.
+	held, orphans, left := s.crashedHeld(now)
 	session := time.Duration(set.sessionTimeout) * time.Second
+	g := group{held: held, left: left, session: set.sessionTimeout}
 	for i, m := range members {
 		if m == nil {
 			continue // a slot not started is not drawn
 		}
-		st := m.status(now, session, set.processingMS[i])
-		nodes[m.id] = st
-		crashed := m.isCrashed()
-		if crashed && !m.holdsAfterCrash(now, session) {
+		g.started++
+		nodes[m.id] = m.status(now, session, set.processingMS[i])
+		if m.isCrashed() {
 			continue
 		}
+		g.live++
 		for _, p := range m.ownedList() {
-			if crashed {
-				orphans[p] = m.id
-			} else {
-				owners[p] = append(owners[p], m.id)
-			}
+			owners[p] = append(owners[p], m.id)
 		}
 	}
+	behind := false
 	for p := range int32(set.partitions) {
-		nodes[partitionID(p)] = partitionState(p, parts, owners[p], orphans[p])
+		ns := partitionState(p, parts, s.reachedAt(p), endsAgo, owners[p], orphans[p])
+		nodes[partitionID(p)] = ns
+		behind = behind || ns.State == "behind"
+		if v, ok := ns.Value("unprocessed"); ok {
+			g.backlog += v.(int64)
+		}
 	}
-	state, facts := s.rebalances.status(now)
+	// Eventual consistency, seen: records waited, and are being processed.
+	g.catchingUp = behind && draining
+	state, facts := s.rebalances.status(now, g)
 	nodes["inventory"] = flow.NodeState{State: state, Facts: facts}
 	// The nodes a slow change is shown on (change.node).
 	for _, id := range []string{"order-service", "orders", "inventory"} {
@@ -180,7 +254,7 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 
 // producerState is order-service's node; o is nil while it is stopped, and
 // then nothing is drawn.
-func producerState(o *orderService, set settings, rate float64, burst int) flow.NodeState {
+func producerState(o *orderService, set settings, rate float64, burst int, last lastBurst) flow.NodeState {
 	ps := producerStatus{state: "stopped", timeout: time.Duration(set.deliverySecs) * time.Second}
 	on := o != nil
 	if on {
@@ -189,6 +263,11 @@ func producerState(o *orderService, set settings, rate float64, burst int) flow.
 	return flow.NodeState{State: ps.state, Facts: []flow.Fact{
 		flow.Count("buffered", ps.buffered, "buffered %d").When(on),
 		flow.Count("unsent", int64(burst), "burst: %d to send").When(on && burst > 0),
+		// The burst's size, duration and rate read as one: "last burst:
+		// 1000 in 2.3 s = 435/s".
+		flow.Count("last-burst", int64(last.n), burstFormat(last)).When(last.n > 0),
+		flow.Measure("last-burst-s", last.took.Seconds(), ""),
+		flow.Measure("last-burst-per-s", last.rate(), ""),
 		flow.Word("error", ps.err, "retrying: %s"),
 		// One badge says how long there has been no answer and how long
 		// kgo keeps trying: the timeout is its format's, and a fact apart.
@@ -202,6 +281,23 @@ func producerState(o *orderService, set settings, rate float64, burst int) flow.
 	}}
 }
 
+// burstFormat is the badge of the last burst, its duration in ms below a
+// second.
+func burstFormat(b lastBurst) string {
+	took := fmt.Sprintf("%.1f s", b.took.Seconds())
+	if b.took < time.Second {
+		took = fmt.Sprintf("%d ms", b.took.Milliseconds())
+	}
+	return fmt.Sprintf("last burst: %%d in %s = %.0f/s", took, b.rate())
+}
+
+func (b lastBurst) rate() float64 {
+	if b.took <= 0 {
+		return 0
+	}
+	return float64(b.n) / b.took.Seconds()
+}
+
 func outsideState(l *ledger) flow.NodeState {
 	l.mu.Lock()
 	n := l.external
@@ -213,13 +309,21 @@ func outsideState(l *ledger) flow.NodeState {
 	return st
 }
 
-func partitionState(p int32, parts []partitionRead, owners []string, orphan string) flow.NodeState {
+// partitionState is what partition p says: its offsets, its lag as Kafka
+// defines it, and apart from it the records not yet processed, which alone
+// make it behind. reached is the offset after its newest processed record,
+// endsAgo every partition's end behindAfter ago.
+func partitionState(p int32, parts []partitionRead, reached int64, endsAgo []int64, owners []string, orphan string) flow.NodeState {
 	var st flow.NodeState
 	r, read := partitionRead{committed: -1}, int(p) < len(parts)
+	var unprocessed int64
 	if read {
 		r = parts[p]
+		unprocessed = r.unprocessed(reached)
 		st.State = "caught up"
-		if r.lag() > 0 {
+		// Behind: records that were in the log behindAfter ago are still
+		// not processed.
+		if int(p) < len(endsAgo) && endsAgo[p] > max(reached, r.committed, r.start) {
 			st.State = "behind"
 		}
 	}
@@ -227,10 +331,13 @@ func partitionState(p int32, parts []partitionRead, owners []string, orphan stri
 	if r.committed < 0 {
 		committed.Badge = "commit none" // Kafka's -1, in words
 	}
+	pending := r.lag() - unprocessed
 	st.Facts = []flow.Fact{
 		flow.Count("log-end", r.end, "end %d").When(read),
 		committed.When(read),
 		flow.Count("lag", r.lag(), "lag %d").When(read),
+		flow.Count("unprocessed", unprocessed, "%d not yet processed").When(unprocessed > 0),
+		flow.Count("commit-pending", pending, "commit pending %d").When(pending > 0),
 		flow.Count("log-start", r.start, "starts at %d: older records deleted").When(r.start > 0),
 	}
 	switch {
@@ -281,9 +388,8 @@ func (m *member) status(now time.Time, session time.Duration, processingMS int) 
 		return ns
 	}
 	id, _ := m.cl.GroupMetadata()
-	errAt, _ := m.net.last()
 	switch {
-	case now.UnixNano()-errAt < int64(2*time.Second):
+	case m.net.unreachable(now):
 		ns.State = "unreachable"
 	case id == "":
 		ns.State = "joining"

@@ -59,7 +59,7 @@ func (s *Scenario) View() flow.View {
 		k++
 		// A crashed member still holds its partitions until its session
 		// times out: the edge stays, and shows who is keeping them idle.
-		if m.isCrashed() && !m.holdsAfterCrash(time.Now(), session) {
+		if at := m.crashTime(); m.isCrashed() && !time.Now().Before(at.Add(session)) {
 			continue
 		}
 		for _, p := range m.ownedList() {
