@@ -48,6 +48,7 @@ var layoutStates = map[string][]struct {
 	"async-messaging": {
 		{"as in the article", pressPreset("article")},
 		{"a burst of 1000 events", func(t *testing.T, ctx context.Context) {
+			pressPreset("reliable")(t, ctx) // the article runs no consumer
 			press(t, ctx, `[data-knob="send-1000"] button`)
 			waitJS(t, ctx, "the burst processed", `Number(document.querySelector('#counters dd[data-counter="processed"]').textContent) >= 1000`)
 		}},

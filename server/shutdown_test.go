@@ -28,9 +28,11 @@ func TestShutdownIsPromptWithASlowChangeInFlight(t *testing.T) {
 	l := &labSocket{t: t, conn: conn, replies: map[int]time.Time{}}
 	go l.read()
 
+	// The article runs no consumer: three members join with its settings.
 	l.send(1, `"op":"preset","preset":"article"`)
-	l.waitNodes("m1 to m3 restarted with the article's settings, consuming", func(n map[string]flow.NodeState) bool {
-		return l.restarts() == 1 && n["inventory"].State == "stable" && n["m1"].State == "consuming" &&
+	l.send(6, `"op":"set","knob":"members","value":3`)
+	l.waitNodes("m1 to m3 started with the article's settings, consuming", func(n map[string]flow.NodeState) bool {
+		return l.restarts() >= 1 && n["inventory"].State == "stable" && n["m1"].State == "consuming" &&
 			n["m2"].State == "consuming" && n["m3"].State == "consuming"
 	})
 	l.send(2, `"op":"set","knob":"add-member"`)

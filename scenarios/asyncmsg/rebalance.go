@@ -215,17 +215,19 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	switch {
 	case g.live > 0 || r.holds > 0:
 	case g.started == 0:
-		why = "no consumer, as in the article, whose Consumer code is a copy of its producer: records wait in the log until you add a member"
+		why = "the article's Consumer copies its producer"
 	default:
-		why = "every member crashed: records wait in the log until one is restarted"
+		why = "every member crashed: restart one"
 	}
 	if why != "" {
 		state = "empty"
 	}
 	held := strings.Join(g.held, " ")
-	heldFormat := fmt.Sprintf("waiting for the broker to drop crashed %%s: session timeout %d s, %.0f s left", g.session, g.left.Seconds())
+	// Two short lines, as the node is no wider than the diagram: who is
+	// waited for, then how long the session timeout still holds them.
+	heldFormat := "waiting for crashed %s to time out"
 	if state == "empty" {
-		heldFormat = fmt.Sprintf("crashed %%s still hold the partitions until the broker drops them: session timeout %d s, %.0f s left", g.session, g.left.Seconds())
+		heldFormat = "crashed %s hold the partitions"
 	}
 	members := flow.Count("members", int64(g.live), "")
 	if len(g.held) == 0 {
@@ -240,14 +242,18 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 		members,
 		flow.Word("no-members-why", why, "%s"),
 		flow.Word("waiting-for", held, heldFormat),
-		flow.Measure("session-left-s", g.left.Seconds(), ""),
+		flow.Measure("session-left-s", g.left.Seconds(), fmt.Sprintf("session timeout %d s: %%.0f s left", g.session)).When(held != ""),
 		flow.Count("session-timeout-s", int64(g.session), ""),
-		flow.Count("catching-up", catching, "catching up: %d records not yet processed — eventual consistency").When(catching > 0),
-		flow.Count("rebalances", int64(r.count), "rebalances %d"),
-		flow.Measure("last-rebalance-s", r.took.Seconds(), "last took %.1f s").When(r.count > 0),
+		flow.Count("catching-up", catching, "catching up: %d left — eventual consistency").When(catching > 0),
+		// "rebalances 3, last took 0.6 s" on one line: the group's node
+		// stands above the members, with room for few lines.
+		flow.Count("rebalances", int64(r.count), fmt.Sprintf("rebalances %%d, last took %.1f s", r.took.Seconds())),
+		flow.Measure("last-rebalance-s", r.took.Seconds(), ""),
 		// "m4 joined, 3 s so far" reads as one: the reason's badge carries
 		// the time, which is a fact apart.
-		flow.Word("rebalance-reason", reason, fmt.Sprintf("%%s, %.0f s so far", sofar)),
+		// Drawn only when the wait is not for a crashed member, which the
+		// lines above already tell.
+		flow.Word("rebalance-reason", reason, fmt.Sprintf("%%s, %.0f s so far", sofar)).When(held == ""),
 		flow.Measure("rebalancing-s", sofar, ""),
 	}
 }

@@ -263,11 +263,11 @@ func producerState(o *orderService, set settings, rate float64, burst int, last 
 	return flow.NodeState{State: ps.state, Facts: []flow.Fact{
 		flow.Count("buffered", ps.buffered, "buffered %d").When(on),
 		flow.Count("unsent", int64(burst), "burst: %d to send").When(on && burst > 0),
-		// The burst's size, duration and rate read as one: "last burst:
-		// 1000 in 2.3 s = 435/s".
+		// The burst's size and duration, its rate on the next line: "burst
+		// 1000: 2.3 s", "burst rate 435/s"; short, as the node is narrow.
 		flow.Count("last-burst", int64(last.n), burstFormat(last)).When(last.n > 0),
 		flow.Measure("last-burst-s", last.took.Seconds(), ""),
-		flow.Measure("last-burst-per-s", last.rate(), ""),
+		flow.Measure("last-burst-per-s", last.rate(), "burst rate %.0f/s").When(last.n > 0),
 		flow.Word("error", ps.err, "retrying: %s"),
 		// One badge says how long there has been no answer and how long
 		// kgo keeps trying: the timeout is its format's, and a fact apart.
@@ -281,14 +281,14 @@ func producerState(o *orderService, set settings, rate float64, burst int, last 
 	}}
 }
 
-// burstFormat is the badge of the last burst, its duration in ms below a
-// second.
+// burstFormat is the badge of the last burst's size and duration, in ms
+// below a second.
 func burstFormat(b lastBurst) string {
 	took := fmt.Sprintf("%.1f s", b.took.Seconds())
 	if b.took < time.Second {
 		took = fmt.Sprintf("%d ms", b.took.Milliseconds())
 	}
-	return fmt.Sprintf("last burst: %%d in %s = %.0f/s", took, b.rate())
+	return "burst %d: " + took
 }
 
 func (b lastBurst) rate() float64 {
@@ -336,8 +336,11 @@ func partitionState(p int32, parts []partitionRead, reached int64, endsAgo []int
 		flow.Count("log-end", r.end, "end %d").When(read),
 		committed.When(read),
 		flow.Count("lag", r.lag(), "lag %d").When(read),
-		flow.Count("unprocessed", unprocessed, "%d not yet processed").When(unprocessed > 0),
-		flow.Count("commit-pending", pending, "commit pending %d").When(pending > 0),
+		// Not drawn: the state word tells lag still to process (behind)
+		// from lag only waiting for its commit (caught up), and the
+		// partition's card must stay narrow beside its member.
+		flow.Count("unprocessed", unprocessed, ""),
+		flow.Count("commit-pending", pending, ""),
 		flow.Count("log-start", r.start, "starts at %d: older records deleted").When(r.start > 0),
 	}
 	switch {

@@ -41,7 +41,7 @@ func (s *Scenario) View() flow.View {
 		{ID: "order-service", Label: "order-service", Kind: "service", X: 140, Y: top + 48*(rows-1), Note: "producer"},
 		{ID: nodeOutside, Label: "outside clients", Kind: "client", X: 140, Y: 85, Note: "kcat, confluent_kafka… on " + brokers},
 		{ID: "orders", Label: s.topic, Kind: "topic", X: 460, Y: 85, Note: "topic on " + brokers},
-		{ID: "inventory", Label: s.group, Kind: "service", X: 940, Y: 85, Note: "consumer group"},
+		{ID: "inventory", Label: s.group, Kind: "service", X: 890, Y: 85, Note: "consumer group"},
 	}}
 	for p := range int32(n) {
 		id := partitionID(p)
