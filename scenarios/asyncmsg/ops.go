@@ -369,17 +369,7 @@ func (s *Scenario) replay(knob string, value any, target replayTarget) error {
 
 	ctx, cancel := context.WithTimeout(rt.ctx, 10*time.Second)
 	defer cancel()
-	starts, err := rt.admin.ListStartOffsets(ctx, s.topic)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return flow.Errorf(flow.Unavailable, "could not read the partitions' offsets: %v", err)
-	}
-	ends, err := rt.admin.ListEndOffsets(ctx, s.topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	starts, ends, err := logBounds(ctx, rt.admin, s.topic)
 	if err != nil {
 		return flow.Errorf(flow.Unavailable, "could not read the partitions' offsets: %v", err)
 	}
@@ -464,4 +454,31 @@ func (s *Scenario) memberList(crashed bool) string {
 		return "none"
 	}
 	return strings.Join(ids, ", ")
+}
+
+// logBounds lists the topic's start and end offsets. A partition's answer
+// that Kafka calls retriable (the embedded broker answers
+// UNKNOWN_TOPIC_OR_PARTITION now and then for a topic it has) is asked
+// again, a few times, as Kafka's own clients do, within ctx.
+func logBounds(ctx context.Context, admin *kadm.Client, topic string) (starts, ends kadm.ListedOffsets, err error) {
+	for try := 0; ; try++ {
+		starts, err = admin.ListStartOffsets(ctx, topic)
+		if err == nil {
+			err = starts.Error()
+		}
+		if err == nil {
+			ends, err = admin.ListEndOffsets(ctx, topic)
+			if err == nil {
+				err = ends.Error()
+			}
+		}
+		if err == nil || try == 4 || !kerr.IsRetriable(err) {
+			return starts, ends, err
+		}
+		select {
+		case <-ctx.Done():
+			return starts, ends, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
