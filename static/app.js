@@ -8,6 +8,7 @@ import { Controls } from './controls.js';
 import { Charts } from './chart.js';
 import { EventLog } from './log.js';
 import { Trace } from './trace.js';
+import { nodeActions } from './nodeactions.js';
 
 const app = document.getElementById('app');
 const base = `/labs/${encodeURIComponent(app.dataset.lab)}/${encodeURIComponent(app.dataset.scenario)}`;
@@ -50,6 +51,7 @@ let seenUpTo = 0;
 function snapshot(s) {
   seenUpTo = Math.max(0, ...(s.recent || []).map((e) => e.seq));
   diagram.setView(s.view);
+  nodeActions(document.getElementById('diagram'));
   controls.update(s.knobs);
   charts.reset(s.history);
   log.reset(s.recent);
@@ -66,7 +68,10 @@ function frame(f) {
     events = events.filter((e) => e.seq > seenUpTo);
     seenUpTo = 0;
   }
-  if (f.stats && f.stats.view) diagram.setView(f.stats.view);
+  if (f.stats && f.stats.view) {
+    diagram.setView(f.stats.view);
+    nodeActions(document.getElementById('diagram'));
+  }
   if (events.length) {
     diagram.animate(events);
     log.add(events);
