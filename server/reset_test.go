@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -268,6 +269,40 @@ func TestRequestResponsePresetThenResetPutsEveryKnobBack(t *testing.T) {
 		for name, v := range knobValues(sr.Knobs()) {
 			if v != defaults[name] {
 				t.Errorf("reset after preset %s: %s = %v, want its default %v", p.Name, name, v, defaults[name])
+			}
+		}
+	}
+}
+
+// Every pattern: each preset sets every knob it names, and "Reset lab" puts
+// every knob of the pattern back to its default.
+func TestEveryPresetThenLabResetPutsEveryKnobBack(t *testing.T) {
+	a, url := startServer(t, func(*App, string) {})
+	lab := url[strings.LastIndex(url, "/")+1:]
+	for _, s := range a.labs[lab].scenarios {
+		defaults := knobValues(s.Knobs())
+		for _, p := range s.Presets() {
+			if r := s.command(command{Op: "preset", Preset: p.Name}, "a test"); !r.(reply).OK {
+				t.Fatalf("%s: preset %s: %+v", s.Name(), p.Name, r)
+			}
+			got := knobValues(s.Knobs())
+			for knob, v := range p.Values {
+				if fmt.Sprint(got[knob]) != fmt.Sprint(v) {
+					t.Errorf("%s: after preset %s: %s = %v, want %v", s.Name(), p.Name, knob, got[knob], v)
+				}
+			}
+			resp, err := http.Post(url+"/reset", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: lab reset after preset %s answered %s", s.Name(), p.Name, resp.Status)
+			}
+			for name, v := range knobValues(s.Knobs()) {
+				if fmt.Sprint(v) != fmt.Sprint(defaults[name]) {
+					t.Errorf("%s: lab reset after preset %s: %s = %v, want its default %v", s.Name(), p.Name, name, v, defaults[name])
+				}
 			}
 		}
 	}
