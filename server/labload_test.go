@@ -77,7 +77,7 @@ func BenchmarkSandboxes(b *testing.B) {
 func measureSandboxes(b *testing.B, bin string, n int) {
 	p := startFlowlab(b, bin, n+1)
 	defer p.stop(b)
-	waitUntil(b, time.Minute, "the default lab stopped for want of a browser", func() bool { return p.health(b).Running == 0 })
+	waitUntil(b, time.Minute, "the default lab stopped for want of a browser", func() bool { return labsAt(b, p.url).Running == 0 })
 	time.Sleep(2 * time.Second) // its connections close
 	idle := p.measure(b, 5*time.Second)
 
@@ -248,23 +248,6 @@ func (p *flowlabProc) stop(b *testing.B) {
 		p.cmd.Process.Kill()
 		b.Errorf("flowlab did not stop within 10 s\n%s", p.stderr.tail())
 	}
-}
-
-func (p *flowlabProc) health(b *testing.B) labsHealth {
-	resp, err := http.Get(p.url + "/healthz")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var h struct {
-		Parts struct {
-			Labs labsHealth `json:"labs"`
-		} `json:"parts"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		b.Fatal(err)
-	}
-	return h.Parts.Labs
 }
 
 // measure reads the process's CPU time (and RabbitMQ's) at both ends of

@@ -58,11 +58,14 @@ type labsHealth struct {
 	Running int `json:"running_scenarios"`
 }
 
-func (s *server) labs(t *testing.T) labsHealth {
-	t.Helper()
-	resp, err := http.Get(s.URL + "/healthz")
+func (s *server) labs(t *testing.T) labsHealth { return labsAt(t, s.URL) }
+
+// labsAt reads the labs part of the /healthz of the flowlab at url.
+func labsAt(tb testing.TB, url string) labsHealth {
+	tb.Helper()
+	resp, err := http.Get(url + "/healthz")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var h struct {
@@ -71,7 +74,7 @@ func (s *server) labs(t *testing.T) labsHealth {
 		} `json:"parts"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return h.Parts.Labs
 }
