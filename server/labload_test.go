@@ -107,7 +107,7 @@ func measureSandboxes(b *testing.B, bin string, n int) {
 		}
 	}
 	if len(curve) > 0 {
-		b.Logf("%d sandboxes: RSS MiB at each minute of the warm-up: %s", n, strings.Join(curve, ", "))
+		b.Logf("%d sandboxes: RSS MiB at each whole minute of the warm-up: %s", n, strings.Join(curve, ", "))
 	}
 	for _, c := range clients {
 		c.record(true)
