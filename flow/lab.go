@@ -32,9 +32,14 @@ type Lab struct {
 	Traces *Traces
 }
 
-// traceHops is how many recent hops a lab keeps for traces: minutes of a
-// calm scenario, seconds of one at full load.
-const traceHops = 1 << 15
+// How many recent hops a lab keeps for traces: minutes of a calm scenario,
+// seconds of one at full load. A sandbox keeps a quarter, 40 s to 2 minutes
+// of a pattern at 20 messages a second: its learner clicks log lines seconds
+// old, and a hundred full rings of the default size would take a gigabyte.
+const (
+	LabTraceHops     = 1 << 15
+	SandboxTraceHops = 1 << 13
+)
 
 // NewLab returns a lab of a flowlab alone on its brokers, or an Invalid
 // error for an id that is not a short lower-case name.
@@ -43,7 +48,13 @@ func NewLab(id string) (*Lab, error) { return NewLabIn("", id) }
 // NewLabIn returns lab id of instance inst, one of several flowlabs sharing
 // the brokers; inst "" is a flowlab alone on them. It answers an Invalid
 // error for an id NewLab refuses or an instance name CheckInstance refuses.
-func NewLabIn(inst, id string) (*Lab, error) {
+func NewLabIn(inst, id string) (*Lab, error) { return newLab(inst, id, LabTraceHops) }
+
+// NewSandboxIn is NewLabIn for a learner's sandbox, whose traces keep
+// SandboxTraceHops.
+func NewSandboxIn(inst, id string) (*Lab, error) { return newLab(inst, id, SandboxTraceHops) }
+
+func newLab(inst, id string, traceHops int) (*Lab, error) {
 	if !labID.MatchString(id) {
 		return nil, Errorf(Invalid, "lab id %q must be 1–32 lower-case letters, digits or dashes", id)
 	}
@@ -187,6 +198,9 @@ func NewTraces(size int) *Traces {
 	}
 	return t
 }
+
+// Size is how many hops t keeps at most.
+func (t *Traces) Size() int { return traceShards * t.shards[0].size }
 
 // Add copies *e into a ring, once: an event is a few hundred bytes and
 // every hop of every scenario comes through here. Events without a message

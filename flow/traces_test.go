@@ -36,3 +36,32 @@ func TestTracesGrowWithTheirHops(t *testing.T) {
 		t.Fatalf("a hop older than the last %d still kept: %v", size, h)
 	}
 }
+
+// A sandbox keeps a quarter of the default lab's hops: 100 sandboxes' full
+// rings must fit a classroom server's memory. Past its size, its oldest hop
+// is gone.
+func TestSandboxTracesKeepAQuarter(t *testing.T) {
+	def, err := flow.NewLabIn("", flow.DefaultLab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := flow.NewSandboxIn("", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Traces.Size() != 32768 || box.Traces.Size() != 8192 {
+		t.Fatalf("trace sizes: default lab %d, sandbox %d; want 32768 and 8192", def.Traces.Size(), box.Traces.Size())
+	}
+	for i := range 8192 + 8 {
+		box.Traces.Add(&flow.Event{MsgID: fmt.Sprint("m", i), Seq: uint64(i)})
+	}
+	if _, ok := box.Traces.Get("m7"); ok {
+		t.Fatal("the sandbox still keeps a hop 8,192 hops old")
+	}
+	if _, ok := box.Traces.Get("m8"); !ok {
+		t.Fatal("the sandbox lost one of its last 8,192 hops")
+	}
+	if _, err := flow.NewSandboxIn("", "Bad"); flow.KindOf(err) != flow.Invalid {
+		t.Fatalf("sandbox id Bad: %v, want Invalid", err)
+	}
+}

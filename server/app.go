@@ -95,11 +95,16 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 // default lab's product-service listens on -product-addr; any other lab's on a
 // free port of the same host, so that it is reachable as the default lab's is.
 func (a *App) openLab(id string) (*labRun, error) {
-	lab, err := flow.NewLabIn(a.cfg.Instance, id)
+	sandbox := id != a.cfg.Lab
+	newLab := flow.NewLabIn
+	if sandbox {
+		newLab = flow.NewSandboxIn
+	}
+	lab, err := newLab(a.cfg.Instance, id)
 	if err != nil {
 		return nil, err
 	}
-	l := &labRun{lab: lab, sandbox: id != a.cfg.Lab}
+	l := &labRun{lab: lab, sandbox: sandbox}
 	productAddr := a.cfg.ProductAddr
 	if l.sandbox {
 		host, _, _ := net.SplitHostPort(productAddr) // checked by parseConfig

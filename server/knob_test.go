@@ -59,3 +59,24 @@ func TestEveryKnobRangeIsItsDeclaration(t *testing.T) {
 		}
 	}
 }
+
+// The server opens a sandbox with a sandbox's trace rings and its own lab
+// with the default lab's.
+func TestSandboxGetsSandboxTraces(t *testing.T) {
+	if got := mustOpenLab(t).lab.Traces.Size(); got != flow.SandboxTraceHops {
+		t.Fatalf("a sandbox keeps %d hops, want %d", got, flow.SandboxTraceHops)
+	}
+	a := &App{
+		cfg:     Config{Lab: "h" + strings.ToLower(rand.Text()[:10]), ProductAddr: "127.0.0.1:0", AMQPURL: defaultAMQPURL()},
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		brokers: &brokerWatch{kafkaAddrs: []string{"127.0.0.1:1"}},
+	}
+	home, err := a.openLab(a.cfg.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer home.close()
+	if got := home.lab.Traces.Size(); got != flow.LabTraceHops {
+		t.Fatalf("the server's own lab keeps %d hops, want %d", got, flow.LabTraceHops)
+	}
+}

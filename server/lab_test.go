@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -165,4 +167,47 @@ func FuzzCommand(f *testing.F) {
 			t.Fatalf("%q carried out op %q", msg, c.Op)
 		}
 	})
+}
+
+// shifting is a scenario whose diagram changes in place, as a consumer
+// group's assignment does.
+type shifting struct {
+	board
+	nodes []flow.Node
+}
+
+func (s *shifting) View() flow.View { return flow.View{Nodes: s.nodes} }
+
+// A frame carries the topology only when it has changed since the last
+// frame, even when the scenario changed it in the slice it gave before.
+func TestFrameCarriesTheViewOnlyWhenItChanged(t *testing.T) {
+	lab, err := flow.NewLab("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &shifting{nodes: []flow.Node{{ID: "p0", Label: "partition 0", Note: "consumer-1"}}}
+	l := &labRun{lab: lab}
+	a := &App{brokers: &brokerWatch{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := l.add("board", "", a, func(*flow.Emitter) (flow.Scenario, error) { return sc, nil }); err != nil {
+		t.Fatal(err)
+	}
+	s := l.scenarios[0]
+	view := func() *flow.View { return s.frameStats().(frameStatsMsg).View }
+	if v := view(); v != nil {
+		t.Fatalf("first frame carries the view %+v: the snapshot before it has it", v)
+	}
+	if v := view(); v != nil {
+		t.Fatalf("an unchanged view sent again: %+v", v)
+	}
+	sc.nodes[0].Note = "consumer-2"
+	if v := view(); v == nil || v.Nodes[0].Note != "consumer-2" {
+		t.Fatalf("after the assignment moved: view %+v, want partition 0 at consumer-2", v)
+	}
+	if v := view(); v != nil {
+		t.Fatalf("the moved view sent twice: %+v", v)
+	}
+	sc.nodes = append(sc.nodes, flow.Node{ID: "p1"})
+	if v := view(); v == nil || len(v.Nodes) != 2 {
+		t.Fatalf("after a partition was added: view %+v, want 2 nodes", v)
+	}
 }

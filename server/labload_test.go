@@ -97,7 +97,18 @@ func measureSandboxes(b *testing.B, bin string, n int) {
 		clients[i] = c
 	}
 	setup := time.Since(start)
-	time.Sleep(*sandboxWarm)
+	// A long warm-up is a steady-state run: its RSS each minute shows
+	// whether it has levelled off.
+	var curve []string
+	for left := *sandboxWarm; left > 0; left -= time.Minute {
+		time.Sleep(min(left, time.Minute))
+		if left > time.Minute {
+			curve = append(curve, fmt.Sprintf("%.0f", vmRSS(b, p.cmd.Process.Pid)/(1<<20)))
+		}
+	}
+	if len(curve) > 0 {
+		b.Logf("%d sandboxes: RSS MiB at each whole minute of the warm-up: %s", n, strings.Join(curve, ", "))
+	}
 	for _, c := range clients {
 		c.record(true)
 	}

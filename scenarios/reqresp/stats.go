@@ -257,18 +257,29 @@ func (w *recentCalls) add(c endedCall) {
 	w.mu.Unlock()
 }
 
-// since returns the calls that ended after t.
+// since returns the calls that ended after t. Every frame asks, so it walks
+// back from the newest call only as far as t, not the whole ring. Calls are
+// added in the order they end, give or take the moment between taking the
+// time and the lock, so it goes on a second past t before it stops.
 func (w *recentCalls) since(t time.Time) []endedCall {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []endedCall
-	for _, c := range w.ring {
+	stop := t.Add(-outOfOrder)
+	for i := range len(w.ring) {
+		c := w.ring[(w.next-1-i+len(w.ring))%len(w.ring)]
+		if !c.at.After(stop) {
+			break // older still, or a place never used
+		}
 		if c.at.After(t) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
+
+// outOfOrder is how much earlier than the call before it a call may be added.
+const outOfOrder = time.Second
 
 // percentiles are the nearest-rank p50 and p99 of the calls that ended after
 // since; zero when there were none.

@@ -424,3 +424,22 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkNoNulls makes a busy scenario's stats ready for a frame: twelve
+// nodes of four facts each, none of them with a nil list, as most frames
+// are. Every frame of every watched scenario pays this.
+//
+//	go test -run '^$' -bench NoNulls ./server/hub
+func BenchmarkNoNulls(b *testing.B) {
+	st := flow.Stats{Nodes: map[string]flow.NodeState{}}
+	for i := range 12 {
+		st.Nodes[fmt.Sprint("node-", i)] = flow.NodeState{State: "up", Facts: []flow.Fact{
+			flow.Count("depth", int64(i), "depth %d"), flow.Count("lag", 3, ""),
+			{Name: "partitions", Value: []int{0, 1}}, {Name: "ok", Value: true},
+		}}
+		st.Counters = append(st.Counters, flow.Counter{Name: fmt.Sprint("c", i), Value: int64(i)})
+	}
+	for b.Loop() {
+		hub.NoNulls(st)
+	}
+}

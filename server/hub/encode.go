@@ -133,14 +133,8 @@ func fill(v reflect.Value) (reflect.Value, bool) {
 		out.Set(e)
 		return out, true
 	case reflect.Struct:
-		if !mayHoldNil(v.Type()) {
-			return v, false
-		}
 		var out reflect.Value
-		for i := range v.NumField() {
-			if !v.Type().Field(i).IsExported() {
-				continue // json skips it too
-			}
+		for _, i := range nilFields(v.Type()) {
 			f, changed := fill(v.Field(i))
 			if !changed {
 				continue
@@ -173,6 +167,28 @@ func mayHoldNil(t reflect.Type) bool {
 // holdsNil caches mayHoldNil by type: frames ask it about the same few types
 // ten times a second.
 var holdsNil sync.Map
+
+// nilFields are the indexes of struct type t's exported fields that may hold
+// a nil slice or map (json skips the others, and the rest need no look),
+// cached by type: asking reflect for a field's type and name each time
+// was most of a frame's NoNulls.
+func nilFields(t reflect.Type) []int {
+	if v, ok := fieldsOf.Load(t); ok {
+		return v.([]int)
+	}
+	var idx []int
+	if mayHoldNil(t) {
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && mayHoldNil(f.Type) {
+				idx = append(idx, i)
+			}
+		}
+	}
+	fieldsOf.Store(t, idx)
+	return idx
+}
+
+var fieldsOf sync.Map
 
 func mayHold(t reflect.Type, seen map[reflect.Type]bool) bool {
 	if seen[t] {

@@ -161,13 +161,15 @@ func (h *Hub) Reopen() {
 
 // frame is the message that carries a batch of events.
 type frame struct {
-	V       int             `json:"v"`
-	Seq     uint64          `json:"seq"`
-	Time    int64           `json:"time"` // unix milliseconds
-	Type    string          `json:"type"`
-	Events  []flow.Event    `json:"events"`
-	Omitted int             `json:"omitted,omitempty"`
-	Stats   json.RawMessage `json:"stats,omitempty"`
+	V       int          `json:"v"`
+	Seq     uint64       `json:"seq"`
+	Time    int64        `json:"time"` // unix milliseconds
+	Type    string       `json:"type"`
+	Events  []flow.Event `json:"events"`
+	Omitted int          `json:"omitted,omitempty"`
+	// The stats, encoded already, go after the rest as "stats" (see Flush):
+	// as a json.RawMessage here they would be checked and copied again.
+	Stats json.RawMessage `json:"-"`
 }
 
 // Flush sends the pending events as one frame now; Run calls it every interval.
@@ -205,6 +207,9 @@ func (h *Hub) Flush() {
 	if err != nil {
 		h.cfg.Log.Error("encode frame", "err", err)
 		return
+	}
+	if f.Stats != nil {
+		msg = append(append(append(msg[:len(msg)-1], `,"stats":`...), f.Stats...), '}')
 	}
 	h.seq.Store(f.Seq)
 	h.offer(queued{f.Seq, msg})

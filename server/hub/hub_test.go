@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -457,5 +458,50 @@ func TestAnnouncementReachesEveryClient(t *testing.T) {
 		if !slices.Contains(got, `knobs {"op":"set"}`) {
 			t.Errorf("%s got %q, want the announcement", name, got)
 		}
+	}
+}
+
+// A frame carries the stats whole, as the rest of the frame is JSON, and
+// only when they changed since the last frame.
+func TestFrameCarriesStatsOnlyWhenChanged(t *testing.T) {
+	type stats struct {
+		Nodes map[string][]string `json:"nodes"`
+		Note  string              `json:"note"`
+	}
+	cur := stats{Nodes: map[string][]string{"a": {"x"}, "b": nil}, Note: `say "hi"`}
+	h := hub.New(hub.Config{Stats: func() any { return cur }, Interval: time.Hour})
+	srv, stop := startHub(t, h)
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	waitClients(t, h, 1)
+	next := func() map[string]json.RawMessage {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(msg, &m); err != nil {
+			t.Fatalf("frame %s is not a JSON object: %v", msg, err)
+		}
+		return m
+	}
+	h.Flush()
+	if got := string(next()["stats"]); got != `{"nodes":{"a":["x"],"b":[]},"note":"say \"hi\""}` {
+		t.Fatalf("stats %s", got)
+	}
+	h.Flush() // nothing changed: no frame
+	h.Emit(flow.Event{Kind: "state"})
+	h.Flush()
+	if m := next(); m["stats"] != nil || string(m["type"]) != `"frame"` {
+		t.Fatalf("frame after unchanged stats: %v, want events and no stats", m)
+	}
+	cur.Note = "moved"
+	h.Flush()
+	if got := string(next()["stats"]); got != `{"nodes":{"a":["x"],"b":[]},"note":"moved"}` {
+		t.Fatalf("changed stats %s", got)
 	}
 }
