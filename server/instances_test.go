@@ -45,7 +45,7 @@ func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	kafka := cluster.ListenAddrs()
 	tag := fmt.Sprintf("m%d", os.Getpid()%100000)
 	names := [2]string{tag + "a", tag + "b"}
-	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
+	lab := testLab()
 	common := []string{"-lab", lab, "-kafka-brokers", strings.Join(kafka, ",")}
 	var insts [2]*instance
 	// Cleanups run last first: this one after both servers have stopped.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,7 +15,7 @@ import (
 // which outlive a test by design.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	deleteLabTopology(fmt.Sprintf(".t%d-", os.Getpid()%100000))
+	deleteLabTopology("." + labPrefix)
 	os.Exit(code)
 }
 

@@ -33,6 +33,14 @@ type server struct {
 	stderr *lockedBuffer
 }
 
+// labPrefix starts the id of every lab this test binary makes, so that
+// TestMain finds what they left on the broker; zero-padded, names are as
+// long on every machine, and a layout that fits here fits in CI too.
+var labPrefix = fmt.Sprintf("t%05d-", os.Getpid()%100000)
+
+// testLab is a new lab id of this test binary's own.
+func testLab() string { return fmt.Sprintf("%s%d", labPrefix, labSeq.Add(1)) }
+
 // MustStart runs the whole server on free ports and waits for its health
 // endpoint to say ok.
 func MustStart(tb testing.TB, extra ...string) *server {
@@ -40,7 +48,7 @@ func MustStart(tb testing.TB, extra ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	// A lab of its own, so that its exchanges, queues, topics and groups
 	// never meet another test's on the shared RabbitMQ.
-	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
+	lab := testLab()
 	args := append([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab}, extra...)
 	pr, pw := io.Pipe()
 	s := &server{cancel: cancel, done: make(chan error, 1), stderr: &lockedBuffer{}, base: "/labs/" + lab}

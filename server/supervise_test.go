@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -66,7 +65,7 @@ func (f *faulty) Run(ctx context.Context) error {
 func TestPanickingScenarioIsRecordedAndRestarts(t *testing.T) {
 	var logs lockedBuffer
 	a := &App{log: slog.New(slog.NewTextHandler(&logs, nil))}
-	lab, err := flow.NewLab(fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1)))
+	lab, err := flow.NewLab(testLab())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +241,7 @@ func startWithFaulty(t *testing.T, opener func(*flow.Emitter) (flow.Scenario, er
 // changed by patch before it runs, and returns the lab's URL.
 func startServer(t *testing.T, patch func(a *App, lab string)) (*App, string) {
 	t.Helper()
-	lab := fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1))
+	lab := testLab()
 	stderr := &lockedBuffer{}
 	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab},
 		func(string) string { return "" }, stderr)

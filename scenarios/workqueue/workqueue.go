@@ -240,12 +240,12 @@ func (s *Scenario) View() flow.View {
 	// sits between the queue they share and the DLQ. The retry queues stand
 	// off to the left, so that their line to the queue misses their state.
 	staff := s.shown()
-	v := flow.View{Width: 1100, Height: 200 + 190*float64(max(len(staff), 3)-1), Nodes: []flow.Node{
+	v := flow.View{Width: 1130, Height: 200 + 190*float64(max(len(staff), 3)-1), Nodes: []flow.Node{
 		{ID: nodeOrderService, Label: "order-service", Kind: "service", X: 140, Y: 300, Note: "one email job per order"},
 		{ID: nodeEmails, Label: s.queue, Kind: "queue", X: 410, Y: 300, Note: "durable, shared"},
 		{ID: nodeRetry, Label: "retry queues", Kind: "queue", X: 200, Y: 500,
 			Note: fmt.Sprintf("one per attempt: wait %s, doubling", retryDelay(1))},
-		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 955, Y: 300, Note: "after the last attempt, via " + s.dlx},
+		{ID: nodeDLQ, Label: s.dlq, Kind: "queue", X: 950, Y: 300, Note: "after the last attempt, via " + s.dlx},
 	}}
 	v.Edges = []flow.Edge{
 		{From: nodeOrderService, To: nodeEmails, Label: "publish"},
