@@ -133,6 +133,12 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 			k := chunk(burst-sent, flush)
 			t = s.sendOrders(ctx, o, flush, k, run)
 			sent += k
+			// At once, not after the loop: handed over, these records are
+			// in the producer's buffer, and a press meanwhile must not
+			// count them twice.
+			s.mu.Lock()
+			s.burst -= min(k, s.burst) // shutdown may have dropped it meanwhile
+			s.mu.Unlock()
 		}
 		for owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
 			k := chunk(int(owed), flush)
@@ -141,7 +147,6 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 		}
 		if sent > 0 {
 			s.mu.Lock()
-			s.burst -= min(sent, s.burst) // shutdown may have dropped it meanwhile
 			more := s.burst > 0
 			s.mu.Unlock()
 			if more {
