@@ -535,7 +535,8 @@ func waitWithin(t *testing.T, bound time.Duration, what string, ok func() bool) 
 }
 
 // deleteRabbitObjects deletes the queues and exchanges whose names are
-// ours: what the test's instances left.
+// ours: what tests left. rabbitmqctl lists them, as AMQP cannot; without
+// it, nothing is deleted.
 func deleteRabbitObjects(ours func(name string) bool) {
 	conn, err := amqp.Dial(rabbitURL())
 	if err != nil {
