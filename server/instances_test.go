@@ -43,8 +43,7 @@ func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close)
 	kafka := cluster.ListenAddrs()
-	tag := fmt.Sprintf("m%d", os.Getpid()%100000)
-	names := [2]string{tag + "a", tag + "b"}
+	names := [2]string{testTag + "a", testTag + "b"}
 	lab := testLab()
 	common := []string{"-lab", lab, "-kafka-brokers", strings.Join(kafka, ",")}
 	var insts [2]*instance
@@ -126,7 +125,7 @@ func TestTwoInstancesShareTheBrokers(t *testing.T) {
 	}
 	var unprefixed []string
 	for _, name := range topics {
-		if !strings.HasPrefix(name[strings.IndexByte(name, ' ')+1:], tag) {
+		if !strings.HasPrefix(name[strings.IndexByte(name, ' ')+1:], testTag) {
 			unprefixed = append(unprefixed, name)
 		}
 	}
@@ -193,10 +192,9 @@ func TestLabStickyRouting(t *testing.T) {
 	}
 	rule := regexp.MustCompile(string(m[1]))
 	const name = "flowlab.test" // the balancer's, in every instance's -hosts
-	tag := fmt.Sprintf("r%d", os.Getpid()%100000)
 	backends := map[string]*url.URL{}
 	var order []string
-	for _, inst := range []string{tag + "x", tag + "y"} {
+	for _, inst := range []string{testTag + "x", testTag + "y"} {
 		s := MustStart(t, "-instance", inst, "-hosts", name)
 		backends[inst], _ = url.Parse(s.URL)
 		order = append(order, inst)
@@ -554,9 +552,14 @@ func deleteRabbitObjects(ours func(name string) bool) {
 				continue
 			}
 			if kind == "queue" {
-				ch.QueueDelete(name, false, false, false)
+				_, err = ch.QueueDelete(name, false, false, false)
 			} else {
-				ch.ExchangeDelete(name, false, false)
+				err = ch.ExchangeDelete(name, false, false)
+			}
+			if err != nil { // the broker closed the channel: the rest need another
+				if ch, err = conn.Channel(); err != nil {
+					return
+				}
 			}
 		}
 	}

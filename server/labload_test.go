@@ -203,9 +203,10 @@ func buildFlowlab(b *testing.B) string {
 // startFlowlab starts the binary on free ports, its default lab stopping
 // after 2 s without a browser, so that the baseline is an idle server.
 func startFlowlab(b *testing.B, bin string, maxLabs int) *flowlabProc {
-	lab := fmt.Sprintf("bench%d", os.Getpid()%100000)
+	// Under the test binary's instance name, so that what a killed run
+	// leaves on RabbitMQ is found and deleted by the next (TestMain).
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0",
-		"-lab", lab, "-max-labs", strconv.Itoa(maxLabs), "-idle-stop", "2s")
+		"-instance", testTag, "-lab", "bench", "-max-labs", strconv.Itoa(maxLabs), "-idle-stop", "2s")
 	cmd.Env = append(os.Environ(), "FLOWLAB_PPROF=127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()

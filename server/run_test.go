@@ -33,10 +33,14 @@ type server struct {
 	stderr *lockedBuffer
 }
 
-// labPrefix starts the id of every lab this test binary makes, so that
-// TestMain finds what they left on the broker; zero-padded, names are as
-// long on every machine, and a layout that fits here fits in CI too.
-var labPrefix = fmt.Sprintf("t%05d-", os.Getpid()%100000)
+// testTag names this test binary on the shared brokers: its pid,
+// zero-padded, so that names are as long on every machine (a layout that
+// fits here fits in CI too) and TestMain can tell a live binary's objects
+// from a killed one's. Instance names made by tests are testTag and a letter.
+var testTag = fmt.Sprintf("t%05d", os.Getpid()%100000)
+
+// labPrefix starts the id of every lab this test binary makes.
+var labPrefix = testTag + "-"
 
 // testLab is a new lab id of this test binary's own.
 func testLab() string { return fmt.Sprintf("%s%d", labPrefix, labSeq.Add(1)) }

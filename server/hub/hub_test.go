@@ -177,7 +177,7 @@ func TestCommandsAreRateLimited(t *testing.T) {
 		t.Fatalf("%d of %d commands handled in %v, %d refused; want a burst of 20, then 10 a second", handled, n, elapsed, refused)
 	}
 	t.Logf("%d of %d commands handled in %v", handled, n, elapsed)
-	<-sent // a connection takes one writer at a time
+	<-sent                             // a connection takes one writer at a time
 	time.Sleep(300 * time.Millisecond) // the bucket refills
 	conn.WriteMessage(websocket.TextMessage, []byte(`{"id":999}`))
 	if r := readReply(t, conn); !r.OK {
