@@ -90,6 +90,7 @@ type Session struct {
 	cur      int
 	furthest int
 	running  bool
+	closed   bool
 	start    *snapshot // after the reset and setup: the baseline before any
 	runs     []stepRun
 }
@@ -132,6 +133,9 @@ func Start(ctx context.Context, w *Walk, lab Lab) (*Session, error) {
 // Close stops the session's goroutines and waits for them; commands being
 // sent are cancelled.
 func (s *Session) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait()
 }
@@ -156,6 +160,9 @@ func (s *Session) Do(ctx context.Context, a Action) (SessionState, error) {
 }
 
 func (s *Session) do(a Action) error {
+	if s.closed {
+		return flow.Errorf(flow.NotFound, "this walkthrough has ended")
+	}
 	switch a.Op {
 	case "answer", "act", "show", "reset-step", "go":
 	default:

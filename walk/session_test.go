@@ -487,6 +487,9 @@ func TestCloseCancelsRunningCommands(t *testing.T) {
 	l.mu.Unlock()
 	do(t, s, "act", 2, "")
 	s.Close() // goleak in TestMain fails if a goroutine is left
+	if _, err := s.Do(context.Background(), walk.Action{Op: "go", Step: 1}); flow.KindOf(err) != flow.NotFound {
+		t.Errorf("Do after Close = %v, want NotFound", err)
+	}
 }
 
 func TestStartFailsWhenTheResetFails(t *testing.T) {
