@@ -76,7 +76,11 @@ func (p *fileParser) command(n yamlNode) (Command, bool) {
 			c.Value = raw
 		}
 		if _, err := k.Parse(c.Value); err != nil {
-			p.fail(n.line, "%s: %s", c.Set, flow.MessageOf(err))
+			line := n.line
+			if v := fields["value"]; v != nil {
+				line = v.GetToken().Position.Line
+			}
+			p.fail(line, "%s: %s", c.Set, flow.MessageOf(err))
 			return c, false
 		}
 	case len(fields) == 1 && fields["preset"] != nil:

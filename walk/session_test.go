@@ -504,3 +504,79 @@ type failingLab struct{ *lab }
 func (failingLab) Command(context.Context, walk.Command) error {
 	return flow.Errorf(flow.Unavailable, "broker away")
 }
+
+// refusingLab refuses the first stop, as a scenario refuses a knob that
+// does not apply now.
+type refusingLab struct {
+	*lab
+	refused bool
+}
+
+func (r *refusingLab) Command(ctx context.Context, c walk.Command) error {
+	if c.Set == "inventory.stop" && !r.refused {
+		r.refused = true
+		return flow.Errorf(flow.Invalid, "inventory is already stopped")
+	}
+	return r.lab.Command(ctx, c)
+}
+
+func TestAFailedActSaysWhyAndMayBePressedAgain(t *testing.T) {
+	l := &refusingLab{lab: newLab()}
+	s := startSession(t, mustLoad(t, lostWalk), l)
+	do(t, s, "go", 1, "")
+	do(t, s, "answer", 1, "lost")
+	do(t, s, "go", 2, "")
+	do(t, s, "act", 2, "")
+	st := waitFor(t, s, "the act to fail", func(st walk.SessionState) bool { return !st.Running })
+	if a := st.Steps[2]; a.Done || a.Error != "inventory is already stopped" {
+		t.Fatalf("failed act = %+v", a)
+	}
+	if _, err := s.Do(context.Background(), walk.Action{Op: "go", Step: 3}); flow.KindOf(err) != flow.Invalid {
+		t.Errorf("go past a failed act = %v", err)
+	}
+	do(t, s, "act", 2, "")
+	st = waitFor(t, s, "the act", func(st walk.SessionState) bool { return !st.Running })
+	if a := st.Steps[2]; !a.Done || a.Error != "" {
+		t.Errorf("act pressed again = %+v", a)
+	}
+}
+
+// TestMeasuredDefaultsToTheOutcome: with no measured template, the page
+// shows the text of the choice that happened.
+func TestMeasuredDefaultsToTheOutcome(t *testing.T) {
+	src := strings.Replace(lostWalk, "measured: '{{ delta[\"inventory.lost\"] }} lost of {{ delta[\"published\"] }}'\n", "", 1)
+	s := startSession(t, mustLoad(t, src), newLab())
+	do(t, s, "go", 1, "")
+	do(t, s, "answer", 1, "kept")
+	do(t, s, "go", 2, "")
+	do(t, s, "act", 2, "")
+	waitFor(t, s, "the act", func(st walk.SessionState) bool { return st.Steps[2].Done })
+	do(t, s, "go", 3, "")
+	st := waitFor(t, s, "the check", func(st walk.SessionState) bool { return st.Steps[3].Status == "passed" })
+	if p := st.Steps[1]; p.Outcome != "lost" || p.Measured != "Lost" || p.Correct == nil || *p.Correct {
+		t.Errorf("predict = %+v, want outcome lost, measured Lost, not correct", p)
+	}
+}
+
+// TestNoCheckPassesWhileResetting: while "Reset step" runs, the lab is half
+// way between two states; a check judged then would freeze nonsense.
+func TestNoCheckPassesWhileResetting(t *testing.T) {
+	src := head + "## Read: r\nHi.\n\n## Check: stopped\n```step\ncheck: state[\"inventory\"] == \"stopped\"\nwithin: 30s\nhint: h\n```\n"
+	l := newLab()
+	s := startSession(t, mustLoad(t, src), l)
+	do(t, s, "go", 1, "")
+	hold := make(chan struct{})
+	l.mu.Lock()
+	l.hold, l.stopped = hold, true
+	l.mu.Unlock()
+	do(t, s, "reset-step", 1, "")
+	time.Sleep(4 * 250 * time.Millisecond) // four polls
+	if c := s.State().Steps[1]; c.Status == "passed" {
+		t.Errorf("the check passed while the lab was being reset: %+v", c)
+	}
+	close(hold)
+	st := waitFor(t, s, "the reset", func(st walk.SessionState) bool { return !st.Running })
+	if st.Step != 0 || st.Steps[1].Status != "" {
+		t.Errorf("after reset-step with no act: %+v", st)
+	}
+}
