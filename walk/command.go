@@ -2,13 +2,13 @@ package walk
 
 import (
 	"encoding/json"
-	"flowlab/flow"
 	"slices"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	yamlast "github.com/goccy/go-yaml/ast"
 
-	"github.com/goccy/go-yaml"
+	"flowlab/flow"
 )
 
 // maxWait is the longest pause a command list may hold.
@@ -28,20 +28,20 @@ func (p *fileParser) commands(nodes []yamlNode) []Command {
 // command is one of {set, value}, {preset}, {wait}, {reset: true}.
 func (p *fileParser) command(n yamlNode) (Command, bool) {
 	const shapes = "a command is one of {set: <knob>, value: <v>}, {preset: <name>}, {wait: <duration>}, {reset: true}"
-	m, ok := n.node.(*yamlast.MappingNode)
+	kvs, ok := entries(n.node)
 	if !ok {
 		p.fail(n.line, "%s", shapes)
 		return Command{}, false
 	}
 	fields := map[string]yamlast.Node{}
-	for _, kv := range m.Values {
-		k := kv.Key.String()
+	for _, kv := range kvs {
+		k := keyOf(kv)
 		if !slices.Contains([]string{"set", "value", "preset", "wait", "reset"}, k) {
-			p.fail(kv.Key.GetToken().Position.Line, "unknown field %q: %s", k, shapes)
+			p.fail(lineOf(kv.Key), "unknown field %q: %s", k, shapes)
 			return Command{}, false
 		}
 		if fields[k] != nil {
-			p.fail(kv.Key.GetToken().Position.Line, "duplicate field %q", k)
+			p.fail(lineOf(kv.Key), "duplicate field %q", k)
 			return Command{}, false
 		}
 		fields[k] = kv.Value
@@ -78,7 +78,7 @@ func (p *fileParser) command(n yamlNode) (Command, bool) {
 		if _, err := k.Parse(c.Value); err != nil {
 			line := n.line
 			if v := fields["value"]; v != nil {
-				line = v.GetToken().Position.Line
+				line = lineOf(v)
 			}
 			p.fail(line, "%s: %s", c.Set, flow.MessageOf(err))
 			return c, false

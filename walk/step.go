@@ -7,8 +7,6 @@ import (
 
 	exprast "github.com/expr-lang/expr/ast"
 	exprparser "github.com/expr-lang/expr/parser"
-	yamlast "github.com/goccy/go-yaml/ast"
-
 	"github.com/goccy/go-yaml"
 )
 
@@ -87,18 +85,15 @@ func (p *fileParser) stepFields(s *Step, f stepFile) {
 
 func (p *fileParser) predict(s *Step, f stepFile) {
 	line := max(f.Choices.Line, s.Line)
-	if m, ok := f.Choices.V.node.(*yamlast.MappingNode); ok {
-		for _, kv := range m.Values {
+	if kvs, ok := entries(f.Choices.V.node); ok {
+		for _, kv := range kvs {
+			id := keyOf(kv)
 			var text string
 			if err := yaml.NodeToValue(kv.Value, &text); err != nil || strings.TrimSpace(text) == "" {
-				p.fail(kv.Key.GetToken().Position.Line, "choice %q needs a text", kv.Key.String())
+				p.fail(lineOf(kv.Key), "choice %q needs a text", id)
 				continue
 			}
-			if slices.ContainsFunc(s.choices, func(c choice) bool { return c.ID == kv.Key.String() }) {
-				p.fail(kv.Key.GetToken().Position.Line, "duplicate choice %q", kv.Key.String())
-				continue
-			}
-			s.choices = append(s.choices, choice{ID: kv.Key.String(), Text: text})
+			s.choices = append(s.choices, choice{ID: id, Text: text})
 		}
 	} else if f.Choices.Line > 0 {
 		p.fail(line, "choices: is a map of choice id to the text shown, such as lost: Some orders are lost")

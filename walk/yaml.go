@@ -58,3 +58,26 @@ func (p *fileParser) decode(src string, first int, v any) bool {
 	}
 	return false
 }
+
+// entries are the key-value pairs of a YAML map, false when n is no map.
+func entries(n yamlast.Node) ([]*yamlast.MappingValueNode, bool) {
+	switch n := n.(type) {
+	case *yamlast.MappingNode:
+		return n.Values, true
+	case *yamlast.MappingValueNode:
+		return []*yamlast.MappingValueNode{n}, true
+	}
+	return nil, false
+}
+
+// keyOf is a map key as written, without its quotes.
+func keyOf(kv *yamlast.MappingValueNode) string {
+	var k string
+	if yaml.NodeToValue(kv.Key, &k) != nil {
+		return kv.Key.String()
+	}
+	return k
+}
+
+// lineOf is the line a node is on.
+func lineOf(n yamlast.Node) int { return n.GetToken().Position.Line }
