@@ -237,6 +237,24 @@ func (s *Session) do(a Action) error {
 	return nil
 }
 
+// Holds reports whether the check of step i holds on the lab now, measured
+// from the baseline it would use, without passing it or judging anything:
+// the walkthroughs' own tests use it to prove that a check does not hold
+// before its action.
+func (s *Session) Holds(i int) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 || i >= len(s.w.Steps) || s.w.Steps[i].Kind != KindCheck {
+		return false, flow.Errorf(flow.Invalid, "step %d is not a check", i)
+	}
+	v, err := s.w.Steps[i].check.run(take(s.lab).env(s.baseline(i)))
+	if err != nil {
+		return false, flow.Errorf(flow.Invalid, "the check could not be evaluated: %v", err)
+	}
+	ok, _ := v.(bool)
+	return ok, nil
+}
+
 // goTo moves to step i: any step reached, or the next one once the furthest
 // is done (a check whose window is over may be left "not yet").
 func (s *Session) goTo(i int) error {

@@ -580,3 +580,26 @@ func TestNoCheckPassesWhileResetting(t *testing.T) {
 		t.Errorf("after reset-step with no act: %+v", st)
 	}
 }
+
+func TestHoldsBeforeAndAfterTheAction(t *testing.T) {
+	l := newLab()
+	s := startSession(t, mustLoad(t, lostWalk), l)
+	if _, err := s.Holds(0); flow.KindOf(err) != flow.Invalid {
+		t.Errorf("Holds(a read step) = %v, want Invalid", err)
+	}
+	do(t, s, "go", 1, "")
+	do(t, s, "answer", 1, "lost")
+	do(t, s, "go", 2, "")
+	l.traffic(500)
+	if ok, err := s.Holds(3); ok || err != nil {
+		t.Errorf("Holds before the act = %v, %v; want false", ok, err)
+	}
+	do(t, s, "act", 2, "")
+	waitFor(t, s, "the act", func(st walk.SessionState) bool { return st.Steps[2].Done })
+	if ok, err := s.Holds(3); !ok || err != nil {
+		t.Errorf("Holds after the act = %v, %v; want true", ok, err)
+	}
+	if st := s.State(); st.Steps[3].Status != "" || st.Steps[1].Correct != nil {
+		t.Errorf("Holds changed the session: %+v", st)
+	}
+}
