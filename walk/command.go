@@ -92,7 +92,7 @@ func (p *fileParser) command(n yamlNode) (Command, bool) {
 	case len(fields) == 1 && fields["wait"] != nil:
 		d, err := time.ParseDuration(str("wait"))
 		if err != nil || d <= 0 || d > maxWait {
-			p.fail(n.line, "wait: takes a duration from 1ms to %s, such as 5s", maxWait)
+			p.fail(n.line, "wait: takes a duration from 1ms to %.0fs, such as 5s", maxWait.Seconds())
 			return c, false
 		}
 		c.Wait = d

@@ -103,7 +103,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"two commands in one", head + "## Act: a\n```step\ndo:\n  - set: inventory.stop\n    preset: article\n```\n" + okCheck,
 			"walks/bad.md:10: a command is one of"},
 		{"wait too long", head + "## Act: a\n```step\ndo:\n  - wait: 2m\n```\n" + okCheck,
-			"walks/bad.md:10: wait: takes a duration from 1ms to 1m0s"},
+			"walks/bad.md:10: wait: takes a duration from 1ms to 60s"},
 		{"placeholder naming an unknown counter", head + "## Explain: e\nYou lost {{ delta[\"lots\"] }}.\n",
 			`walks/bad.md:8: unknown counter "lots"`},
 		{"unclosed placeholder", head + "## Explain: e\n\nYou lost {{ delta[\"lost\"].\n",
