@@ -153,3 +153,17 @@ func TestRawHTMLIsEscaped(t *testing.T) {
 		t.Errorf("html = %s", html)
 	}
 }
+
+// TestPlaceholdersFormatNumbers: whole numbers without a fraction, others to
+// two places, and values are escaped.
+func TestPlaceholdersFormatNumbers(t *testing.T) {
+	src := head + "## Read: r\nA {{ 2.5 * 2 }}, b {{ 1 / 3 }}, c {{ \"<i>\" }}, d `{{ 7 }}`.\n\n" + okCheck
+	ws, err := walk.Load(fstest.MapFS{"ok.md": {Data: []byte(src)}}, catalogs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSession(t, ws[0], newLab())
+	if got, want := s.State().Steps[0].HTML, "<p>A 5, b 0.33, c &lt;i&gt;, d <code>7</code>.</p>\n"; got != want {
+		t.Errorf("html = %q, want %q", got, want)
+	}
+}
