@@ -66,6 +66,8 @@ func TestLoadRefuses(t *testing.T) {
 			`walks/bad.md:11: unknown node "inventry"`},
 		{"unknown knob in knobs", head + "## Check: c\n```step\ncheck: knobs[\"inventory.speed\"] == 1\nwithin: 5s\nhint: h\n```\n",
 			`walks/bad.md:9: unknown knob "inventory.speed"`},
+		{"a button in knobs", head + "## Check: c\n```step\ncheck: knobs[\"inventory.stop\"] == nil\nwithin: 5s\nhint: h\n```\n",
+			"walks/bad.md:9: knob inventory.stop is a button: it has no value to read"},
 		{"unknown event kind", head + "## Check: c\n```step\ncheck: events[\"publsh\"] > 0\nwithin: 5s\nhint: h\n```\n",
 			`walks/bad.md:9: unknown event kind "publsh"`},
 		{"unknown name", head + "## Check: c\n```step\ncheck: countrs[\"published\"] > 0\nwithin: 5s\nhint: h\n```\n",
