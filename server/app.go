@@ -21,6 +21,7 @@ import (
 	"flowlab/scenarios/eventdriven"
 	"flowlab/scenarios/reqresp"
 	"flowlab/scenarios/workqueue"
+	progressdb "flowlab/server/progress" // named apart from a test's var progress
 )
 
 // shutdownWait bounds a graceful stop: SIGINT or SIGTERM leaves nothing
@@ -44,6 +45,8 @@ type App struct {
 	kafka   *kafkaBroker
 	rabbit  *rabbitNode // flowlab's private RabbitMQ node, or nil
 	brokers *brokerWatch
+	// progress keeps each learner's walkthrough progress across restarts.
+	progress *progressdb.Store
 
 	home   string // the default lab's id: -lab, after the instance name if any
 	labsMu sync.RWMutex
@@ -88,6 +91,14 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	}
 	a.home = lab.lab.ID
 	a.labs[a.home] = lab
+	// Opened last, so that a port in use is reported first; a second
+	// flowlab on the same file stops here with a sentence, not a hang.
+	if cfg.Progress == "" {
+		return nil, errors.New("-progress / FLOWLAB_PROGRESS: neither XDG_STATE_HOME nor HOME is set, so there is no default place for the progress file: give one")
+	}
+	if a.progress, err = progressdb.Open(cfg.Progress); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -276,6 +287,9 @@ func (a *App) close() {
 	}
 	if a.brokers != nil {
 		a.brokers.Close()
+	}
+	if a.progress != nil {
+		a.progress.Close()
 	}
 }
 
