@@ -22,6 +22,7 @@ import (
 	"flowlab/scenarios/reqresp"
 	"flowlab/scenarios/workqueue"
 	progressdb "flowlab/server/progress" // named apart from a test's var progress
+	"flowlab/walk"
 )
 
 // shutdownWait bounds a graceful stop: SIGINT or SIGTERM leaves nothing
@@ -45,8 +46,10 @@ type App struct {
 	kafka   *kafkaBroker
 	rabbit  *rabbitNode // flowlab's private RabbitMQ node, or nil
 	brokers *brokerWatch
-	// progress keeps each learner's walkthrough progress across restarts.
-	progress *progressdb.Store
+	// learners keeps each learner's walkthrough progress across restarts.
+	learners *progressdb.Store
+	// walkOrder is every walkthrough, as the start page lists them.
+	walkOrder []*walk.Walk
 
 	home   string // the default lab's id: -lab, after the instance name if any
 	labsMu sync.RWMutex
@@ -96,7 +99,7 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	if cfg.Progress == "" {
 		return nil, errors.New("-progress / FLOWLAB_PROGRESS: neither XDG_STATE_HOME nor HOME is set, so there is no default place for the progress file: give one")
 	}
-	if a.progress, err = progressdb.Open(cfg.Progress); err != nil {
+	if a.learners, err = progressdb.Open(cfg.Progress); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -288,8 +291,8 @@ func (a *App) close() {
 	if a.brokers != nil {
 		a.brokers.Close()
 	}
-	if a.progress != nil {
-		a.progress.Close()
+	if a.learners != nil {
+		a.learners.Close()
 	}
 }
 
