@@ -242,6 +242,9 @@ func TestStartPageListsWalksWithTheLearnersProgress(t *testing.T) {
 			t.Errorf("%s: its button is in <%s method=%q action=%q>, want a POST to /walks/%s", w.ID, form.Data, attrOf(form, "method"), attrOf(form, "action"), w.ID)
 		}
 	}
+	if to := byID["to-walks"]; to == nil || attrOf(to, "href") != "#walks" || byID["walks"] == nil || attrOf(byID["walks"], "id") != "walks" {
+		t.Error("the header has no link down to the walkthroughs")
+	}
 	// By pattern, in the patterns' order: request-response before event-driven before Kafka.
 	rr, ed, am := strings.Index(page, `data-testid="walk-no-timeout"`), strings.Index(page, `data-testid="walk-lost-while-away"`), strings.Index(page, `data-testid="walk-replay"`)
 	if !(rr < ed && ed < am) || !strings.Contains(page, "Event-driven") {
