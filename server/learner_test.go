@@ -173,6 +173,21 @@ func TestSecondFlowlabOnTheProgressFileStopsClearly(t *testing.T) {
 	}
 }
 
+func TestUnreadableProgressFileStopsFlowlabAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "progress.db")
+	if err := os.WriteFile(path, []byte("learner,walk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", testLab(), "-progress", path},
+		func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), path+" is not a readable flowlab progress file") {
+		t.Errorf("flowlab on a text file as progress: %v, want it refused naming the file", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "learner,walk\n" {
+		t.Errorf("the refused file was changed: %q", b)
+	}
+}
+
 func TestLearnerCookieIsRandomAndForgedOnesAreReplaced(t *testing.T) {
 	valid := progressdb.NewLearner()
 	for _, c := range []struct {
