@@ -260,6 +260,9 @@ func TestStartPageListsWalksWithTheLearnersProgress(t *testing.T) {
 	if to := byID["to-walks"]; to == nil || attrOf(to, "href") != "#walks" || byID["walks"] == nil || attrOf(byID["walks"], "id") != "walks" {
 		t.Error("the header has no link down to the walkthroughs")
 	}
+	if dl := byID["download-progress"]; dl == nil || attrOf(dl, "href") != "/progress.json" {
+		t.Error("the start page has no link to download one's progress")
+	}
 	// By pattern, in the patterns' order: request-response before event-driven before Kafka.
 	rr, ed, am := strings.Index(page, `data-testid="walk-no-timeout"`), strings.Index(page, `data-testid="walk-lost-while-away"`), strings.Index(page, `data-testid="walk-replay"`)
 	if !(rr < ed && ed < am) || !strings.Contains(page, "Event-driven") {
