@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -462,4 +464,41 @@ func attrOf(n *html.Node, key string) string {
 		}
 	}
 	return ""
+}
+
+// Learners at once, each recording and reading: each sees only their own,
+// and nothing is lost.
+func TestLearnersAtOnceSeeOnlyTheirOwn(t *testing.T) {
+	s := startProgressServer(t, filepath.Join(t.TempDir(), "progress.db"))
+	walks := testWalks()
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			me := progressdb.NewLearner()
+			w := walks[g%len(walks)]
+			st := walk.SessionState{Walk: w.ID, Steps: make([]walk.StepState, len(w.Steps))}
+			for i := range st.Steps {
+				st.Steps[i] = walk.StepState{Kind: walk.KindRead, Done: true}
+				if err := s.app.recordSession(me, st); err != nil {
+					t.Error(err)
+				}
+				resp, page := s.getAs(t, "/", me)
+				if resp.StatusCode != http.StatusOK || (i < len(st.Steps)-1) != strings.Contains(page, fmt.Sprintf("%d of %d steps", i+1, len(w.Steps))) {
+					t.Errorf("learner %d after step %d: %s, page without its own progress", g, i, resp.Status)
+				}
+				_, body := s.getAs(t, "/progress.json", me)
+				var d struct {
+					Learner string `json:"learner"`
+					Walks   []struct {
+						Walk string `json:"walk"`
+						Done []int  `json:"done"`
+					} `json:"walks"`
+				}
+				if err := json.Unmarshal([]byte(body), &d); err != nil || d.Learner != me || len(d.Walks) != 1 || d.Walks[0].Walk != w.ID || len(d.Walks[0].Done) != i+1 {
+					t.Errorf("learner %d after step %d: %s", g, i, body)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
