@@ -259,9 +259,6 @@ func TestStartPageListsWalksWithTheLearnersProgress(t *testing.T) {
 			t.Errorf("%s: its button is in <%s method=%q action=%q>, want a POST to /walks/%s", w.ID, form.Data, attrOf(form, "method"), attrOf(form, "action"), w.ID)
 		}
 	}
-	if to := byID["to-walks"]; to == nil || attrOf(to, "href") != "#walks" || byID["walks"] == nil || attrOf(byID["walks"], "id") != "walks" {
-		t.Error("the header has no link down to the walkthroughs")
-	}
 	if dl := byID["download-progress"]; dl == nil || attrOf(dl, "href") != "/progress.json" {
 		t.Error("the start page has no link to download one's progress")
 	}
