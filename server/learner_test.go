@@ -424,6 +424,14 @@ func TestSessionStatesAreRecordedOnce(t *testing.T) {
 		w.Predictions[0].Answer != "lost" || w.Predictions[0].Correct == nil || !*w.Predictions[0].Correct || w.Finished.IsZero() {
 		t.Errorf("recorded %+v", w)
 	}
+	// The walk started again and answered otherwise: recorded, not refused.
+	again := walk.SessionState{Walk: "lost-while-away", Steps: []walk.StepState{{Kind: walk.KindRead, Done: true}, {Kind: walk.KindPredict, Answer: "kept", Done: true}}}
+	if err := s.app.recordSession(me, again); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.app.learners.Learner(me); p.Walks[0].Predictions[0].Answer != "kept" || len(p.Walks[0].Done) != 4 {
+		t.Errorf("after a second run: %+v", p.Walks[0])
+	}
 	// A learner id not of the format is refused, and nothing is made for it.
 	if err := s.app.recordSession("forged", st); err == nil {
 		t.Error("a forged learner's state was recorded")

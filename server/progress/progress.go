@@ -235,8 +235,9 @@ func (w *Walk) MarkPassed(step int, assisted bool) error {
 	return nil
 }
 
-// MarkAnswered records the choice made at the predict step. The answer
-// locks: another choice later is refused.
+// MarkAnswered records the choice made at the predict step. An answer locks
+// within one run of a walk (the engine sees to it); a walk started again may
+// be answered otherwise, and then that answer is kept, to be judged anew.
 func (w *Walk) MarkAnswered(step int, answer string) error {
 	if err := checkStep(step); err != nil {
 		return err
@@ -244,10 +245,10 @@ func (w *Walk) MarkAnswered(step int, answer string) error {
 	if answer == "" || len(answer) > maxAnswer || !utf8.ValidString(answer) {
 		return flow.Errorf(flow.Invalid, "%q is not a choice id (1 to %d bytes of text)", answer, maxAnswer)
 	}
-	for _, p := range w.Predictions {
+	for i, p := range w.Predictions {
 		if p.Step == step {
 			if p.Answer != answer {
-				return flow.Errorf(flow.Invalid, "step %d was answered %q already: an answer locks once given", step, p.Answer)
+				w.Predictions[i] = Prediction{Step: step, Answer: answer}
 			}
 			return nil
 		}
