@@ -222,12 +222,16 @@ func (w *Walk) MarkDone(step int) error {
 }
 
 // MarkPassed records that the check at step passed, with "Show me" if
-// assisted. A check once passed by the learner alone stays unassisted.
+// assisted. A step stays assisted only while no pass of it was the
+// learner's alone.
 func (w *Walk) MarkPassed(step int, assisted bool) error {
 	if err := checkStep(step); err != nil {
 		return err
 	}
-	if assisted && !slices.Contains(w.Passed, step) {
+	switch {
+	case !assisted:
+		w.Assisted = slices.DeleteFunc(w.Assisted, func(s int) bool { return s == step })
+	case !slices.Contains(w.Passed, step):
 		w.Assisted = insert(w.Assisted, step)
 	}
 	w.Passed = insert(w.Passed, step)

@@ -264,6 +264,31 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	}
 }
 
+// "Show me" marks a check assisted until the learner passes it alone; a
+// pass alone is never made assisted by a later "Show me".
+func TestAssistedUntilPassedAlone(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "progress.db"))
+	defer s.Close()
+	me := progress.NewLearner()
+	assisted := func() []int {
+		p, _ := s.Learner(me)
+		return p.Walks[0].Assisted
+	}
+	pass := func(step int, shown bool) {
+		mustRecord(t, s, me, "poison", func(w *progress.Walk) error { return w.MarkPassed(step, shown) })
+	}
+	pass(2, true)
+	pass(5, false)
+	if got := assisted(); !reflect.DeepEqual(got, []int{2}) {
+		t.Fatalf("assisted %v, want [2]", got)
+	}
+	pass(5, true)
+	pass(2, false)
+	if got := assisted(); len(got) != 0 {
+		t.Errorf("assisted %v after both were passed alone, want none", got)
+	}
+}
+
 func TestLearnerIDsAreRandom128Bits(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
