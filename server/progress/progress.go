@@ -59,7 +59,7 @@ type Walk struct {
 	Finished    time.Time    `json:"finished,omitzero"` // the first time every step was done
 	Done        []int        `json:"done"`              // steps done
 	Passed      []int        `json:"passed"`            // checks passed, assisted or not
-	Assisted    []int        `json:"assisted"`          // steps passed with "Show me"
+	Assisted    []int        `json:"assisted"`          // checks passed only with "Show me" so far
 	Predictions []Prediction `json:"predictions"`
 }
 
@@ -82,9 +82,7 @@ func Open(path string) (*Store, error) {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("progress file %s is in use by another flowlab (its lock was not free within %v): give each flowlab its own -progress / FLOWLAB_PROGRESS", path, LockWait)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, unreadable(path, err)
-	case errors.Is(err, errDamaged):
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, errDamaged):
 		return nil, unreadable(path, err)
 	case err != nil:
 		return nil, fmt.Errorf("progress file %s: %w", path, err)
@@ -137,7 +135,7 @@ func prepare(db *bolt.DB) (err error) {
 		}
 		return b.ForEach(func(k, v []byte) error {
 			if !ValidLearner(string(k)) {
-				return fmt.Errorf("a learner id %q", k)
+				return fmt.Errorf("it holds %q, which is no learner id", k)
 			}
 			var p Progress
 			if err := json.Unmarshal(v, &p); err != nil {
