@@ -21,6 +21,8 @@ import (
 	"flowlab/scenarios/eventdriven"
 	"flowlab/scenarios/reqresp"
 	"flowlab/scenarios/workqueue"
+	progressdb "flowlab/server/progress" // named apart from a test's var progress
+	"flowlab/walk"
 )
 
 // shutdownWait bounds a graceful stop: SIGINT or SIGTERM leaves nothing
@@ -44,6 +46,10 @@ type App struct {
 	kafka   *kafkaBroker
 	rabbit  *rabbitNode // flowlab's private RabbitMQ node, or nil
 	brokers *brokerWatch
+	// learners keeps each learner's walkthrough progress across restarts.
+	learners *progressdb.Store
+	// walkOrder is every walkthrough, as the start page lists them.
+	walkOrder []*walk.Walk
 
 	home   string // the default lab's id: -lab, after the instance name if any
 	labsMu sync.RWMutex
@@ -88,6 +94,17 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	}
 	a.home = lab.lab.ID
 	a.labs[a.home] = lab
+	// Opened last, so that a port in use is reported first; a second
+	// flowlab on the same file stops here with a sentence, not a hang.
+	if cfg.Progress == "" {
+		err = errors.New("-progress / FLOWLAB_PROGRESS: neither XDG_STATE_HOME nor HOME is set, so there is no default place for the progress file: give one")
+	} else {
+		a.learners, err = progressdb.Open(cfg.Progress)
+	}
+	if err != nil {
+		lab.close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -276,6 +293,9 @@ func (a *App) close() {
 	}
 	if a.brokers != nil {
 		a.brokers.Close()
+	}
+	if a.learners != nil {
+		a.learners.Close()
 	}
 }
 
