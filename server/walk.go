@@ -2,10 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/time/rate"
 
 	"flowlab/flow"
 	"flowlab/walk"
@@ -102,7 +110,11 @@ func (a *App) loadWalks(fsys fs.FS) error {
 	}
 	cats := map[string]*walk.Catalog{}
 	for _, s := range l.scenarios {
-		cats[s.Name()] = walk.NewCatalog(s.Name(), s.Knobs(), s.Presets())
+		c, err := walk.NewCatalog(s.Name(), s.Knobs(), s.Presets())
+		if err != nil {
+			return err
+		}
+		cats[s.Name()] = c
 	}
 	walks, err := walk.Load(fsys, cats)
 	if err != nil {
