@@ -17,6 +17,7 @@ import (
 
 	"flowlab/flow"
 	"flowlab/walk"
+	"flowlab/web"
 )
 
 // byWalk names a walkthrough as the sender of the knob changes it makes,
@@ -327,4 +328,43 @@ func decodeAction(msg []byte) (walk.Action, error) {
 		err = errors.New(`an action needs "op" and "step"`)
 	}
 	return act, err
+}
+
+// walkOf is the walkthrough panel of lab l's page of pattern: the walk the
+// lab runs on it, or the one ?walk= names (once, and a walk flowlab has),
+// which the lab may no longer run. Nil when neither.
+func (a *App) walkOf(r *http.Request, l *labRun, pattern string) (*web.WalkPanel, error) {
+	asked := ""
+	if values, ok := r.URL.Query()["walk"]; ok {
+		if len(values) != 1 {
+			return nil, flow.Errorf(flow.Invalid, "walk is given %d times: give it once", len(values))
+		}
+		wk, ok := a.walks[values[0]]
+		if !ok {
+			return nil, flow.Errorf(flow.NotFound, "there is no walkthrough %q", values[0])
+		}
+		if wk.Pattern != pattern {
+			return nil, flow.Errorf(flow.Invalid, "the walkthrough %q is about %s, not %s", wk.ID, wk.Pattern, pattern)
+		}
+		asked = wk.ID
+	}
+	if lw := l.currentWalk(); lw != nil && lw.walk.Pattern == pattern && (asked == "" || asked == lw.walk.ID) {
+		return &web.WalkPanel{ID: lw.walk.ID, Title: lw.walk.Title, Minutes: lw.walk.Minutes}, nil
+	}
+	if asked == "" {
+		return nil, nil
+	}
+	wk := a.walks[asked]
+	return &web.WalkPanel{ID: wk.ID, Title: wk.Title, Minutes: wk.Minutes, Gone: true}, nil
+}
+
+// walkLinks are the walkthroughs of pattern, in file order.
+func (a *App) walkLinks(pattern string) []web.WalkLink {
+	var out []web.WalkLink
+	for _, w := range a.walkOrder {
+		if w.Pattern == pattern {
+			out = append(out, web.WalkLink{ID: w.ID, Title: w.Title, Minutes: w.Minutes})
+		}
+	}
+	return out
 }
