@@ -132,8 +132,11 @@ export class Walk {
     this.next.disabled = !this.canNext();
     const key = JSON.stringify([st.step, s, busy, this.judged()]);
     if (key !== this.drawn) {
+      const moved = this.box.dataset.step !== String(st.step);
       this.drawn = key;
       this.box.replaceChildren(...this.build(s, busy));
+      this.box.dataset.step = st.step;
+      if (moved) this.box.scrollTop = 0;
     }
     this.countdown();
     this.highlight();
@@ -151,7 +154,11 @@ export class Walk {
     const body = document.createElement('div');
     body.className = 'walk-body';
     body.innerHTML = s.html; // rendered by the server from the walk's Markdown, raw HTML refused at load
-    out.push(head, title, body);
+    out.push(head, title);
+    // The prediction beside what was measured comes first: it is the point.
+    const judged = this.judged();
+    if (judged && (s.kind === 'check' || s.kind === 'explain')) out.push(score(judged));
+    out.push(body);
 
     if (s.kind === 'predict') {
       const list = document.createElement('div');
@@ -178,8 +185,6 @@ export class Walk {
       }
     }
     if (s.kind === 'check') out.push(this.status(s));
-    const judged = this.judged();
-    if (judged && (s.kind === 'check' || s.kind === 'explain')) out.push(score(judged));
     if (s.error) out.push(para('walk-error', s.error));
 
     const tools = document.createElement('div');
