@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +17,9 @@ import (
 type walkClient struct {
 	t      *testing.T
 	origin string // http://host:port
-	lab    string // its id
-	cookie *http.Cookie
+	lab     string // its id
+	cookie  *http.Cookie
+	learner *http.Cookie // who the browser is, for its progress
 }
 
 var walkStart = regexp.MustCompile(`^/labs/((?:t\d{5}w-)?[a-z2-7]{8})/event-driven\?walk=exclusive-vs-durable$`)
@@ -40,8 +42,11 @@ func mustStartWalk(t *testing.T, origin string) *walkClient {
 	}
 	c := &walkClient{t: t, origin: origin, lab: m[1]}
 	for _, ck := range resp.Cookies() {
-		if ck.Name == ownerCookie(m[1]) {
+		switch ck.Name {
+		case ownerCookie(m[1]):
 			c.cookie = ck
+		case learnerCookie:
+			c.learner = ck
 		}
 	}
 	if c.cookie == nil || !c.cookie.HttpOnly || c.cookie.Path != "/labs/"+m[1] {
@@ -50,15 +55,17 @@ func mustStartWalk(t *testing.T, origin string) *walkClient {
 	return c
 }
 
-// post sends body to url with Origin origin (none when "") and cookie.
-func post(t *testing.T, url, origin string, cookie *http.Cookie, body string) *http.Response {
+// post sends body to url with Origin origin (none when "") and cookies.
+func post(t *testing.T, url, origin string, cookie *http.Cookie, body string, more ...*http.Cookie) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if origin != "" {
 		req.Header.Set("Origin", origin)
 	}
-	if cookie != nil {
-		req.AddCookie(cookie)
+	for _, c := range append([]*http.Cookie{cookie}, more...) {
+		if c != nil {
+			req.AddCookie(c)
+		}
 	}
 	resp, err := noRedirect.Do(req)
 	if err != nil {
@@ -71,7 +78,7 @@ func post(t *testing.T, url, origin string, cookie *http.Cookie, body string) *h
 // act posts an action and returns the status and the answer's body.
 func (c *walkClient) act(body string, cookie *http.Cookie, origin string) (int, map[string]any) {
 	c.t.Helper()
-	resp := post(c.t, c.origin+"/labs/"+c.lab+"/walk", origin, cookie, body)
+	resp := post(c.t, c.origin+"/labs/"+c.lab+"/walk", origin, cookie, body, c.learner)
 	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		c.t.Fatalf("%s: answer is not JSON: %v", body, err)
@@ -118,6 +125,28 @@ func TestWalkRunsInAFreshSandboxOnlyItsOwnerDrives(t *testing.T) {
 	}
 	if code, out := c.act(`{"op":"go","step":1}`, c.cookie, origin); code != http.StatusOK || out["step"] != float64(1) {
 		t.Fatalf("go to step 1: %d %v", code, out)
+	}
+	// The learner's progress keeps the step done, by the learner cookie
+	// starting the walk gave.
+	if c.learner == nil {
+		t.Fatal("starting a walk gave no learner cookie")
+	}
+	req, _ := http.NewRequest(http.MethodGet, origin+"/progress.json", nil)
+	req.AddCookie(c.learner)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress struct {
+		Walks []struct {
+			Walk string `json:"walk"`
+			Done []int  `json:"done"`
+		} `json:"walks"`
+	}
+	json.NewDecoder(resp.Body).Decode(&progress)
+	resp.Body.Close()
+	if len(progress.Walks) != 1 || progress.Walks[0].Walk != "exclusive-vs-durable" || !slices.Contains(progress.Walks[0].Done, 0) {
+		t.Fatalf("the learner's progress: %+v, want step 0 of exclusive-vs-durable done", progress)
 	}
 
 	forged := &http.Cookie{Name: c.cookie.Name, Value: strings.Repeat("A", len(c.cookie.Value))}
