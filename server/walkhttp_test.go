@@ -15,8 +15,8 @@ import (
 
 // walkClient is a learner's browser on one walkthrough's sandbox.
 type walkClient struct {
-	t      *testing.T
-	origin string // http://host:port
+	t       *testing.T
+	origin  string // http://host:port
 	lab     string // its id
 	cookie  *http.Cookie
 	learner *http.Cookie // who the browser is, for its progress
