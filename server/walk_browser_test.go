@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -84,6 +85,18 @@ func TestBrowserWalkthroughPredictActCheckExplain(t *testing.T) {
 	read()
 	if st.Lab == a.home {
 		t.Fatal("the walk runs in the default lab, not a fresh sandbox")
+	}
+
+	// Keys typed into a field are the field's: the walk stays put.
+	if err := chromedp.Run(ctx, chromedp.Focus(`#log-filter`, chromedp.ByQuery), chromedp.KeyEvent(kb.ArrowRight), chromedp.KeyEvent("1"),
+		chromedp.Sleep(700*time.Millisecond), chromedp.Blur(`#log-filter`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if step, _, _ := panelStep(t, ctx); step != 0 {
+		t.Fatalf("→ typed into the log's filter moved the walk to step %d", step)
+	}
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`(() => { const f = document.getElementById('log-filter'); f.value = ''; f.dispatchEvent(new Event('input')); })()`, nil)); err != nil {
+		t.Fatal(err)
 	}
 
 	// Read → Predict, by the keyboard: → then 1.
@@ -168,4 +181,17 @@ func TestBrowserWalkthroughPredictActCheckExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	shoot(t, ctx, filepath.Join("..", "docs", "walkthrough.png"))
+
+	// Without the owner's cookie the page follows the walk and cannot move it.
+	if err := chromedp.Run(ctx, network.ClearBrowserCookies(), chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the walk followed", `document.getElementById('walk').dataset.step === '`+strconv.Itoa(explain)+`'`)
+	waitJS(t, ctx, "says watching", `/watching/.test(document.querySelector('[data-testid="walk-fresh"]').textContent)`)
+	waitJS(t, ctx, "cannot move it", `document.getElementById('walk-back').disabled && document.getElementById('walk-next').disabled`)
+	key(t, ctx, kb.ArrowLeft)
+	time.Sleep(700 * time.Millisecond)
+	if step, _, _ := panelStep(t, ctx); step != explain {
+		t.Fatalf("a watcher's ← moved the walk to step %d", step)
+	}
 }
