@@ -21,6 +21,8 @@ import (
 	"flowlab/scenarios/eventdriven"
 	"flowlab/scenarios/reqresp"
 	"flowlab/scenarios/workqueue"
+	"flowlab/walk"
+	"flowlab/walks"
 )
 
 // shutdownWait bounds a graceful stop: SIGINT or SIGTERM leaves nothing
@@ -49,6 +51,10 @@ type App struct {
 	labsMu sync.RWMutex
 	labs   map[string]*labRun // by id: the default lab and the sandboxes
 	gone   map[string]bool    // sandboxes torn down, so their pages say so
+
+	walks     map[string]*walk.Walk // every walkthrough, by id
+	walkOrder []*walk.Walk          // as their files are named
+	progress  Progress              // told what learners did; nil keeps nothing
 
 	// Set by Run before it serves: scenarios start under runCtx, through
 	// start, as a page first opens them.
@@ -88,6 +94,14 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	}
 	a.home = lab.lab.ID
 	a.labs[a.home] = lab
+	files := cfg.walkFiles
+	if files == nil {
+		files = walks.Files
+	}
+	if err := a.loadWalks(files); err != nil {
+		lab.close()
+		return nil, err
+	}
 	return a, nil
 }
 
