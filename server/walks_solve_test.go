@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"flowlab/flow"
 	"flowlab/walk"
 )
 
@@ -133,7 +134,8 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 					break
 				}
 				if st.Steps[i].Status == "not-yet" {
-					t.Fatalf("check %d %q did not pass within its window (hint: %s)", i, step.Title, st.Steps[i].Hint)
+					t.Fatalf("check %d %q did not pass within its window (hint: %s)\nthe lab now: %s",
+						i, step.Title, st.Steps[i].Hint, countersText(sr.Stats()))
 				}
 				if e := st.Steps[i].Error; e != "" {
 					t.Fatalf("check %d %q: %s", i, step.Title, e)
@@ -161,6 +163,7 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 		if err := quotesNumbers(ss.Measured); err != nil {
 			t.Errorf("predict %d %q measured: %v", i, ss.Title, err)
 		}
+		t.Logf("predict %d %q: predicted %q; measured %q", i, ss.Title, ss.Predicted, ss.Measured)
 	}
 	t.Logf("%s solved in %.1fs", w.ID, time.Since(started).Seconds())
 }
@@ -203,4 +206,13 @@ func quotesNumbers(text string) error {
 		return fmt.Errorf("quotes no number")
 	}
 	return nil
+}
+
+// countersText is every counter of st, for a failure's message.
+func countersText(st flow.Stats) string {
+	var b strings.Builder
+	for _, c := range st.Counters {
+		fmt.Fprintf(&b, "%s=%d ", c.Name, c.Value)
+	}
+	return b.String()
 }
