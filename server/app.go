@@ -21,6 +21,7 @@ import (
 	"flowlab/scenarios/eventdriven"
 	"flowlab/scenarios/reqresp"
 	"flowlab/scenarios/workqueue"
+	progressdb "flowlab/server/progress" // named apart from a test's var progress
 	"flowlab/walk"
 	"flowlab/walks"
 )
@@ -46,6 +47,8 @@ type App struct {
 	kafka   *kafkaBroker
 	rabbit  *rabbitNode // flowlab's private RabbitMQ node, or nil
 	brokers *brokerWatch
+	// learners keeps each learner's walkthrough progress across restarts.
+	learners *progressdb.Store
 
 	home   string // the default lab's id: -lab, after the instance name if any
 	labsMu sync.RWMutex
@@ -53,8 +56,7 @@ type App struct {
 	gone   map[string]bool    // sandboxes torn down, so their pages say so
 
 	walks     map[string]*walk.Walk // every walkthrough, by id
-	walkOrder []*walk.Walk          // as their files are named
-	progress  Progress              // told what learners did; nil keeps nothing
+	walkOrder []*walk.Walk          // as their files are named, as the start page lists them
 
 	// Set by Run before it serves: scenarios start under runCtx, through
 	// start, as a page first opens them.
@@ -99,6 +101,16 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 		files = walks.Files
 	}
 	if err := a.loadWalks(files); err != nil {
+		lab.close()
+		return nil, err
+	}
+	// Opened last, so that a port in use is reported first; a second
+	// flowlab on the same file stops here with a sentence, not a hang.
+	if cfg.Progress == "" {
+		lab.close()
+		return nil, errors.New("-progress / FLOWLAB_PROGRESS: neither XDG_STATE_HOME nor HOME is set, so there is no default place for the progress file: give one")
+	}
+	if a.learners, err = progressdb.Open(cfg.Progress); err != nil {
 		lab.close()
 		return nil, err
 	}
@@ -290,6 +302,9 @@ func (a *App) close() {
 	}
 	if a.brokers != nil {
 		a.brokers.Close()
+	}
+	if a.learners != nil {
+		a.learners.Close()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type Config struct {
 	AMQPURL      string   // RabbitMQ
 	Lab          string   // the lab's id, which names every broker object it uses
 	Instance     string   // this flowlab among several sharing the brokers; "" when alone
+	Progress     string   // the learners' progress file; "" when no default place exists
 
 	MaxLabs    int           // labs open at once, the default lab included
 	IdleStop   time.Duration // a scenario with no browser this long stops its load
@@ -66,6 +68,7 @@ func (c *Config) settings(kafka *string) []setting {
 		{"max-labs", "FLOWLAB_MAX_LABS", "20", "most labs open at once, the default lab included; past it \"New sandbox\" answers that flowlab is full", &c.maxLabs},
 		{"idle-stop", "FLOWLAB_IDLE_STOP", "10m", "a scenario no browser has watched for this long stops its load until its page is opened again", &c.idleStop},
 		{"sandbox-ttl", "FLOWLAB_SANDBOX_TTL", "30m", "a sandbox nobody has opened for this long is torn down (never the default lab)", &c.sandboxTTL},
+		{"progress", "FLOWLAB_PROGRESS", "", "file keeping each learner's walkthrough progress (made, with its folder, when missing); empty means $XDG_STATE_HOME/flowlab/progress.db, or ~/.local/state/flowlab/progress.db when XDG_STATE_HOME is not set", &c.Progress},
 	}
 }
 
@@ -102,6 +105,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	c.MaxLabs, _ = strconv.Atoi(c.maxLabs)
 	c.IdleStop, _ = time.ParseDuration(c.idleStop)
 	c.SandboxTTL, _ = time.ParseDuration(c.sandboxTTL)
+	if c.Progress == "" {
+		c.Progress = defaultProgress(getenv)
+	}
 	if c.hosts != "" {
 		for _, h := range strings.Split(c.hosts, ",") {
 			c.Hosts = append(c.Hosts, strings.TrimSuffix(strings.ToLower(h), "."))
@@ -157,6 +163,19 @@ func check(name, v string) error {
 		}
 	}
 	return nil
+}
+
+// defaultProgress is where the XDG base directory spec puts state: data
+// that survives a restart but is no document of the user's. A relative
+// XDG_STATE_HOME is ignored, as the spec says. "" when there is no home.
+func defaultProgress(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "flowlab", "progress.db")
+	}
+	if h := getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "flowlab", "progress.db")
+	}
+	return ""
 }
 
 // hostName is a DNS name or an IPv4 address; an IPv6 address needs no

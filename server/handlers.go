@@ -26,7 +26,8 @@ var statusOf = map[flow.ErrorKind]int{
 }
 
 // handleHome is the way in: the article's claims and flaws, each linked to
-// the page of the default lab that shows it.
+// the page of the default lab that shows it, and the walkthroughs with how
+// far this learner got in each. A first visit makes the browser a learner.
 func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
 	l, ok := a.lab(a.home)
 	if !ok {
@@ -39,8 +40,10 @@ func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
 		titles[s.Name()] = s.Title()
 		order = append(order, s.Name())
 	}
+	start := web.NewStart(l.lab.ID, titles, order)
+	start.Walks = web.GroupWalks(a.startWalks(learner(w, r)), titles, order)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := web.StartPage(web.NewStart(l.lab.ID, titles, order)).Render(r.Context(), w); err != nil {
+	if err := web.StartPage(start).Render(r.Context(), w); err != nil {
 		a.log.Error("render start page", "err", err)
 	}
 }

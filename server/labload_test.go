@@ -206,7 +206,8 @@ func startFlowlab(b *testing.B, bin string, maxLabs int) *flowlabProc {
 	// Under the test binary's instance name, so that what a killed run
 	// leaves on RabbitMQ is found and deleted by the next (TestMain).
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0",
-		"-instance", testTag, "-lab", "bench", "-max-labs", strconv.Itoa(maxLabs), "-idle-stop", "2s")
+		"-instance", testTag, "-lab", "bench", "-max-labs", strconv.Itoa(maxLabs), "-idle-stop", "2s",
+		"-progress", filepath.Join(b.TempDir(), "progress.db"))
 	cmd.Env = append(os.Environ(), "FLOWLAB_PPROF=127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()

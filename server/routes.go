@@ -23,6 +23,7 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /labs/{lab}/walk", a.handleWalk)
 	mux.HandleFunc("POST /labs/{lab}/walk", a.handleWalkAction)
 	mux.HandleFunc("GET /labs/{lab}/{scenario}/messages/{id}", a.handleTrace)
+	mux.HandleFunc("GET /progress.json", a.handleProgress)
 	mux.HandleFunc("GET /healthz", a.handleHealth)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", noCache(http.FileServerFS(filesOnly{static.Files}))))
 	// No icon: an empty answer spares every page a 404 in its console.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -53,7 +54,10 @@ func MustStart(tb testing.TB, extra ...string) *server {
 	// A lab of its own, so that its exchanges, queues, topics and groups
 	// never meet another test's on the shared RabbitMQ.
 	lab := testLab()
-	args := append([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab}, extra...)
+	// A progress file of its own, so that no test writes to $HOME; extra may
+	// give another.
+	args := append([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab,
+		"-progress", filepath.Join(tb.TempDir(), "progress.db")}, extra...)
 	pr, pw := io.Pipe()
 	s := &server{cancel: cancel, done: make(chan error, 1), stderr: &lockedBuffer{}, base: "/labs/" + lab}
 	go func() {

@@ -243,7 +243,7 @@ func startServer(t *testing.T, patch func(a *App, lab string)) (*App, string) {
 	t.Helper()
 	lab := testLab()
 	stderr := &lockedBuffer{}
-	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab},
+	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", lab, "-progress", filepath.Join(t.TempDir(), "progress.db")},
 		func(string) string { return "" }, stderr)
 	if err != nil {
 		t.Fatal(err)

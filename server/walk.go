@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -130,23 +129,11 @@ func (a *App) loadWalks(fsys fs.FS) error {
 }
 
 // labWalk is the walkthrough a lab runs: one at a time, closed when the lab
-// is torn down or reset as a whole, or when another walk starts there.
+// is torn down or reset as a whole.
 type labWalk struct {
 	walk    *walk.Walk
 	session *walk.Session
 	limit   *rate.Limiter // the learner's actions, so that no page floods the lab
-
-	mu     sync.Mutex
-	passed []bool // steps reported done to Progress
-	ended  bool   // the walk's end reported
-}
-
-// Progress is told what a learner did in a walkthrough, as the learner's
-// own page next asks after it: r is that page's request, whose cookie names
-// the learner. The store that keeps it plugs in here; nil keeps nothing.
-type Progress interface {
-	StepDone(r *http.Request, walk string, step int, st walk.StepState)
-	Finished(r *http.Request, walk string)
 }
 
 // Actions a learner may send a walk: a burst, then this many a second.
@@ -205,7 +192,8 @@ func (a *App) handleNewWalk(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, err)
 		return
 	}
-	l.setWalk(&labWalk{walk: wk, session: session, limit: rate.NewLimiter(walkActionRate, walkActionBurst), passed: make([]bool, len(wk.Steps))})
+	l.setWalk(&labWalk{walk: wk, session: session, limit: rate.NewLimiter(walkActionRate, walkActionBurst)})
+	learner(w, r) // starting a walk makes the browser a learner, whose progress is kept
 	a.log.Info("walkthrough started", "lab", l.lab.ID, "walk", wk.ID)
 	http.Redirect(w, r, "/labs/"+l.lab.ID+"/"+wk.Pattern+"?walk="+url.QueryEscape(wk.ID), http.StatusSeeOther)
 }
@@ -221,7 +209,7 @@ func (a *App) handleWalk(w http.ResponseWriter, r *http.Request) {
 	st := lw.session.State()
 	st.Lab = l.lab.ID
 	if l.mayChange(r) {
-		a.recordProgress(r, lw, st)
+		a.recordProgress(r, st)
 	}
 	writeJSON(w, http.StatusOK, st)
 }
@@ -258,7 +246,7 @@ func (a *App) handleWalkAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.Lab = l.lab.ID
-	a.recordProgress(r, lw, st)
+	a.recordProgress(r, st)
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -278,28 +266,16 @@ func (a *App) findWalk(r *http.Request) (*labRun, *labWalk, error) {
 	return l, lw, nil
 }
 
-// recordProgress tells Progress, once each, of the steps the learner has
-// done and of the walk's end.
-func (a *App) recordProgress(r *http.Request, lw *labWalk, st walk.SessionState) {
-	if a.progress == nil {
+// recordProgress keeps in the learner's progress what their own page is
+// sent of their walk: r is that page's request, whose cookie names the
+// learner. A store that cannot be written is logged: the walk goes on.
+func (a *App) recordProgress(r *http.Request, st walk.SessionState) {
+	id := learnerOf(r)
+	if id == "" || a.learners == nil {
 		return
 	}
-	lw.mu.Lock()
-	var done []int
-	for i, s := range st.Steps {
-		if s.Done && i < len(lw.passed) && !lw.passed[i] {
-			lw.passed[i] = true
-			done = append(done, i)
-		}
-	}
-	finished := !lw.ended && len(st.Steps) > 0 && !slices.Contains(lw.passed, false)
-	lw.ended = lw.ended || finished
-	lw.mu.Unlock()
-	for _, i := range done {
-		a.progress.StepDone(r, lw.walk.ID, i, st.Steps[i])
-	}
-	if finished {
-		a.progress.Finished(r, lw.walk.ID)
+	if err := a.recordSession(id, st); err != nil {
+		a.log.Error("record a learner's progress", "walk", st.Walk, "err", err)
 	}
 }
 

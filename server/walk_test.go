@@ -79,8 +79,7 @@ func TestBrokenWalkthroughRefusesToStart(t *testing.T) {
 // when bad, and announced to every browser as made by a walkthrough.
 func TestWalkCommandsAreValidatedAndAnnounced(t *testing.T) {
 	a, url := startServer(t, func(*App, string) {})
-	l, _ := a.lab(url[strings.LastIndex(url, "/")+1:])
-	s, _ := l.scenario("event-driven")
+	l, s := runningScenario(t, a, url, "event-driven")
 	ws := dialLab(t, "ws"+strings.TrimPrefix(url, "http")+"/event-driven/ws")
 	defer ws.Close()
 	lab := walkLab{a: a, lab: l, s: s}
@@ -118,8 +117,7 @@ func TestWalkCommandsAreValidatedAndAnnounced(t *testing.T) {
 // the scenario's own counters say happened, and starts over with it.
 func TestWalkLabCountsEventsExactly(t *testing.T) {
 	a, url := startServer(t, func(*App, string) {})
-	l, _ := a.lab(url[strings.LastIndex(url, "/")+1:])
-	s, _ := l.scenario("event-driven")
+	l, s := runningScenario(t, a, url, "event-driven")
 	lab := walkLab{a: a, lab: l, s: s}
 	ctx := context.Background()
 	if err := lab.Command(ctx, walk.Command{Set: "order-service.rate", Value: json.RawMessage("0")}); err != nil {
@@ -142,6 +140,9 @@ func TestWalkLabCountsEventsExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "100 more published", func() bool { return statsCounter(lab.Stats(), "published") == before+100 })
+	// A publish event follows its count by a moment.
+	waitFor(t, "as many publish events", func() bool { return lab.EventCounts()[flow.KindPublish] >= before+100 })
+	time.Sleep(200 * time.Millisecond)
 	if got := lab.EventCounts()[flow.KindPublish]; got != before+100 {
 		t.Fatalf("%d publish events counted for %d published", got, before+100)
 	}
@@ -195,4 +196,18 @@ func statsCounter(st flow.Stats, name string) int64 {
 		}
 	}
 	return -1
+}
+
+// runningScenario waits for the scenario name of the lab at url to run, as
+// the server starts its default lab's.
+func runningScenario(t *testing.T, a *App, url, name string) (*labRun, *scenarioRun) {
+	t.Helper()
+	l, _ := a.lab(url[strings.LastIndex(url, "/")+1:])
+	s, _ := l.scenario(name)
+	waitFor(t, name+" running", func() bool {
+		l.life.Lock()
+		defer l.life.Unlock()
+		return s.stop != nil
+	})
+	return l, s
 }

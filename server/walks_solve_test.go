@@ -5,17 +5,12 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"flowlab/flow"
 	"flowlab/walk"
 )
-
-// solveAtOnce is how many walkthroughs are played at the same time. Most of
-// a walk's time is spent waiting (its own waits, then a check's window), so
-// a few at once on two cores keep the test short without starving the labs.
-const solveAtOnce = 5
 
 // Every shipped walkthrough is played as a learner would, each in a fresh
 // sandbox of the real brokers: answer each prediction, press each act's
@@ -29,18 +24,14 @@ func TestWalksAreSolvable(t *testing.T) {
 	if len(a.walkOrder) == 0 {
 		t.Fatal("flowlab ships no walkthroughs")
 	}
-	slots := make(chan struct{}, solveAtOnce)
-	var wg sync.WaitGroup
 	for _, w := range a.walkOrder {
-		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			// t.Run may be called from several goroutines: the subtests
-			// run at once without -parallel limiting them to GOMAXPROCS.
-			t.Run(w.ID, func(t *testing.T) { solveWalk(t, a, w) })
+		t.Run(w.ID, func(t *testing.T) {
+			// Most of a walk's time is waiting (its own waits, then a
+			// check's window): as many at once as -parallel allows.
+			t.Parallel()
+			solveWalk(t, a, w)
 		})
 	}
-	wg.Wait()
 }
 
 // idleProbe is how long the test does nothing before an act, then asks
@@ -143,7 +134,8 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 					break
 				}
 				if st.Steps[i].Status == "not-yet" {
-					t.Fatalf("check %d %q did not pass within its window (hint: %s)", i, step.Title, st.Steps[i].Hint)
+					t.Fatalf("check %d %q did not pass within its window (hint: %s)\nthe lab now: %s",
+						i, step.Title, st.Steps[i].Hint, countersText(sr.Stats()))
 				}
 				if e := st.Steps[i].Error; e != "" {
 					t.Fatalf("check %d %q: %s", i, step.Title, e)
@@ -171,6 +163,7 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 		if err := quotesNumbers(ss.Measured); err != nil {
 			t.Errorf("predict %d %q measured: %v", i, ss.Title, err)
 		}
+		t.Logf("predict %d %q: predicted %q; measured %q", i, ss.Title, ss.Predicted, ss.Measured)
 	}
 	t.Logf("%s solved in %.1fs", w.ID, time.Since(started).Seconds())
 }
@@ -199,8 +192,9 @@ func prevAct(w *walk.Walk, i int) int {
 }
 
 // failedPlaceholder finds the "?" a placeholder that could not be evaluated
-// leaves: one that ends no word or phrase, as a question mark in prose does.
-var failedPlaceholder = regexp.MustCompile(`(^|[^\p{L}\p{N})\]"'’”*_.!])\?`)
+// leaves: one that ends no word, quote or entity, as a question mark in prose
+// does.
+var failedPlaceholder = regexp.MustCompile(`(^|[^\p{L}\p{N})\]"'’”*_.!;])\?`)
 
 // quotesNumbers says whether a rendered text quotes the learner's numbers:
 // it holds a digit, and no placeholder failed.
@@ -212,4 +206,13 @@ func quotesNumbers(text string) error {
 		return fmt.Errorf("quotes no number")
 	}
 	return nil
+}
+
+// countersText is every counter of st, for a failure's message.
+func countersText(st flow.Stats) string {
+	var b strings.Builder
+	for _, c := range st.Counters {
+		fmt.Fprintf(&b, "%s=%d ", c.Name, c.Value)
+	}
+	return b.String()
 }

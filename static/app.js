@@ -30,7 +30,7 @@ const controls = new Controls(document.body, conn);
 // A walkthrough's panel, when the lab runs one on this pattern.
 const walkBox = document.querySelector('#walk[data-walk]');
 const walk = walkBox && walkBox.querySelector('#walk-step')
-  ? new Walk(walkBox, app.dataset.lab, document.getElementById('diagram'), (text, kind) => controls.show(text, kind))
+  ? new Walk(walkBox, app.dataset.lab, document.getElementById('diagram'), (text, kind) => controls.show(text, kind), 'watching' in app.dataset)
   : null;
 // The first screen is the window less the header, however many lines the
 // header wraps to: the stylesheet sizes the diagram from --top-h.

@@ -8,9 +8,11 @@ const KIND_LABEL = { read: 'Read', predict: 'Predict', act: 'Act', check: 'Check
 
 export class Walk {
   // lab: the lab's id; diagram: the SVG whose nodes a step highlights;
-  // say(text, kind): the page's toast, for a refused action.
-  constructor(panel, lab, diagram, say) {
+  // say(text, kind): the page's toast, for a refused action; watching:
+  // someone else's sandbox, whose walk this page follows but cannot move.
+  constructor(panel, lab, diagram, say, watching) {
     this.panel = panel;
+    this.watching = watching;
     this.url = `/labs/${encodeURIComponent(lab)}/walk`;
     this.diagram = diagram;
     this.say = say;
@@ -25,6 +27,7 @@ export class Walk {
     this.back.addEventListener('click', () => this.go(-1));
     this.next.addEventListener('click', () => this.go(1));
     this.box.addEventListener('click', (e) => this.click(e));
+    if (watching) panel.querySelector('.walk-fresh').textContent = 'You are watching this walkthrough: only the learner whose sandbox this is can move it.';
     document.addEventListener('keydown', (e) => this.key(e));
     this.poll();
     setInterval(() => this.countdown(), 250);
@@ -84,7 +87,7 @@ export class Walk {
   // canNext: the engine's rule, so the button is not offered when it would be refused.
   canNext() {
     const st = this.state, s = this.step();
-    if (!st || st.running || this.sending || st.step + 1 >= st.steps.length) return false;
+    if (!st || st.running || this.sending || this.watching || st.step + 1 >= st.steps.length) return false;
     return s.done || (s.kind === 'check' && s.status === 'not-yet');
   }
 
@@ -97,7 +100,7 @@ export class Walk {
   }
 
   key(e) {
-    if (!this.state || e.altKey || e.ctrlKey || e.metaKey || typing(e.target)) return;
+    if (!this.state || this.watching || e.altKey || e.ctrlKey || e.metaKey || typing(e.target)) return;
     if (e.key === 'ArrowRight') { e.preventDefault(); this.go(1); return; }
     if (e.key === 'ArrowLeft') { e.preventDefault(); this.go(-1); return; }
     const s = this.step();
@@ -122,7 +125,7 @@ export class Walk {
     const st = this.state;
     if (!st) return;
     const s = this.step();
-    const busy = st.running || this.sending;
+    const busy = st.running || this.sending || this.watching;
     this.panel.dataset.step = st.step;
     this.panel.dataset.kind = s.kind;
     this.panel.dataset.status = s.status || '';
@@ -132,8 +135,11 @@ export class Walk {
     this.next.disabled = !this.canNext();
     const key = JSON.stringify([st.step, s, busy, this.judged()]);
     if (key !== this.drawn) {
+      const moved = this.box.dataset.step !== String(st.step);
       this.drawn = key;
       this.box.replaceChildren(...this.build(s, busy));
+      this.box.dataset.step = st.step;
+      if (moved) this.box.scrollTop = 0;
     }
     this.countdown();
     this.highlight();
@@ -151,7 +157,11 @@ export class Walk {
     const body = document.createElement('div');
     body.className = 'walk-body';
     body.innerHTML = s.html; // rendered by the server from the walk's Markdown, raw HTML refused at load
-    out.push(head, title, body);
+    out.push(head, title);
+    // The prediction beside what was measured comes first: it is the point.
+    const judged = this.judged();
+    if (judged && (s.kind === 'check' || s.kind === 'explain')) out.push(score(judged));
+    out.push(body);
 
     if (s.kind === 'predict') {
       const list = document.createElement('div');
@@ -178,8 +188,6 @@ export class Walk {
       }
     }
     if (s.kind === 'check') out.push(this.status(s));
-    const judged = this.judged();
-    if (judged && (s.kind === 'check' || s.kind === 'explain')) out.push(score(judged));
     if (s.error) out.push(para('walk-error', s.error));
 
     const tools = document.createElement('div');

@@ -11,6 +11,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
+
+	"flowlab/flow"
 )
 
 // env is what a check, an outcome or a placeholder reads: the lab now, and
@@ -251,8 +253,12 @@ func (c *Catalog) unknown(what, name string) string {
 			return fmt.Sprintf("unknown node %q: %s has %s (docs/FACTS.md)", name, c.pattern, c.nodeNames())
 		}
 	case "knobs":
-		if _, ok := c.knobs[name]; !ok {
+		k, ok := c.knobs[name]
+		if !ok {
 			return fmt.Sprintf("unknown knob %q: %s has %s", name, c.pattern, c.knobNames())
+		}
+		if k.Type == flow.ActionKnob {
+			return fmt.Sprintf("knob %s is a button: it has no value to read", name)
 		}
 	case "events":
 		for _, k := range eventKinds {

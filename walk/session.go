@@ -51,6 +51,7 @@ type StepState struct {
 	Choices   []ChoiceState `json:"choices,omitempty"`
 	Answer    string        `json:"answer,omitempty"`
 	Predicted string        `json:"predicted,omitempty"` // the answer's text
+	Outcome   string        `json:"outcome,omitempty"`   // once judged: the choice that happened
 	Measured  string        `json:"measured,omitempty"`  // once judged
 	Correct   *bool         `json:"correct,omitempty"`   // once judged
 
@@ -86,12 +87,14 @@ type Session struct {
 	wg   sync.WaitGroup
 	wake chan struct{} // the poller looks again: the step changed
 
-	mu       sync.Mutex
-	cur      int
-	furthest int
-	running  bool
-	start    *snapshot // after the reset and setup: the baseline before any
-	runs     []stepRun
+	mu        sync.Mutex
+	cur       int
+	furthest  int
+	running   bool
+	resetting bool // running a reset-step: no check is judged meanwhile
+	closed    bool
+	start     *snapshot // after the reset and setup: the baseline before any
+	runs      []stepRun
 }
 
 // stepRun is what happened in one step.
@@ -107,6 +110,7 @@ type stepRun struct {
 	frozen   *env // check: the values when it passed
 	answer   string
 	judgedBy int // predict: the check that judged it, -1 before
+	outcome  string
 	measured string
 	correct  *bool
 }
@@ -132,6 +136,9 @@ func Start(ctx context.Context, w *Walk, lab Lab) (*Session, error) {
 // Close stops the session's goroutines and waits for them; commands being
 // sent are cancelled.
 func (s *Session) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait()
 }
@@ -156,6 +163,9 @@ func (s *Session) Do(ctx context.Context, a Action) (SessionState, error) {
 }
 
 func (s *Session) do(a Action) error {
+	if s.closed {
+		return flow.Errorf(flow.NotFound, "this walkthrough has ended")
+	}
 	switch a.Op {
 	case "answer", "act", "show", "reset-step", "go":
 	default:
@@ -216,13 +226,33 @@ func (s *Session) do(a Action) error {
 				break
 			}
 		}
+		s.resetting = true
 		s.run(s.cur, append([]Command{{Reset: true}}, s.w.setup...), func(err error) {
+			s.resetting = false
 			if err == nil {
 				s.rewind(target)
 			}
 		})
 	}
 	return nil
+}
+
+// Holds reports whether the check of step i holds on the lab now, measured
+// from the baseline it would use, without passing it or judging anything:
+// the walkthroughs' own tests use it to prove that a check does not hold
+// before its action.
+func (s *Session) Holds(i int) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 || i >= len(s.w.Steps) || s.w.Steps[i].Kind != KindCheck {
+		return false, flow.Errorf(flow.Invalid, "step %d is not a check", i)
+	}
+	v, err := s.w.Steps[i].check.run(take(s.lab).env(s.baseline(i)))
+	if err != nil {
+		return false, flow.Errorf(flow.Invalid, "the check could not be evaluated: %v", err)
+	}
+	ok, _ := v.(bool)
+	return ok, nil
 }
 
 // goTo moves to step i: any step reached, or the next one once the furthest
@@ -380,13 +410,13 @@ func (s *Session) rewind(target int) {
 	for j := range s.runs {
 		r := &s.runs[j]
 		if r.judgedBy >= target {
-			r.judgedBy, r.measured, r.correct = -1, "", nil
+			r.judgedBy, r.outcome, r.measured, r.correct = -1, "", "", nil
 		}
 		if j < target {
 			continue
 		}
-		*r = stepRun{answer: r.answer, done: r.answer != "", seen: j == target, judgedBy: r.judgedBy,
-			measured: r.measured, correct: r.correct}
+		*r = stepRun{answer: r.answer, done: r.answer != "", judgedBy: r.judgedBy,
+			outcome: r.outcome, measured: r.measured, correct: r.correct}
 	}
 	s.cur, s.furthest = target, target
 	s.enter(target)
@@ -425,7 +455,7 @@ func (s *Session) evaluate() {
 	defer s.mu.Unlock()
 	i := s.cur
 	step, run := s.w.Steps[i], &s.runs[i]
-	if step.Kind != KindCheck || run.passed {
+	if step.Kind != KindCheck || run.passed || s.resetting {
 		return
 	}
 	e := take(s.lab).env(s.baseline(i))
@@ -444,12 +474,19 @@ func (s *Session) evaluate() {
 			continue
 		}
 		pr.judgedBy = i
-		pr.measured = p.measured.fill(e)
-		if out, err := p.outcome.run(e); err == nil {
-			correct := out == pr.answer
-			pr.correct = &correct
-		} else {
+		out, err := p.outcome.run(e)
+		if err != nil {
 			pr.measured = "could not be measured: " + err.Error()
+			continue
+		}
+		pr.outcome, _ = out.(string)
+		correct := pr.outcome == pr.answer
+		pr.correct = &correct
+		pr.measured = p.measured.fill(e)
+		if p.measured == nil {
+			if k := slices.IndexFunc(p.choices, func(c choice) bool { return c.ID == pr.outcome }); k >= 0 {
+				pr.measured = p.choices[k].Text
+			}
 		}
 	}
 }
@@ -473,7 +510,7 @@ func (s *Session) state() SessionState {
 					ss.Predicted = c.Text
 				}
 			}
-			ss.Answer, ss.Measured, ss.Correct = r.answer, r.measured, r.correct
+			ss.Answer, ss.Outcome, ss.Measured, ss.Correct = r.answer, r.outcome, r.measured, r.correct
 		case KindCheck:
 			ss.Assisted = r.assisted
 			switch {

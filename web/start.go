@@ -119,11 +119,56 @@ func (l Lesson) Href(lab string) string {
 	return fmt.Sprintf("/labs/%s/%s?show=%s", lab, l.Scenario, l.ID)
 }
 
-// Start is what the start page needs: the lab its links open, and the
-// lessons grouped by pattern.
+// Start is what the start page needs: the lab its links open, the lessons
+// grouped by pattern, and the walkthroughs grouped by pattern.
 type Start struct {
 	Lab      string
 	Patterns []StartPattern
+	Walks    []StartWalks
+}
+
+// StartWalks is one pattern's walkthroughs on the start page.
+type StartWalks struct {
+	Title string
+	Walks []StartWalk
+}
+
+// StartWalk is one walkthrough on the start page, with how far this learner
+// got in it.
+type StartWalk struct {
+	ID, Pattern, Title string
+	Minutes            int
+	Learn              string // what it teaches: the first thing it names
+	Steps              int
+	Done               int  // steps this learner has done
+	Started, Finished  bool // this learner's
+}
+
+// GroupWalks groups walks under their patterns' titles, in the order the
+// titles are given; a walk of a pattern not given is left out.
+func GroupWalks(walks []StartWalk, titles map[string]string, order []string) []StartWalks {
+	var groups []StartWalks
+	for _, name := range order {
+		g := StartWalks{Title: titles[name]}
+		for _, w := range walks {
+			if w.Pattern == name {
+				g.Walks = append(g.Walks, w)
+			}
+		}
+		if len(g.Walks) > 0 {
+			groups = append(groups, g)
+		}
+	}
+	return groups
+}
+
+// Progress is how far the learner got, in words: "3 of 7 steps", or ""
+// before they start or once they finish (the tick says it then).
+func (w StartWalk) Progress() string {
+	if !w.Started || w.Finished {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d steps", w.Done, w.Steps)
 }
 
 // StartPattern is one pattern's lessons on the start page.
