@@ -244,3 +244,59 @@ func startWalkByItsButton(t *testing.T, ctx context.Context, id string) {
 	}
 	waitJS(t, ctx, "the walk's page", `/\/labs\/[^/]+\/[a-z-]+\?walk=`+id+`$/.test(location.href) && document.querySelector('#conn.ok') !== null`)
 }
+
+// A learner whose prediction was wrong sees it scored so; "Show me" does a
+// do-it-yourself act for them; "Reset step" starts the pattern over and goes
+// back to that act. The callee-down walkthrough, on request-response.
+func TestBrowserWalkthroughShowMeAndResetStep(t *testing.T) {
+	a, url := startServer(t, func(*App, string) {})
+	origin := url[:strings.Index(url, "/labs/")]
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 720), chromedp.Navigate(origin+"/labs/"+a.home+"/request-response")); err != nil {
+		t.Fatal(err)
+	}
+	press(t, ctx, `[data-testid="walk-list"] summary`)
+	startWalkByItsButton(t, ctx, "callee-down")
+	next := func(kind string) int {
+		t.Helper()
+		waitJS(t, ctx, "Next allowed", `!document.getElementById('walk-next').disabled`)
+		press(t, ctx, `#walk-next`)
+		waitJS(t, ctx, "a "+kind+" step", `document.getElementById('walk').dataset.kind === '`+kind+`'`)
+		step, _, _ := panelStep(t, ctx)
+		return step
+	}
+	next("predict")
+	press(t, ctx, `[data-testid="walk-choice-fine"]`) // wrong: its calls fail
+	waitJS(t, ctx, "the answer locked", `document.querySelector('[data-testid="walk-choice-fine"]').getAttribute('aria-pressed') === 'true'`)
+	next("act")
+	press(t, ctx, `[data-testid="walk-act"]`)
+	next("check")
+	waitJS(t, ctx, "the check passed", `document.querySelector('[data-testid="walk-status"][data-status="passed"]') !== null`)
+	waitJS(t, ctx, "the prediction scored wrong", `document.querySelector('[data-testid="walk-score"]').dataset.correct === 'false'`)
+	next("explain")
+
+	yourself := next("act")
+	waitJS(t, ctx, "it asks the learner to act", `document.querySelector('.walk-yourself') !== null && document.getElementById('walk-next').disabled === false`)
+	press(t, ctx, `[data-testid="walk-show"]`)
+	waitJS(t, ctx, "shown", `!document.getElementById('walk').hasAttribute('data-running')`)
+	waitJS(t, ctx, "product-service up again", `document.querySelector('#diagram [data-node="product-service"].state-down') === null`)
+	check := next("check")
+	waitJS(t, ctx, "the check passed", `document.querySelector('[data-testid="walk-status"][data-status="passed"]') !== null`)
+
+	var st struct {
+		Steps []struct {
+			Kind   string `json:"kind"`
+			Status string `json:"status"`
+		} `json:"steps"`
+	}
+	if err := chromedp.Run(ctx, chromedp.Evaluate(walkJS, &st, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) })); err != nil {
+		t.Fatal(err)
+	}
+	if st.Steps[check].Status != "passed" {
+		t.Fatalf("the session's check: %q", st.Steps[check].Status)
+	}
+	calls := counter(t, ctx, "calls")
+	press(t, ctx, `[data-testid="walk-reset"]`)
+	waitJS(t, ctx, "back at the act", `document.getElementById('walk').dataset.step === '`+strconv.Itoa(yourself)+`' && !document.getElementById('walk').hasAttribute('data-running')`)
+	waitJS(t, ctx, "the pattern started over", `Number(document.querySelector('dd[data-counter="calls"]').textContent) < `+strconv.Itoa(calls))
+}
