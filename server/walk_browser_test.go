@@ -113,6 +113,7 @@ func TestBrowserWalkthroughPredictActCheckExplain(t *testing.T) {
 	key(t, ctx, kb.ArrowRight)
 	waitJS(t, ctx, "the act step", `document.getElementById('walk').dataset.kind === 'act'`)
 	press(t, ctx, `[data-testid="walk-act"]`)
+	waitJS(t, ctx, "the button says it runs", `document.querySelector('[data-testid="walk-act"]').textContent === 'Running…'`)
 	waitJS(t, ctx, "its commands finished", `!document.getElementById('walk').hasAttribute('data-running') && document.getElementById('walk-next').disabled === false`)
 
 	// Check: waiting, then passed.

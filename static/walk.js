@@ -27,7 +27,11 @@ export class Walk {
     this.back.addEventListener('click', () => this.go(-1));
     this.next.addEventListener('click', () => this.go(1));
     this.box.addEventListener('click', (e) => this.click(e));
-    if (watching) panel.querySelector('.walk-fresh').textContent = 'You are watching this walkthrough: only the learner whose sandbox this is can move it.';
+    if (watching) {
+      const note = panel.querySelector('.walk-fresh');
+      note.textContent = 'You are watching this walkthrough: only the learner whose sandbox this is can move it.';
+      note.classList.add('watching-note');
+    }
     document.addEventListener('keydown', (e) => this.key(e));
     this.poll();
     setInterval(() => this.countdown(), 250);
@@ -133,7 +137,7 @@ export class Walk {
     this.where.textContent = `Step ${st.step + 1} of ${st.steps.length}`;
     this.back.disabled = st.step === 0 || busy;
     this.next.disabled = !this.canNext();
-    const key = JSON.stringify([st.step, s, busy, this.judged()]);
+    const key = JSON.stringify([st.step, s, busy, st.running, this.judged()]);
     if (key !== this.drawn) {
       const moved = this.box.dataset.step !== String(st.step);
       this.drawn = key;
