@@ -230,6 +230,7 @@ export class Walk {
     } else {
       word.textContent = 'Waiting…';
       rest.className = 'walk-left';
+      rest.setAttribute('aria-hidden', 'true'); // a ticking count is noise to a screen reader
     }
     box.append(word, rest);
     return box;
