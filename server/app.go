@@ -107,10 +107,11 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	// Opened last, so that a port in use is reported first; a second
 	// flowlab on the same file stops here with a sentence, not a hang.
 	if cfg.Progress == "" {
-		lab.close()
-		return nil, errors.New("-progress / FLOWLAB_PROGRESS: neither XDG_STATE_HOME nor HOME is set, so there is no default place for the progress file: give one")
+		err = errors.New("-progress / FLOWLAB_PROGRESS: neither XDG_STATE_HOME nor HOME is set, so there is no default place for the progress file: give one")
+	} else {
+		a.learners, err = progressdb.Open(cfg.Progress)
 	}
-	if a.learners, err = progressdb.Open(cfg.Progress); err != nil {
+	if err != nil {
 		lab.close()
 		return nil, err
 	}

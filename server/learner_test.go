@@ -259,9 +259,6 @@ func TestStartPageListsWalksWithTheLearnersProgress(t *testing.T) {
 			t.Errorf("%s: its button is in <%s method=%q action=%q>, want a POST to /walks/%s", w.ID, form.Data, attrOf(form, "method"), attrOf(form, "action"), w.ID)
 		}
 	}
-	if to := byID["to-walks"]; to == nil || attrOf(to, "href") != "#walks" || byID["walks"] == nil || attrOf(byID["walks"], "id") != "walks" {
-		t.Error("the header has no link down to the walkthroughs")
-	}
 	if dl := byID["download-progress"]; dl == nil || attrOf(dl, "href") != "/progress.json" {
 		t.Error("the start page has no link to download one's progress")
 	}
@@ -426,6 +423,14 @@ func TestSessionStatesAreRecordedOnce(t *testing.T) {
 	if len(w.Done) != 4 || len(w.Passed) != 1 || len(w.Assisted) != 1 || len(w.Predictions) != 1 ||
 		w.Predictions[0].Answer != "lost" || w.Predictions[0].Correct == nil || !*w.Predictions[0].Correct || w.Finished.IsZero() {
 		t.Errorf("recorded %+v", w)
+	}
+	// The walk started again and answered otherwise: recorded, not refused.
+	again := walk.SessionState{Walk: "lost-while-away", Steps: []walk.StepState{{Kind: walk.KindRead, Done: true}, {Kind: walk.KindPredict, Answer: "kept", Done: true}}}
+	if err := s.app.recordSession(me, again); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.app.learners.Learner(me); p.Walks[0].Predictions[0].Answer != "kept" || len(p.Walks[0].Done) != 4 {
+		t.Errorf("after a second run: %+v", p.Walks[0])
 	}
 	// A learner id not of the format is refused, and nothing is made for it.
 	if err := s.app.recordSession("forged", st); err == nil {

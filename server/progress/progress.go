@@ -59,7 +59,7 @@ type Walk struct {
 	Finished    time.Time    `json:"finished,omitzero"` // the first time every step was done
 	Done        []int        `json:"done"`              // steps done
 	Passed      []int        `json:"passed"`            // checks passed, assisted or not
-	Assisted    []int        `json:"assisted"`          // steps passed with "Show me"
+	Assisted    []int        `json:"assisted"`          // checks passed only with "Show me" so far
 	Predictions []Prediction `json:"predictions"`
 }
 
@@ -82,9 +82,7 @@ func Open(path string) (*Store, error) {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("progress file %s is in use by another flowlab (its lock was not free within %v): give each flowlab its own -progress / FLOWLAB_PROGRESS", path, LockWait)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, unreadable(path, err)
-	case errors.Is(err, errDamaged):
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, errDamaged):
 		return nil, unreadable(path, err)
 	case err != nil:
 		return nil, fmt.Errorf("progress file %s: %w", path, err)
@@ -137,7 +135,7 @@ func prepare(db *bolt.DB) (err error) {
 		}
 		return b.ForEach(func(k, v []byte) error {
 			if !ValidLearner(string(k)) {
-				return fmt.Errorf("a learner id %q", k)
+				return fmt.Errorf("it holds %q, which is no learner id", k)
 			}
 			var p Progress
 			if err := json.Unmarshal(v, &p); err != nil {
@@ -222,12 +220,16 @@ func (w *Walk) MarkDone(step int) error {
 }
 
 // MarkPassed records that the check at step passed, with "Show me" if
-// assisted. A check once passed by the learner alone stays unassisted.
+// assisted. A step stays assisted only while no pass of it was the
+// learner's alone.
 func (w *Walk) MarkPassed(step int, assisted bool) error {
 	if err := checkStep(step); err != nil {
 		return err
 	}
-	if assisted && !slices.Contains(w.Passed, step) {
+	switch {
+	case !assisted:
+		w.Assisted = slices.DeleteFunc(w.Assisted, func(s int) bool { return s == step })
+	case !slices.Contains(w.Passed, step):
 		w.Assisted = insert(w.Assisted, step)
 	}
 	w.Passed = insert(w.Passed, step)
@@ -235,8 +237,9 @@ func (w *Walk) MarkPassed(step int, assisted bool) error {
 	return nil
 }
 
-// MarkAnswered records the choice made at the predict step. The answer
-// locks: another choice later is refused.
+// MarkAnswered records the choice made at the predict step. An answer locks
+// within one run of a walk (the engine sees to it); a walk started again may
+// be answered otherwise, and then that answer is kept, to be judged anew.
 func (w *Walk) MarkAnswered(step int, answer string) error {
 	if err := checkStep(step); err != nil {
 		return err
@@ -244,10 +247,10 @@ func (w *Walk) MarkAnswered(step int, answer string) error {
 	if answer == "" || len(answer) > maxAnswer || !utf8.ValidString(answer) {
 		return flow.Errorf(flow.Invalid, "%q is not a choice id (1 to %d bytes of text)", answer, maxAnswer)
 	}
-	for _, p := range w.Predictions {
+	for i, p := range w.Predictions {
 		if p.Step == step {
 			if p.Answer != answer {
-				return flow.Errorf(flow.Invalid, "step %d was answered %q already: an answer locks once given", step, p.Answer)
+				w.Predictions[i] = Prediction{Step: step, Answer: answer}
 			}
 			return nil
 		}

@@ -234,7 +234,6 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	for name, update := range map[string]func(*progress.Walk) error{
 		"step -1":         func(w *progress.Walk) error { return w.MarkDone(-1) },
 		"step too far":    func(w *progress.Walk) error { return w.MarkPassed(progress.MaxSteps, false) },
-		"another answer":  func(w *progress.Walk) error { return w.MarkAnswered(1, "kept") },
 		"empty answer":    func(w *progress.Walk) error { return w.MarkAnswered(2, "") },
 		"long answer":     func(w *progress.Walk) error { return w.MarkAnswered(2, strings.Repeat("x", 65)) },
 		"judge unasked":   func(w *progress.Walk) error { return w.MarkJudged(4, true) },
@@ -252,9 +251,41 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		t.Errorf("refused input changed the progress:\n%+v\nwant\n%+v", after, before)
 	}
-	// The same answer again is no change, and no error.
-	if err := s.Record(me, "auto-ack", func(w *progress.Walk) error { return w.MarkAnswered(1, "lost") }); err != nil {
-		t.Error(err)
+	// The same answer again is no change; another (the walk started again)
+	// replaces it, to be judged anew.
+	mustRecord(t, s, me, "auto-ack", func(w *progress.Walk) error { return w.MarkJudged(1, true) })
+	mustRecord(t, s, me, "auto-ack", func(w *progress.Walk) error { return w.MarkAnswered(1, "lost") })
+	if p, _ := s.Learner(me); p.Walks[0].Predictions[0].Correct == nil {
+		t.Errorf("the same answer again cleared its judgement: %+v", p.Walks[0].Predictions)
+	}
+	mustRecord(t, s, me, "auto-ack", func(w *progress.Walk) error { return w.MarkAnswered(1, "kept") })
+	if p, _ := s.Learner(me); len(p.Walks[0].Predictions) != 1 || p.Walks[0].Predictions[0].Answer != "kept" || p.Walks[0].Predictions[0].Correct != nil {
+		t.Errorf("answered again: %+v, want kept, not yet judged", p.Walks[0].Predictions)
+	}
+}
+
+// "Show me" marks a check assisted until the learner passes it alone; a
+// pass alone is never made assisted by a later "Show me".
+func TestAssistedUntilPassedAlone(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "progress.db"))
+	defer s.Close()
+	me := progress.NewLearner()
+	assisted := func() []int {
+		p, _ := s.Learner(me)
+		return p.Walks[0].Assisted
+	}
+	pass := func(step int, shown bool) {
+		mustRecord(t, s, me, "poison", func(w *progress.Walk) error { return w.MarkPassed(step, shown) })
+	}
+	pass(2, true)
+	pass(5, false)
+	if got := assisted(); !reflect.DeepEqual(got, []int{2}) {
+		t.Fatalf("assisted %v, want [2]", got)
+	}
+	pass(5, true)
+	pass(2, false)
+	if got := assisted(); len(got) != 0 {
+		t.Errorf("assisted %v after both were passed alone, want none", got)
 	}
 }
 
