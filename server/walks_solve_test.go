@@ -36,7 +36,7 @@ func TestWalksAreSolvable(t *testing.T) {
 
 // idleProbe is how long the test does nothing before an act, then asks
 // again whether the check after it holds.
-const idleProbe = 2 * time.Second
+const idleProbe = time.Second
 
 // checkLimit bounds the wait for a check, should its window never end.
 const checkLimit = 3 * time.Minute
@@ -104,62 +104,79 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 	}
 
 	quoted := false // an explanation quotes the learner's numbers
-	for i, step := range w.Steps {
-		if i > 0 {
-			do("go", i, "")
-		}
-		st := s.State()
-		switch step.Kind {
-		case walk.KindPredict:
-			do("answer", i, st.Steps[i].Choices[0].ID)
-		case walk.KindAct:
-			check := nextCheck(w, i)
-			if check < 0 {
-				t.Fatalf("act %d %q has no check after it", i, step.Title)
+	// play goes through the walk from step from, the current one, to its end.
+	play := func(from int) {
+		t.Helper()
+		for i := from; i < len(w.Steps); i++ {
+			step := w.Steps[i]
+			if i > from {
+				do("go", i, "")
 			}
-			idle(check, i)
-			switch {
-			case st.Steps[i].Button:
-				do("act", i, "")
-			case st.Steps[i].ShowMe:
-				do("show", i, "")
-			}
-			settle(i)
-		case walk.KindCheck:
-			// After an act the learner does alone with no Show me of its
-			// own, or with no act before it, the check's Show me solves it.
-			if owner := prevAct(w, i); owner < 0 || !st.Steps[owner].Button && !st.Steps[owner].ShowMe {
-				if !st.Steps[i].ShowMe {
-					t.Fatalf("check %d %q has no action before it and no Show me: it passes by doing nothing, or never", i, step.Title)
+			st := s.State()
+			switch step.Kind {
+			case walk.KindPredict:
+				if st.Steps[i].Answer == "" { // an answer locks, and stays through Reset step
+					do("answer", i, st.Steps[i].Choices[0].ID)
 				}
-				idle(i, i)
-				do("show", i, "")
+			case walk.KindAct:
+				check := nextCheck(w, i)
+				if check < 0 {
+					t.Fatalf("act %d %q has no check after it", i, step.Title)
+				}
+				idle(check, i)
+				switch {
+				case st.Steps[i].Button:
+					do("act", i, "")
+				case st.Steps[i].ShowMe:
+					do("show", i, "")
+				}
 				settle(i)
-			}
-			entered := time.Now()
-			for {
-				st = s.State()
-				if st.Steps[i].Status == "passed" {
-					t.Logf("check %d %q passed in %.1fs", i, step.Title, time.Since(entered).Seconds())
-					break
+			case walk.KindCheck:
+				// After an act the learner does alone with no Show me of its
+				// own, or with no act before it, the check's Show me solves it.
+				if owner := prevAct(w, i); owner < 0 || !st.Steps[owner].Button && !st.Steps[owner].ShowMe {
+					if !st.Steps[i].ShowMe {
+						t.Fatalf("check %d %q has no action before it and no Show me: it passes by doing nothing, or never", i, step.Title)
+					}
+					idle(i, i)
+					do("show", i, "")
+					settle(i)
 				}
-				if st.Steps[i].Status == "not-yet" || time.Since(entered) > checkLimit {
-					t.Fatalf("check %d %q did not pass within its window (hint: %s)\nthe lab now: %s",
-						i, step.Title, st.Steps[i].Hint, countersText(sr.Stats()))
+				entered := time.Now()
+				for {
+					st = s.State()
+					if st.Steps[i].Status == "passed" {
+						t.Logf("check %d %q passed in %.1fs", i, step.Title, time.Since(entered).Seconds())
+						break
+					}
+					if st.Steps[i].Status == "not-yet" || time.Since(entered) > checkLimit {
+						t.Fatalf("check %d %q did not pass within its window (hint: %s)\nthe lab now: %s",
+							i, step.Title, st.Steps[i].Hint, countersText(sr.Stats()))
+					}
+					if e := st.Steps[i].Error; e != "" {
+						t.Fatalf("check %d %q: %s", i, step.Title, e)
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
-				if e := st.Steps[i].Error; e != "" {
-					t.Fatalf("check %d %q: %s", i, step.Title, e)
+			case walk.KindExplain:
+				html := st.Steps[i].HTML
+				if failedPlaceholder.MatchString(html) {
+					t.Errorf("explain %d %q: a placeholder could not be evaluated (a lone ?):\n%s", i, step.Title, html)
 				}
-				time.Sleep(100 * time.Millisecond)
+				quoted = quoted || strings.ContainsAny(html, "0123456789")
 			}
-		case walk.KindExplain:
-			html := st.Steps[i].HTML
-			if failedPlaceholder.MatchString(html) {
-				t.Errorf("explain %d %q: a placeholder could not be evaluated (a lone ?):\n%s", i, step.Title, html)
-			}
-			quoted = quoted || strings.ContainsAny(html, "0123456789")
 		}
 	}
+	play(0)
+	// Reset step from the end goes back to the last act: the lab starts
+	// over, and that act alone must again lead its check to pass.
+	end := len(w.Steps) - 1
+	do("reset-step", end, "")
+	settle(end)
+	if last, cur := prevAct(w, end+1), s.State().Step; cur != last {
+		t.Fatalf("Reset step from the end went to step %d, not the last act, %d", cur, last)
+	}
+	play(prevAct(w, end+1))
 	if !quoted {
 		t.Error("no explanation quotes a number")
 	}
