@@ -90,7 +90,7 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	a.cfg.AMQPURL, a.rabbit = rabbit.URL, rabbit.Node
 	a.brokers = newBrokerWatch(brokers, a.kafka != nil, rabbit)
 
-	lab, err := a.openLab(cfg.Lab)
+	lab, err := a.openLab(cfg.Lab, false)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,8 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 // openLab wires lab id of this instance: every scenario with its own hub. The
 // default lab's product-service listens on -product-addr; any other lab's on a
 // free port of the same host, so that it is reachable as the default lab's is.
-func (a *App) openLab(id string) (*labRun, error) {
+// An exact lab's emitters pass on every event, however busy (see eventTap).
+func (a *App) openLab(id string, exact bool) (*labRun, error) {
 	sandbox := id != a.cfg.Lab
 	newLab := flow.NewLabIn
 	if sandbox {
@@ -130,7 +131,7 @@ func (a *App) openLab(id string) (*labRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &labRun{lab: lab, sandbox: sandbox}
+	l := &labRun{lab: lab, sandbox: sandbox, exact: exact}
 	productAddr := a.cfg.ProductAddr
 	if l.sandbox {
 		host, _, _ := net.SplitHostPort(productAddr) // checked by parseConfig

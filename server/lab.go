@@ -21,6 +21,7 @@ type labRun struct {
 	lab       *flow.Lab
 	scenarios []*scenarioRun // in tab order
 	sandbox   bool           // made by "New sandbox": torn down when unused
+	exact     bool           // its emitters never sample: a walkthrough counts its events
 	owner     [32]byte       // a sandbox's owner token's SHA-256; the token itself is kept by its maker only
 
 	// life guards when the lab was last used and each scenario's run
@@ -74,9 +75,13 @@ func (l *labRun) add(name, broker string, a *App, open func(*flow.Emitter) (flow
 	sr := &scenarioRun{lab: l.lab, brokers: a.brokers, broker: broker, log: a.log}
 	sr.hub = hub.New(hub.Config{Snapshot: sr.snapshot, Stats: sr.frameStats, Log: a.log})
 	// Hops are built and sent for about what a view draws; past that,
-	// whole messages one in k (the counters stay exact).
+	// whole messages one in k (the counters stay exact), unless the lab is
+	// exact. Its hub still sends a browser no more than a view draws.
 	sr.tap = &eventTap{next: sr.hub}
-	sr.emit = flow.NewEmitter(l.lab, name, sr.tap).Sample(flow.DrawRate)
+	sr.emit = flow.NewEmitter(l.lab, name, sr.tap)
+	if !l.exact {
+		sr.emit.Sample(flow.DrawRate)
+	}
 	sup, err := newSupervised(open, sr.emit)
 	if err != nil {
 		return err

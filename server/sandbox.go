@@ -72,7 +72,7 @@ func (a *App) handleNewLab(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, flow.Errorf(flow.Invalid, "a new sandbox must be asked for from flowlab's own page"))
 		return
 	}
-	l, err := a.newSandbox(w, r)
+	l, err := a.newSandbox(w, r, false)
 	if err != nil {
 		a.pageError(w, r, err)
 		return
@@ -80,14 +80,15 @@ func (a *App) handleNewLab(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/labs/"+l.lab.ID+"/"+l.scenarios[0].Name(), http.StatusSeeOther)
 }
 
-// newSandbox opens a sandbox and gives w its owner cookie.
-func (a *App) newSandbox(w http.ResponseWriter, r *http.Request) (*labRun, error) {
+// newSandbox opens a sandbox, exact or not (see openLab), and gives w its
+// owner cookie.
+func (a *App) newSandbox(w http.ResponseWriter, r *http.Request, exact bool) (*labRun, error) {
 	full := flow.Errorf(flow.Unavailable, "flowlab already runs %d labs, its limit: a sandbox unused for %v is torn down, "+
 		"so try again later, or ask whoever runs flowlab to raise -max-labs (FLOWLAB_MAX_LABS)", a.cfg.MaxLabs, a.cfg.SandboxTTL)
 	if len(a.allLabs()) >= a.cfg.MaxLabs {
 		return nil, full
 	}
-	l, err := a.openLab(newLabID())
+	l, err := a.openLab(newLabID(), exact)
 	if err != nil {
 		return nil, err
 	}

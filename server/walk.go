@@ -65,10 +65,10 @@ func (w walkLab) Command(ctx context.Context, c walk.Command) error {
 
 // eventTap counts the events of each kind a scenario's emitter passes on,
 // on their way to its hub. Counting is an atomic add: it never blocks a
-// scenario. While the emitter samples a busy lab (past flow.DrawRate hops a
-// second) the hops of messages it does not draw are never built, so they
-// are not counted either; events without a message (state changes,
-// rebalances) always are.
+// scenario. The count is exact in an exact lab, whose emitters pass on
+// every event; a sampling emitter (past flow.DrawRate hops a second, which
+// a burst of 100 reaches) never builds the hops of messages it does not
+// draw, so a walkthrough's lab is always an exact one.
 type eventTap struct {
 	next  flow.Sink
 	kinds sync.Map // flow.Kind → *atomic.Int64
@@ -172,7 +172,8 @@ func (a *App) handleNewWalk(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, flow.Errorf(flow.Invalid, "a walkthrough must be started from flowlab's own page"))
 		return
 	}
-	l, err := a.newSandbox(w, r)
+	// Exact: its checks count events of each kind.
+	l, err := a.newSandbox(w, r, true)
 	if err != nil {
 		a.pageError(w, r, err)
 		return

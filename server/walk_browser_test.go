@@ -53,8 +53,7 @@ func TestBrowserWalkthroughPredictActCheckExplain(t *testing.T) {
 	}
 	waitJS(t, ctx, "the page live", `document.querySelector('#conn.ok') !== null`)
 	press(t, ctx, `[data-testid="walk-list"] summary`)
-	press(t, ctx, `[data-testid="start-walk-exclusive-vs-durable"]`)
-	waitJS(t, ctx, "the walk's page", `/\/labs\/[^/]+\/event-driven\?walk=exclusive-vs-durable$/.test(location.href) && document.querySelector('#conn.ok') !== null`)
+	startWalkByItsButton(t, ctx, "exclusive-vs-durable")
 	waitJS(t, ctx, "its first step", `document.getElementById('walk').dataset.step === '0'`)
 	var fresh string
 	if err := chromedp.Run(ctx, chromedp.Text(`[data-testid="walk-fresh"]`, &fresh, chromedp.ByQuery)); err != nil {
@@ -194,4 +193,110 @@ func TestBrowserWalkthroughPredictActCheckExplain(t *testing.T) {
 	if step, _, _ := panelStep(t, ctx); step != explain {
 		t.Fatalf("a watcher's ← moved the walk to step %d", step)
 	}
+}
+
+// On every pattern's page a walkthrough's panel leaves the diagram whole and
+// readable, at 1280×720 and 1280×800, with Back and Next on the first
+// screen: the first walk of each pattern, on its first step.
+func TestLayoutFitsAWalkthroughOnEveryPattern(t *testing.T) {
+	a, url := startServer(t, func(*App, string) {})
+	origin := url[:strings.Index(url, "/labs/")]
+	seen := map[string]bool{}
+	for _, w := range a.walkOrder {
+		if seen[w.Pattern] {
+			continue
+		}
+		seen[w.Pattern] = true
+		t.Run(w.Pattern, func(t *testing.T) {
+			ctx := browser(t)
+			if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 720), chromedp.Navigate(origin+"/labs/"+a.home+"/"+w.Pattern)); err != nil {
+				t.Fatal(err)
+			}
+			press(t, ctx, `[data-testid="walk-list"] summary`)
+			startWalkByItsButton(t, ctx, w.ID)
+			waitJS(t, ctx, "its first step", `document.getElementById('walk').dataset.step === '0'`)
+			waitJS(t, ctx, "counters shown", `document.querySelectorAll('#counters dd').length > 0`)
+			time.Sleep(time.Second) // frames enough for every node's badges
+			checkLayout(t, ctx, w.Pattern, "walkthrough "+w.ID)
+			var nav bool
+			if err := chromedp.Run(ctx, chromedp.Evaluate(`(() => { const r = document.getElementById('walk-next').getBoundingClientRect(); return r.bottom <= innerHeight && r.right <= innerWidth; })()`, &nav)); err != nil {
+				t.Fatal(err)
+			}
+			if !nav {
+				t.Errorf("%s: Next is not on the first screen", w.ID)
+			}
+		})
+	}
+	if len(seen) != 4 {
+		t.Errorf("walkthroughs for %d patterns, want 4", len(seen))
+	}
+}
+
+// startWalkByItsButton presses walk id's start button and waits for the
+// page it leads to: a sandbox's page with the walk's panel, live.
+func startWalkByItsButton(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	// Waiting by query, not by script: a script run while the form's
+	// answer replaces the page would fail with it.
+	if err := chromedp.Run(ctx, chromedp.Click(`[data-testid="start-walk-`+id+`"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#walk[data-walk="`+id+`"] #walk-step`, chromedp.ByQuery)); err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	waitJS(t, ctx, "the walk's page", `/\/labs\/[^/]+\/[a-z-]+\?walk=`+id+`$/.test(location.href) && document.querySelector('#conn.ok') !== null`)
+}
+
+// A learner whose prediction was wrong sees it scored so; "Show me" does a
+// do-it-yourself act for them; "Reset step" starts the pattern over and goes
+// back to that act. The callee-down walkthrough, on request-response.
+func TestBrowserWalkthroughShowMeAndResetStep(t *testing.T) {
+	a, url := startServer(t, func(*App, string) {})
+	origin := url[:strings.Index(url, "/labs/")]
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 720), chromedp.Navigate(origin+"/labs/"+a.home+"/request-response")); err != nil {
+		t.Fatal(err)
+	}
+	press(t, ctx, `[data-testid="walk-list"] summary`)
+	startWalkByItsButton(t, ctx, "callee-down")
+	next := func(kind string) int {
+		t.Helper()
+		waitJS(t, ctx, "Next allowed", `!document.getElementById('walk-next').disabled`)
+		press(t, ctx, `#walk-next`)
+		waitJS(t, ctx, "a "+kind+" step", `document.getElementById('walk').dataset.kind === '`+kind+`'`)
+		step, _, _ := panelStep(t, ctx)
+		return step
+	}
+	next("predict")
+	press(t, ctx, `[data-testid="walk-choice-fine"]`) // wrong: its calls fail
+	waitJS(t, ctx, "the answer locked", `document.querySelector('[data-testid="walk-choice-fine"]').getAttribute('aria-pressed') === 'true'`)
+	next("act")
+	press(t, ctx, `[data-testid="walk-act"]`)
+	next("check")
+	waitJS(t, ctx, "the check passed", `document.querySelector('[data-testid="walk-status"][data-status="passed"]') !== null`)
+	waitJS(t, ctx, "the prediction scored wrong", `document.querySelector('[data-testid="walk-score"]').dataset.correct === 'false'`)
+	next("explain")
+
+	yourself := next("act")
+	waitJS(t, ctx, "it asks the learner to act", `document.querySelector('.walk-yourself') !== null && document.getElementById('walk-next').disabled === false`)
+	press(t, ctx, `[data-testid="walk-show"]`)
+	waitJS(t, ctx, "shown", `!document.getElementById('walk').hasAttribute('data-running')`)
+	waitJS(t, ctx, "product-service up again", `document.querySelector('#diagram [data-node="product-service"].state-down') === null`)
+	check := next("check")
+	waitJS(t, ctx, "the check passed", `document.querySelector('[data-testid="walk-status"][data-status="passed"]') !== null`)
+
+	var st struct {
+		Steps []struct {
+			Kind   string `json:"kind"`
+			Status string `json:"status"`
+		} `json:"steps"`
+	}
+	if err := chromedp.Run(ctx, chromedp.Evaluate(walkJS, &st, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) })); err != nil {
+		t.Fatal(err)
+	}
+	if st.Steps[check].Status != "passed" {
+		t.Fatalf("the session's check: %q", st.Steps[check].Status)
+	}
+	calls := counter(t, ctx, "calls")
+	press(t, ctx, `[data-testid="walk-reset"]`)
+	waitJS(t, ctx, "back at the act", `document.getElementById('walk').dataset.step === '`+strconv.Itoa(yourself)+`' && !document.getElementById('walk').hasAttribute('data-running')`)
+	waitJS(t, ctx, "the pattern started over", `Number(document.querySelector('dd[data-counter="calls"]').textContent) < `+strconv.Itoa(calls))
 }

@@ -113,11 +113,13 @@ func TestWalkCommandsAreValidatedAndAnnounced(t *testing.T) {
 	}
 }
 
-// The tap counts every event of each kind the scenario emits, as many as
-// the scenario's own counters say happened, and starts over with it.
+// In a walkthrough's sandbox the tap counts every event of each kind the
+// scenario emits, as many as its own counters say happened, even in a
+// burst a sampling emitter would thin out; and starts over with it.
 func TestWalkLabCountsEventsExactly(t *testing.T) {
-	a, url := startServer(t, func(*App, string) {})
-	l, s := runningScenario(t, a, url, "event-driven")
+	a, origin := startWalkServer(t)
+	l, _ := a.lab(mustStartWalk(t, origin).lab)
+	s, _ := l.scenario("event-driven")
 	lab := walkLab{a: a, lab: l, s: s}
 	ctx := context.Background()
 	if err := lab.Command(ctx, walk.Command{Set: "order-service.rate", Value: json.RawMessage("0")}); err != nil {
