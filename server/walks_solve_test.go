@@ -36,7 +36,10 @@ func TestWalksAreSolvable(t *testing.T) {
 
 // idleProbe is how long the test does nothing before an act, then asks
 // again whether the check after it holds.
-const idleProbe = 2 * time.Second
+const idleProbe = time.Second
+
+// checkLimit bounds the wait for a check, should its window never end.
+const checkLimit = 3 * time.Minute
 
 func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 	started := time.Now()
@@ -63,16 +66,14 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 	}
 	defer s.Close()
 
-	do := func(op string, step int, choice string) walk.SessionState {
+	do := func(op string, step int, choice string) {
 		t.Helper()
-		st, err := s.Do(ctx, walk.Action{Op: op, Step: step, Choice: choice})
-		if err != nil {
+		if _, err := s.Do(ctx, walk.Action{Op: op, Step: step, Choice: choice}); err != nil {
 			t.Fatalf("%s step %d %q: %v", op, step, w.Steps[step].Title, err)
 		}
-		return st
 	}
-	// settle waits for a step's commands to finish.
-	settle := func(i int) walk.SessionState {
+	// settle waits for step i's commands to finish.
+	settle := func(i int) {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
@@ -81,7 +82,7 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 				if e := st.Steps[i].Error; e != "" {
 					t.Fatalf("step %d %q: its commands failed: %s", i, w.Steps[i].Title, e)
 				}
-				return st
+				return
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("step %d %q: its commands still run after 2 minutes", i, w.Steps[i].Title)
@@ -89,67 +90,93 @@ func solveWalk(t *testing.T, a *App, w *walk.Walk) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-
-	quoted := false // an explanation quotes the learner's numbers
-	for i, step := range w.Steps {
-		if i > 0 {
-			do("go", i, "")
-		}
-		st := s.State()
-		switch step.Kind {
-		case walk.KindPredict:
-			do("answer", i, st.Steps[i].Choices[0].ID)
-		case walk.KindAct:
-			check := nextCheck(w, i)
-			if check < 0 {
-				t.Fatalf("act %d %q has no check after it", i, step.Title)
+	// idle asserts that check i does not hold yet, now and after a pause of
+	// doing nothing, at step at.
+	idle := func(i, at int) {
+		t.Helper()
+		for _, pause := range []time.Duration{0, idleProbe} {
+			time.Sleep(pause)
+			if held, err := s.Holds(i); err != nil || held {
+				t.Fatalf("check %d %q holds (%v, %v) %v into step %d, before its action: it can pass by doing nothing",
+					i, w.Steps[i].Title, held, err, pause, at)
 			}
-			for _, pause := range []time.Duration{0, idleProbe} {
-				time.Sleep(pause)
-				if held, err := s.Holds(check); err != nil || held {
-					t.Fatalf("check %d %q holds (%v, %v) %v after entering act %d, before it is done: it can pass by doing nothing",
-						check, w.Steps[check].Title, held, err, pause, i)
-				}
-			}
-			switch {
-			case st.Steps[i].Button:
-				do("act", i, "")
-			case st.Steps[i].ShowMe:
-				do("show", i, "")
-			}
-			settle(i)
-		case walk.KindCheck:
-			if owner := prevAct(w, i); owner >= 0 && !st.Steps[owner].Button && !st.Steps[owner].ShowMe {
-				if !st.Steps[i].ShowMe {
-					t.Fatalf("check %d %q follows an act the learner does alone, and has no Show me: nothing can solve it", i, step.Title)
-				}
-				do("show", i, "")
-				settle(i)
-			}
-			entered := time.Now()
-			for {
-				st = s.State()
-				if st.Steps[i].Status == "passed" {
-					t.Logf("check %d %q passed in %.1fs", i, step.Title, time.Since(entered).Seconds())
-					break
-				}
-				if st.Steps[i].Status == "not-yet" {
-					t.Fatalf("check %d %q did not pass within its window (hint: %s)\nthe lab now: %s",
-						i, step.Title, st.Steps[i].Hint, countersText(sr.Stats()))
-				}
-				if e := st.Steps[i].Error; e != "" {
-					t.Fatalf("check %d %q: %s", i, step.Title, e)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-		case walk.KindExplain:
-			html := st.Steps[i].HTML
-			if failedPlaceholder.MatchString(html) {
-				t.Errorf("explain %d %q: a placeholder could not be evaluated (a lone ?):\n%s", i, step.Title, html)
-			}
-			quoted = quoted || strings.ContainsAny(html, "0123456789")
 		}
 	}
+
+	quoted := false // an explanation quotes the learner's numbers
+	// play goes through the walk from step from, the current one, to its end.
+	play := func(from int) {
+		t.Helper()
+		for i := from; i < len(w.Steps); i++ {
+			step := w.Steps[i]
+			if i > from {
+				do("go", i, "")
+			}
+			st := s.State()
+			switch step.Kind {
+			case walk.KindPredict:
+				if st.Steps[i].Answer == "" { // an answer locks, and stays through Reset step
+					do("answer", i, st.Steps[i].Choices[0].ID)
+				}
+			case walk.KindAct:
+				check := nextCheck(w, i)
+				if check < 0 {
+					t.Fatalf("act %d %q has no check after it", i, step.Title)
+				}
+				idle(check, i)
+				switch {
+				case st.Steps[i].Button:
+					do("act", i, "")
+				case st.Steps[i].ShowMe:
+					do("show", i, "")
+				}
+				settle(i)
+			case walk.KindCheck:
+				// After an act the learner does alone with no Show me of its
+				// own, or with no act before it, the check's Show me solves it.
+				if owner := prevAct(w, i); owner < 0 || !st.Steps[owner].Button && !st.Steps[owner].ShowMe {
+					if !st.Steps[i].ShowMe {
+						t.Fatalf("check %d %q has no action before it and no Show me: it passes by doing nothing, or never", i, step.Title)
+					}
+					idle(i, i)
+					do("show", i, "")
+					settle(i)
+				}
+				entered := time.Now()
+				for {
+					st = s.State()
+					if st.Steps[i].Status == "passed" {
+						t.Logf("check %d %q passed in %.1fs", i, step.Title, time.Since(entered).Seconds())
+						break
+					}
+					if st.Steps[i].Status == "not-yet" || time.Since(entered) > checkLimit {
+						t.Fatalf("check %d %q did not pass within its window (hint: %s)\nthe lab now: %s",
+							i, step.Title, st.Steps[i].Hint, countersText(sr.Stats()))
+					}
+					if e := st.Steps[i].Error; e != "" {
+						t.Fatalf("check %d %q: %s", i, step.Title, e)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			case walk.KindExplain:
+				html := st.Steps[i].HTML
+				if failedPlaceholder.MatchString(html) {
+					t.Errorf("explain %d %q: a placeholder could not be evaluated (a lone ?):\n%s", i, step.Title, html)
+				}
+				quoted = quoted || strings.ContainsAny(html, "0123456789")
+			}
+		}
+	}
+	play(0)
+	// Reset step from the end goes back to the last act: the lab starts
+	// over, and that act alone must again lead its check to pass.
+	end := len(w.Steps) - 1
+	do("reset-step", end, "")
+	settle(end)
+	if last, cur := prevAct(w, end+1), s.State().Step; cur != last {
+		t.Fatalf("Reset step from the end went to step %d, not the last act, %d", cur, last)
+	}
+	play(prevAct(w, end+1))
 	if !quoted {
 		t.Error("no explanation quotes a number")
 	}
