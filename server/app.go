@@ -23,6 +23,7 @@ import (
 	"flowlab/scenarios/workqueue"
 	progressdb "flowlab/server/progress" // named apart from a test's var progress
 	"flowlab/walk"
+	"flowlab/walks"
 )
 
 // shutdownWait bounds a graceful stop: SIGINT or SIGTERM leaves nothing
@@ -48,13 +49,14 @@ type App struct {
 	brokers *brokerWatch
 	// learners keeps each learner's walkthrough progress across restarts.
 	learners *progressdb.Store
-	// walkOrder is every walkthrough, as the start page lists them.
-	walkOrder []*walk.Walk
 
 	home   string // the default lab's id: -lab, after the instance name if any
 	labsMu sync.RWMutex
 	labs   map[string]*labRun // by id: the default lab and the sandboxes
 	gone   map[string]bool    // sandboxes torn down, so their pages say so
+
+	walks     map[string]*walk.Walk // every walkthrough, by id
+	walkOrder []*walk.Walk          // as their files are named, as the start page lists them
 
 	// Set by Run before it serves: scenarios start under runCtx, through
 	// start, as a page first opens them.
@@ -88,12 +90,20 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	a.cfg.AMQPURL, a.rabbit = rabbit.URL, rabbit.Node
 	a.brokers = newBrokerWatch(brokers, a.kafka != nil, rabbit)
 
-	lab, err := a.openLab(cfg.Lab)
+	lab, err := a.openLab(cfg.Lab, false)
 	if err != nil {
 		return nil, err
 	}
 	a.home = lab.lab.ID
 	a.labs[a.home] = lab
+	files := cfg.walkFiles
+	if files == nil {
+		files = walks.Files
+	}
+	if err := a.loadWalks(files); err != nil {
+		lab.close()
+		return nil, err
+	}
 	// Opened last, so that a port in use is reported first; a second
 	// flowlab on the same file stops here with a sentence, not a hang.
 	if cfg.Progress == "" {
@@ -111,7 +121,8 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 // openLab wires lab id of this instance: every scenario with its own hub. The
 // default lab's product-service listens on -product-addr; any other lab's on a
 // free port of the same host, so that it is reachable as the default lab's is.
-func (a *App) openLab(id string) (*labRun, error) {
+// An exact lab's emitters pass on every event, however busy (see eventTap).
+func (a *App) openLab(id string, exact bool) (*labRun, error) {
 	sandbox := id != a.cfg.Lab
 	newLab := flow.NewLabIn
 	if sandbox {
@@ -121,7 +132,7 @@ func (a *App) openLab(id string) (*labRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &labRun{lab: lab, sandbox: sandbox}
+	l := &labRun{lab: lab, sandbox: sandbox, exact: exact}
 	productAddr := a.cfg.ProductAddr
 	if l.sandbox {
 		host, _, _ := net.SplitHostPort(productAddr) // checked by parseConfig

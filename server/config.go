@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -42,6 +43,7 @@ type Config struct {
 	idleStop       string
 	sandboxTTL     string
 	hosts          string // Hosts as given, comma-separated
+	walkFiles      fs.FS  // the walkthroughs; nil for those built in (a test gives its own)
 }
 
 // setting is one configurable value: its flag, its environment variable, its

@@ -51,9 +51,13 @@ func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
 func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	l, s, err := a.find(r)
 	var show *web.Lesson
+	var walking *web.WalkPanel
 	if err == nil {
 		// Checked before the scenario wakes: a bad link changes nothing.
 		show, err = showOf(r, s.Name())
+	}
+	if err == nil {
+		walking, err = a.walkOf(r, l, s.Name())
 	}
 	if err == nil {
 		err = a.wake(l, s, true)
@@ -74,6 +78,8 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 		Presets:  s.Presets(),
 		Brokers:  brokerViews(a.brokers.States()),
 		Show:     show,
+		Walk:     walking,
+		Walks:    a.walkLinks(s.Name()),
 	}
 	for _, o := range l.scenarios {
 		// A tab names the pattern; the page's heading also names the broker.

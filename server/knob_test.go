@@ -21,7 +21,7 @@ func mustOpenLab(t *testing.T) *labRun {
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		brokers: &brokerWatch{kafkaAddrs: []string{"127.0.0.1:1"}},
 	}
-	l, err := a.openLab("k" + strings.ToLower(rand.Text()[:10]))
+	l, err := a.openLab("k"+strings.ToLower(rand.Text()[:10]), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestSandboxGetsSandboxTraces(t *testing.T) {
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		brokers: &brokerWatch{kafkaAddrs: []string{"127.0.0.1:1"}},
 	}
-	home, err := a.openLab(a.cfg.Lab)
+	home, err := a.openLab(a.cfg.Lab, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ type labRun struct {
 	lab       *flow.Lab
 	scenarios []*scenarioRun // in tab order
 	sandbox   bool           // made by "New sandbox": torn down when unused
+	exact     bool           // its emitters never sample: a walkthrough counts its events
 	owner     [32]byte       // a sandbox's owner token's SHA-256; the token itself is kept by its maker only
 
 	// life guards when the lab was last used and each scenario's run
@@ -28,6 +29,9 @@ type labRun struct {
 	life     sync.Mutex
 	lastUsed time.Time
 	gone     bool // torn down: nothing starts again
+
+	walkMu sync.Mutex
+	walk   *labWalk // the walkthrough it runs, or nil
 }
 
 // scenarioRun is a scenario, its hub and the chart history a joining browser
@@ -36,6 +40,7 @@ type scenarioRun struct {
 	flow.Scenario
 	lab     *flow.Lab
 	hub     *hub.Hub
+	tap     *eventTap // counts what emit passes on to hub, for walkthroughs
 	emit    *flow.Emitter
 	brokers *brokerWatch
 	broker  string // the broker it needs, named as in brokerState; "" for none
@@ -70,8 +75,13 @@ func (l *labRun) add(name, broker string, a *App, open func(*flow.Emitter) (flow
 	sr := &scenarioRun{lab: l.lab, brokers: a.brokers, broker: broker, log: a.log}
 	sr.hub = hub.New(hub.Config{Snapshot: sr.snapshot, Stats: sr.frameStats, Log: a.log})
 	// Hops are built and sent for about what a view draws; past that,
-	// whole messages one in k (the counters stay exact).
-	sr.emit = flow.NewEmitter(l.lab, name, sr.hub).Sample(flow.DrawRate)
+	// whole messages one in k (the counters stay exact), unless the lab is
+	// exact. Its hub still sends a browser no more than a view draws.
+	sr.tap = &eventTap{next: sr.hub}
+	sr.emit = flow.NewEmitter(l.lab, name, sr.tap)
+	if !l.exact {
+		sr.emit.Sample(flow.DrawRate)
+	}
 	sup, err := newSupervised(open, sr.emit)
 	if err != nil {
 		return err
@@ -240,6 +250,16 @@ func (s *scenarioRun) handle(msg []byte, may bool) any {
 // Whatever it changed is announced to every browser of the scenario, naming
 // by, whoever sent it.
 func (s *scenarioRun) command(c command, by string) any {
+	after, err := s.apply(context.Background(), c, by)
+	if err != nil {
+		return errorReply(c.ID, err)
+	}
+	return reply{Type: "reply", ID: c.ID, OK: true, Knobs: after}
+}
+
+// apply is command's work: it returns every knob's value after it, or why
+// it refused; a reset waits as long as ctx lets it.
+func (s *scenarioRun) apply(ctx context.Context, c command, by string) ([]flow.Knob, error) {
 	s.commands.Lock()
 	defer s.commands.Unlock()
 	before := s.Knobs()
@@ -250,7 +270,7 @@ func (s *scenarioRun) command(c command, by string) any {
 	case c.Op == "preset" && c.Knob == "" && c.Value == nil:
 		err = flow.ApplyPreset(s, c.Preset)
 	case c.Op == "reset" && c.Knob == "" && c.Value == nil && c.Preset == "":
-		err = s.reset(context.Background())
+		err = s.reset(ctx)
 	case c.Op == "set" || c.Op == "preset" || c.Op == "reset":
 		err = flow.Errorf(flow.Invalid, "malformed command: \"set\" takes knob and value, \"preset\" takes preset, \"reset\" takes nothing else")
 	default:
@@ -262,10 +282,7 @@ func (s *scenarioRun) command(c command, by string) any {
 	if changed := changedKnobs(before, after); len(changed) > 0 {
 		s.hub.Announce(knobsMsg{Type: "knobs", By: by, Knobs: changed})
 	}
-	if err != nil {
-		return errorReply(c.ID, err)
-	}
-	return reply{Type: "reply", ID: c.ID, OK: true, Knobs: after}
+	return after, err
 }
 
 // changedKnobs returns the knobs of after whose value differs from before.
@@ -293,12 +310,20 @@ func errorReply(id int, err error) reply {
 // duplicate names; none of those is a command. On error, c has the id read
 // so far, for the reply.
 func decodeCommand(msg []byte) (c command, err error) {
+	_, err = decodeObject(msg, c.setField)
+	return c, err
+}
+
+// decodeObject reads msg, one JSON object and nothing else, handing each
+// field to set by its exact name; a name given twice is an error. It
+// returns the names seen.
+func decodeObject(msg []byte, set func(name string, raw json.RawMessage) error) (map[string]bool, error) {
 	if !utf8.Valid(msg) || !json.Valid(msg) {
-		return c, errors.New("not one JSON value")
+		return nil, errors.New("not one JSON value")
 	}
 	dec := json.NewDecoder(bytes.NewReader(msg))
 	if t, _ := dec.Token(); t != json.Delim('{') {
-		return c, errors.New("not a JSON object")
+		return nil, errors.New("not a JSON object")
 	}
 	// json.Valid has checked the whole message, so the object's end is the
 	// message's end and every name is a string.
@@ -306,22 +331,22 @@ func decodeCommand(msg []byte) (c command, err error) {
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return c, err
+			return seen, err
 		}
 		name := t.(string)
 		if seen[name] {
-			return c, fmt.Errorf("field %q appears twice", name)
+			return seen, fmt.Errorf("field %q appears twice", name)
 		}
 		seen[name] = true
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return c, err
+			return seen, err
 		}
-		if err := c.setField(name, raw); err != nil {
-			return c, err
+		if err := set(name, raw); err != nil {
+			return seen, err
 		}
 	}
-	return c, nil
+	return seen, nil
 }
 
 func (c *command) setField(name string, raw json.RawMessage) error {

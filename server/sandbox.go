@@ -72,16 +72,25 @@ func (a *App) handleNewLab(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, flow.Errorf(flow.Invalid, "a new sandbox must be asked for from flowlab's own page"))
 		return
 	}
-	full := flow.Errorf(flow.Unavailable, "flowlab already runs %d labs, its limit: a sandbox unused for %v is torn down, "+
-		"so try again later, or ask whoever runs flowlab to raise -max-labs (FLOWLAB_MAX_LABS)", a.cfg.MaxLabs, a.cfg.SandboxTTL)
-	if len(a.allLabs()) >= a.cfg.MaxLabs {
-		a.pageError(w, r, full)
-		return
-	}
-	l, err := a.openLab(newLabID())
+	l, err := a.newSandbox(w, r, false)
 	if err != nil {
 		a.pageError(w, r, err)
 		return
+	}
+	http.Redirect(w, r, "/labs/"+l.lab.ID+"/"+l.scenarios[0].Name(), http.StatusSeeOther)
+}
+
+// newSandbox opens a sandbox, exact or not (see openLab), and gives w its
+// owner cookie.
+func (a *App) newSandbox(w http.ResponseWriter, r *http.Request, exact bool) (*labRun, error) {
+	full := flow.Errorf(flow.Unavailable, "flowlab already runs %d labs, its limit: a sandbox unused for %v is torn down, "+
+		"so try again later, or ask whoever runs flowlab to raise -max-labs (FLOWLAB_MAX_LABS)", a.cfg.MaxLabs, a.cfg.SandboxTTL)
+	if len(a.allLabs()) >= a.cfg.MaxLabs {
+		return nil, full
+	}
+	l, err := a.openLab(newLabID(), exact)
+	if err != nil {
+		return nil, err
 	}
 	l.lastUsed = time.Now()
 	token := make([]byte, 32)
@@ -90,8 +99,7 @@ func (a *App) handleNewLab(w http.ResponseWriter, r *http.Request) {
 	l.owner = sha256.Sum256([]byte(cookie))
 	if !a.addLab(l, a.cfg.MaxLabs) { // another request took the last place
 		l.close()
-		a.pageError(w, r, full)
-		return
+		return nil, full
 	}
 	// A session cookie, sent to this sandbox's pages only, which its
 	// scripts cannot read and no other site's page can send.
@@ -100,7 +108,7 @@ func (a *App) handleNewLab(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	a.log.Info("sandbox opened", "lab", l.lab.ID)
-	http.Redirect(w, r, "/labs/"+l.lab.ID+"/"+l.scenarios[0].Name(), http.StatusSeeOther)
+	return l, nil
 }
 
 // errWatchOnly refuses a change to a sandbox from anyone but its maker.
@@ -151,6 +159,7 @@ func (a *App) wake(l *labRun, s *scenarioRun, opened bool) error {
 		}
 		s.sup.reopened(next)
 		s.hub.Reopen()
+		s.tap.clear()
 	}
 	ctx, stop := context.WithCancel(a.runCtx)
 	stopped := make(chan struct{})
@@ -251,6 +260,9 @@ func (a *App) teardown(ctx context.Context, l *labRun, why string) {
 // end stops every run of l and frees what its never-run scenarios hold:
 // nothing of it starts again.
 func (l *labRun) end() {
+	// First, and not under the life lock: the walk's commands may be
+	// waking a scenario.
+	l.setWalk(nil)
 	l.life.Lock()
 	defer l.life.Unlock()
 	l.gone = true

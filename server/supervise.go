@@ -298,6 +298,7 @@ func (s *scenarioRun) wipe(ctx context.Context) error {
 	}
 	s.lab.Traces.Clear(s.Name())
 	s.hub.ClearRecent()
+	s.tap.clear()
 	s.mu.Lock()
 	s.history = nil
 	s.mu.Unlock()
@@ -419,6 +420,7 @@ func (a *App) handleLabReset(w http.ResponseWriter, r *http.Request) {
 	if !a.mayAct(w, r, l, "reset") {
 		return
 	}
+	l.setWalk(nil) // its steps would judge a lab started over under them
 	var errs []error
 	for _, s := range l.scenarios {
 		if err := a.resetScenario(r.Context(), l, s); err != nil {

@@ -9,6 +9,7 @@ import { Charts } from './chart.js';
 import { EventLog } from './log.js';
 import { Trace } from './trace.js';
 import { nodeActions } from './nodeactions.js';
+import { Walk } from './walk.js';
 
 const app = document.getElementById('app');
 const base = `/labs/${encodeURIComponent(app.dataset.lab)}/${encodeURIComponent(app.dataset.scenario)}`;
@@ -26,6 +27,11 @@ const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
   onStatus: connStatus,
 });
 const controls = new Controls(document.body, conn);
+// A walkthrough's panel, when the lab runs one on this pattern.
+const walkBox = document.querySelector('#walk[data-walk]');
+const walk = walkBox && walkBox.querySelector('#walk-step')
+  ? new Walk(walkBox, app.dataset.lab, document.getElementById('diagram'), (text, kind) => controls.show(text, kind), 'watching' in app.dataset)
+  : null;
 // The first screen is the window less the header, however many lines the
 // header wraps to: the stylesheet sizes the diagram from --top-h.
 const header = document.querySelector('header.top');
@@ -52,6 +58,7 @@ function snapshot(s) {
   seenUpTo = Math.max(0, ...(s.recent || []).map((e) => e.seq));
   diagram.setView(s.view);
   nodeActions(document.getElementById('diagram'));
+  if (walk) walk.highlight();
   controls.update(s.knobs);
   charts.reset(s.history);
   log.reset(s.recent);
@@ -71,6 +78,7 @@ function frame(f) {
   if (f.stats && f.stats.view) {
     diagram.setView(f.stats.view);
     nodeActions(document.getElementById('diagram'));
+    if (walk) walk.highlight();
   }
   if (events.length) {
     diagram.animate(events);

@@ -25,7 +25,9 @@ type Page struct {
 	Knobs    []flow.Knob
 	Presets  []flow.Preset
 	Brokers  []Broker
-	Show     *Lesson // asked for by ?show=: its controls are highlighted, its words shown
+	Show     *Lesson    // asked for by ?show=: its controls are highlighted, its words shown
+	Walk     *WalkPanel // the walkthrough the lab runs on this pattern, or nil
+	Walks    []WalkLink // the walkthroughs of this pattern, each started in a fresh sandbox
 }
 
 // Tab links to one pattern in the same lab.
