@@ -18,7 +18,9 @@ import (
 // me"), and every check must pass within its window. Before each act, the
 // check after it must not hold, even after a pause of doing nothing: so no
 // check can pass unless its act is done. Explanations and measured outcomes
-// must quote numbers. A walkthrough that drifts from the code fails here.
+// must quote numbers. Then "Reset step" from the end must go back to the last
+// act, which alone must lead its check to pass again: a learner who resets is
+// not stuck. A walkthrough that drifts from the code fails here.
 func TestWalksAreSolvable(t *testing.T) {
 	a, _ := startServer(t, func(*App, string) {})
 	if len(a.walkOrder) == 0 {
