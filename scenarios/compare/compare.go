@@ -107,7 +107,7 @@ func Open(cfg Config) (*Scenario, error) {
 }
 
 func (s *Scenario) Name() string  { return Name }
-func (s *Scenario) Title() string { return "Compare: who survives inventory going down?" }
+func (s *Scenario) Title() string { return "Compare (HTTP, RabbitMQ, Kafka side by side)" }
 func (s *Scenario) Summary() string {
 	return "One order flow — place the order, reserve its stock at inventory, send the confirmation " +
 		"email — built three ways at the same offered load: HTTP calls, a RabbitMQ fanout to durable " +
