@@ -131,6 +131,37 @@ func (b *books) loseUndone(mark uint8) int64 {
 	return n
 }
 
+// loseSkipped marks lost every accepted order below n, from *from on,
+// that has not had mark done, and moves *from past n. It serves a queue that
+// one publisher fills in order and delivers in order, with no redelivery
+// (auto-ack): once order n arrives, an earlier one that did not was never
+// routed to the queue, and never will be.
+func (b *books) loseSkipped(n int64, mark uint8, from *int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := *from; i < n && i < int64(len(b.marks)); i++ {
+		if m := b.marks[i]; m&markAccepted != 0 && m&mark == 0 && m&markLost == 0 {
+			b.marks[i] |= markLost
+			b.lost++
+		}
+	}
+	*from = max(*from, n+1)
+}
+
+// loseOne marks order n lost when it is accepted and mark was never done:
+// its message was consumed for good without the work being done.
+func (b *books) loseOne(n int64, mark uint8) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n < 0 || n >= int64(len(b.marks)) {
+		return
+	}
+	if m := b.marks[n]; m&markAccepted != 0 && m&mark == 0 && m&markLost == 0 {
+		b.marks[n] |= markLost
+		b.lost++
+	}
+}
+
 // trim forgets latencies older than the p99 window.
 func (b *books) trim(now time.Time) {
 	i := 0

@@ -31,21 +31,32 @@ type kafkaColumn struct {
 
 	producer  *kgo.Client
 	consumers [2]*kafkaConsumer
+	// commitFirst commits a batch as soon as it is polled, before the
+	// work, as auto-commit does in effect; otherwise after the work.
+	commitFirst atomic.Bool
 
 	mu      sync.Mutex
 	state   string // order-service's: starting, up, or what failed
 	readErr string // why the last lag read failed
 }
 
+// Commit modes of the Kafka column.
+const (
+	commitAfter = "after-work" // commit what was done, after the work: at least once
+	commitFirst = "on-poll"    // commit what was polled, before the work: at most once
+)
+
 // kafkaConsumer is one service as a consumer group of one member.
 type kafkaConsumer struct {
 	node   string
+	mark   uint8 // what its work marks in the books
 	group  string
 	wake   chan struct{}
 	wanted func() bool
 	work   func(ctx context.Context, n int64) bool
 	state  atomic.Value // string: down, joining, up
 	lag    atomic.Int64 // the topic's end minus the group's committed offsets, as last read
+	inHand atomic.Int64 // records of the current batch not yet worked on
 }
 
 func openKafka(brokers []string, lab *flow.Lab, b *books, inv *inventoryState, emit *flow.Emitter, run string) (*kafkaColumn, error) {
@@ -59,10 +70,10 @@ func openKafka(brokers []string, lab *flow.Lab, b *books, inv *inventoryState, e
 	if err != nil {
 		return nil, flow.Errorf(flow.Invalid, "Kafka producer: %v", err)
 	}
-	c.consumers[0] = &kafkaConsumer{node: "kafka-inventory", group: lab.Name("compare.inventory"),
+	c.consumers[0] = &kafkaConsumer{node: "kafka-inventory", mark: markReserved, group: lab.Name("compare.inventory"),
 		wanted: func() bool { return inv.up.Load() },
 		work:   func(ctx context.Context, n int64) bool { return reserveStock(ctx, inv, b, n) }}
-	c.consumers[1] = &kafkaConsumer{node: "kafka-email", group: lab.Name("compare.email"),
+	c.consumers[1] = &kafkaConsumer{node: "kafka-email", mark: markEmailed, group: lab.Name("compare.email"),
 		wanted: func() bool { return true },
 		work:   func(_ context.Context, n int64) bool { return sendConfirmation(b, n) }}
 	for _, s := range c.consumers {
@@ -143,8 +154,9 @@ func (c *kafkaColumn) consume(ctx context.Context, s *kafkaConsumer) {
 	}
 }
 
-// member is one member's life: it commits what it has done after each
-// batch, and once more as it leaves.
+// member is one member's life: it commits each batch after the work, or,
+// committing on poll, before it; a member stopped part-way through a batch
+// it committed first leaves the rest of it lost.
 func (c *kafkaColumn) member(ctx context.Context, s *kafkaConsumer) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.ConsumerGroup(s.group), kgo.ConsumeTopics(c.topic),
 		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(250*time.Millisecond))
@@ -175,22 +187,45 @@ func (c *kafkaColumn) member(ctx context.Context, s *kafkaConsumer) {
 			return
 		}
 		s.state.Store("up")
+		records := fs.Records()
+		s.inHand.Store(int64(len(records)))
+		first := c.commitFirst.Load()
+		if first {
+			commit(cl, records)
+		}
 		var done []*kgo.Record
-		for it := fs.RecordIter(); !it.Done() && mctx.Err() == nil; {
-			r := it.Next()
-			if n, ok := parseOrder(c.run, string(r.Value)); ok {
+		for _, r := range records {
+			n, ok := parseOrder(c.run, string(r.Value))
+			switch {
+			case !ok:
+			case mctx.Err() != nil:
+				if first {
+					c.books.loseOne(n, s.mark)
+				}
+				continue
+			default:
 				dup := s.work(ctx, n)
 				c.emit.Emit(flow.Event{Kind: flow.KindDeliver, From: "kafka-topic", To: s.node, MsgID: string(r.Key),
 					Detail: flow.Detail{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Duplicate: dup}})
 			}
 			done = append(done, r)
+			s.inHand.Add(-1)
 		}
-		if len(done) > 0 {
-			cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			cl.CommitRecords(cctx, done...)
-			cancel()
+		s.inHand.Store(0)
+		if !first {
+			commit(cl, done)
 		}
 	}
+}
+
+// commit commits records' offsets, waiting at most 3 s.
+func commit(cl *kgo.Client, records []*kgo.Record) {
+	if len(records) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	cl.CommitRecords(ctx, records...)
 }
 
 // readLag reads each group's lag: the log's end minus its committed offset,

@@ -26,6 +26,12 @@ func (s *Scenario) Knobs() []flow.Knob {
 				{Value: queueExclusive, Label: "exclusive, auto-ack (the article's)"},
 			},
 			Help: "A durable queue holds orders while its consumer is away; the article's exclusive queue goes with its consumer, and what is published meanwhile goes nowhere."},
+		{Name: "kafka.commit", Group: colKafka, Label: "Commit", Type: flow.ChoiceKnob, Value: s.kafkaCommit(),
+			Choices: []flow.Choice{
+				{Value: commitAfter, Label: "after the work"},
+				{Value: commitFirst, Label: "on poll, before the work (auto-commit)"},
+			},
+			Help: "Committed after the work, a record a stopped consumer had not done is read again; committed on poll, as kafka-python's auto-commit does in effect, it is skipped for good."},
 	}
 }
 
@@ -33,11 +39,11 @@ func (s *Scenario) Knobs() []flow.Knob {
 func (s *Scenario) Presets() []flow.Preset {
 	return []flow.Preset{
 		{Name: "article", Label: "As in the article",
-			Help:   "No HTTP timeout or retry; RabbitMQ's exclusive auto-ack queues.",
-			Values: map[string]any{"http.timeout_ms": 0, "http.retries": 0, "rabbitmq.queue": queueExclusive}},
+			Help:   "No HTTP timeout or retry; RabbitMQ's exclusive auto-ack queues; Kafka's auto-commit.",
+			Values: map[string]any{"http.timeout_ms": 0, "http.retries": 0, "rabbitmq.queue": queueExclusive, "kafka.commit": commitFirst}},
 		{Name: "resilient", Label: "Resilient",
-			Help:   "A 1 s HTTP timeout with 3 retries; durable queues acked after the work.",
-			Values: map[string]any{"http.timeout_ms": 1000, "http.retries": 3, "rabbitmq.queue": queueDurable}},
+			Help:   "A 1 s HTTP timeout with 3 retries; durable queues acked after the work; Kafka commits after the work.",
+			Values: map[string]any{"http.timeout_ms": 1000, "http.retries": 3, "rabbitmq.queue": queueDurable, "kafka.commit": commitAfter}},
 	}
 }
 
@@ -81,9 +87,25 @@ func (s *Scenario) Set(knob string, value any) error {
 		s.queueKind = v
 		s.mu.Unlock()
 		s.rabbit.setExclusive(v == queueExclusive)
+	case "kafka.commit":
+		v, err := flow.Typed[string](knob, value)
+		if err != nil {
+			return err
+		}
+		if v != commitAfter && v != commitFirst {
+			return flow.Errorf(flow.Invalid, "kafka.commit takes %q or %q", commitAfter, commitFirst)
+		}
+		s.kafka.commitFirst.Store(v == commitFirst)
 	default:
 		return flow.Errorf(flow.NotFound, "%s has no knob %q", s.Title(), knob)
 	}
 	s.cfg.Emit.Emit(flow.Event{Kind: flow.KindState, Detail: flow.Detail{Knob: knob, Value: value}})
 	return nil
+}
+
+func (s *Scenario) kafkaCommit() string {
+	if s.kafka.commitFirst.Load() {
+		return commitFirst
+	}
+	return commitAfter
 }

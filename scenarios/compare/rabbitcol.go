@@ -59,6 +59,7 @@ type rabbitConsumer struct {
 	ready   atomic.Int64 // its durable queue's depth, as the watcher last read it
 	exists  atomic.Bool  // its durable queue exists
 	fresh   bool         // its durable queue was deleted: the next one starts empty (session goroutine only)
+	scanned int64        // orders below it are known delivered or lost (session goroutine only)
 	handled atomic.Int64 // deliveries handled, this run
 }
 
@@ -272,6 +273,11 @@ func (c *rabbitColumn) consume(ctx context.Context, s *rabbitConsumer) (up bool,
 				return true, errors.New("the broker cancelled the consumer")
 			}
 			n, mine := parseOrder(c.run, string(d.Body))
+			if mine && exclusive {
+				// Published between the queue's declare and its bind, an
+				// earlier order may have gone nowhere: this one shows it.
+				c.books.loseSkipped(n, s.mark, &s.scanned)
+			}
 			if mine {
 				dup := s.work(ctx, n)
 				s.handled.Add(1)

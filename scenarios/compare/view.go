@@ -132,15 +132,15 @@ func (s *Scenario) Stats() flow.Stats {
 	kstate, kerr := s.kafka.state, s.kafka.readErr
 	s.kafka.mu.Unlock()
 	st.Nodes["kafka-topic"] = flow.NodeState{State: kstate, Facts: []flow.Fact{
-		flow.Count("partitions", kafkaPartitions, ""), flow.Word("error", kerr, "%s")}}
+		flow.Count("partitions", kafkaPartitions, ""), flow.Word("commit", s.kafkaCommit(), "commits %s"), flow.Word("error", kerr, "%s")}}
 	for j, c := range s.kafka.consumers {
 		state, _ := c.state.Load().(string)
-		lag := flow.Count("lag", c.lag.Load(), "lag %d")
+		group := []flow.Fact{flow.Count("lag", c.lag.Load(), "lag %d"), flow.Count("in-hand", c.inHand.Load(), "%d polled, not done").When(c.inHand.Load() > 1)}
 		if j == 0 {
-			st.Nodes[c.node] = flow.NodeState{State: invState(state), Facts: append(serviceFacts(up, latency, totals[2].reserved, totals[2].dupReserve), lag)}
+			st.Nodes[c.node] = flow.NodeState{State: invState(state), Facts: append(serviceFacts(up, latency, totals[2].reserved, totals[2].dupReserve), group...)}
 		} else {
-			st.Nodes[c.node] = flow.NodeState{State: state, Facts: []flow.Fact{
-				flow.Count("sent", totals[2].emailed, "sent %d"), flow.Count("duplicates", totals[2].dupEmail, "duplicates %d").When(totals[2].dupEmail > 0), lag}}
+			st.Nodes[c.node] = flow.NodeState{State: state, Facts: append([]flow.Fact{
+				flow.Count("sent", totals[2].emailed, "sent %d"), flow.Count("duplicates", totals[2].dupEmail, "duplicates %d").When(totals[2].dupEmail > 0)}, group...)}
 		}
 	}
 	return st

@@ -1,0 +1,66 @@
+package compare_test
+
+import (
+	"testing"
+	"time"
+
+	"flowlab/flow"
+	"flowlab/scenarios/internal/rabbittest"
+)
+
+// A timeout shorter than inventory's work, with retries: every attempt
+// gives up, yet inventory makes every reservation it was asked for, so each
+// order fails at its caller with its stock reserved three times.
+func TestHTTPRetriesAfterATimeoutReserveAgain(t *testing.T) {
+	s := start(t, map[string]any{"load.rate": 0, "http.timeout_ms": 100, "http.retries": 2, "inventory.latency_ms": 300})
+	rabbittest.MustSet(t, s, "load.rate", 10)
+	rabbittest.WaitFor(t, s, 10*time.Second, "some orders", func(st flow.Stats) bool {
+		return rabbittest.Counter(st, "http.placed") >= 5
+	})
+	rabbittest.MustSet(t, s, "load.rate", 0)
+	st := rabbittest.WaitFor(t, s, 10*time.Second, "every attempt's reservation", func(st flow.Stats) bool {
+		n := rabbittest.Counter(st, "http.placed")
+		return rabbittest.Counter(st, "http.failed") == n && fact(t, st, "http-inventory", "duplicates") == 2*n
+	})
+	n := rabbittest.Counter(st, "http.placed")
+	if r, a, e := fact(t, st, "http-inventory", "reserved"), rabbittest.Counter(st, "http.accepted"), fact(t, st, "http-email", "sent"); r != n || a != 0 || e != 0 {
+		t.Errorf("%d orders: %d reserved once, %d accepted, %d confirmations; want all reserved, none accepted, none sent", n, r, a, e)
+	}
+	if d := rabbittest.Counter(st, "http.duplicates"); d != 2*n {
+		t.Errorf("http.duplicates = %d, want %d (two retries an order)", d, 2*n)
+	}
+}
+
+// Inventory goes down in the middle of a slow batch: committed after the
+// work, the rest is read again and done; committed on poll, it is lost, and
+// counted.
+func TestKafkaCommitModeDecidesWhatAStoppedConsumerLoses(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		lost bool
+	}{{"after-work", false}, {"on-poll", true}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			s := start(t, map[string]any{"load.rate": 0, "kafka.commit": tc.mode, "inventory.latency_ms": 250})
+			rabbittest.MustSet(t, s, "load.rate", 40)
+			rabbittest.WaitFor(t, s, 10*time.Second, "inventory in the middle of a batch", func(st flow.Stats) bool {
+				return fact(t, st, "kafka-inventory", "in-hand") >= 5
+			})
+			rabbittest.MustSet(t, s, "load.rate", 0)
+			rabbittest.MustSet(t, s, "inventory.up", false)
+			rabbittest.MustSet(t, s, "inventory.latency_ms", 0)
+			rabbittest.WaitFor(t, s, 10*time.Second, "inventory down", func(st flow.Stats) bool {
+				return st.Nodes["kafka-inventory"].State == "down"
+			})
+			rabbittest.MustSet(t, s, "inventory.up", true)
+			st := rabbittest.WaitFor(t, s, 15*time.Second, "every order fulfilled or lost", settled)
+			rabbittest.MustBalance(t, st)
+			lost, dups := rabbittest.Counter(st, "kafka.lost"), rabbittest.Counter(st, "kafka.duplicates")
+			if tc.lost && lost == 0 {
+				t.Errorf("committed on poll, nothing was lost:\n%s", rabbittest.Describe(st))
+			}
+			if !tc.lost && (lost != 0 || dups != 0) {
+				t.Errorf("committed after the work, %d lost and %d duplicates:\n%s", lost, dups, rabbittest.Describe(st))
+			}
+		})
+	}
+}
