@@ -251,7 +251,7 @@ func (c *kafkaColumn) readLag(ctx context.Context, admin *kadm.Client) {
 			if off, ok := committed.Lookup(o.Topic, o.Partition); ok && off.At >= 0 {
 				end -= off.At
 			}
-			lag += end
+			lag += max(end, 0)
 		})
 		s.lag.Store(lag)
 	}
