@@ -116,13 +116,16 @@ func (c *kafkaColumn) setState(s string) {
 	c.mu.Unlock()
 }
 
-// place produces one order; the caller is answered when the broker acks.
+// place produces one order; the caller is answered when the broker acks,
+// or told no when the producer gives up on it.
 func (c *kafkaColumn) place(ctx context.Context) {
 	n := c.books.place()
 	start := time.Now()
 	id := orderID("kafka", n)
 	c.emit.Emit(flow.Event{Kind: flow.KindPublish, From: "kafka", To: "kafka-topic", MsgID: id, Detail: flow.Detail{Key: id}})
-	c.producer.Produce(ctx, &kgo.Record{Key: []byte(id), Value: []byte(orderBody(c.run, n))}, func(r *kgo.Record, err error) {
+	// TryProduce: a producer whose buffer is full refuses the order at once
+	// rather than hold up the load, and with it the other two columns.
+	c.producer.TryProduce(ctx, &kgo.Record{Key: []byte(id), Value: []byte(orderBody(c.run, n))}, func(r *kgo.Record, err error) {
 		c.books.answered(n, err == nil, time.Since(start))
 	})
 }
