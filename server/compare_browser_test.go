@@ -42,5 +42,5 @@ func TestBrowserCompareColumnsDivergeThenConverge(t *testing.T) {
 	}
 	waitJS(t, ctx, "HTTP's failures stay failed", scoreJS("http", "failed")+` >= 30 && `+scoreJS("http", "fulfilled")+` === `+scoreJS("http", "accepted"))
 	time.Sleep(3 * time.Second) // the swimlanes after the catch-up
-	shoot(t, ctx, filepath.Join("..", "docs", "compare.png"))
+	shoot(t, ctx, filepath.Join("..", "docs", "compare-outage.png"))
 }
