@@ -64,3 +64,74 @@ func TestKafkaCommitModeDecidesWhatAStoppedConsumerLoses(t *testing.T) {
 		})
 	}
 }
+
+// Slowing inventory acts on all three columns at once: HTTP's callers wait
+// for every reservation, while the brokers' callers are answered as soon as
+// the order is stored, and the wait moves into the brokers' backlogs.
+func TestSlowInventorySlowsOnlyTheHTTPCaller(t *testing.T) {
+	s := start(t, map[string]any{"load.rate": 10, "inventory.latency_ms": 400})
+	st := rabbittest.WaitFor(t, s, 15*time.Second, "backlogs at the brokers' inventory", func(st flow.Stats) bool {
+		return fact(t, st, "rabbitmq", "backlog") >= 10 && fact(t, st, "kafka", "backlog") >= 10 && rabbittest.Counter(st, "http.accepted") >= 3
+	})
+	p99 := func(node string) float64 {
+		v, _ := st.Nodes[node].Value("p99-ms")
+		return v.(float64)
+	}
+	if p99("http") < 400 {
+		t.Errorf("HTTP caller p99 %.0f ms, under inventory's 400 ms a reservation", p99("http"))
+	}
+	for _, c := range []string{"rabbitmq", "kafka"} {
+		if p99(c) >= 400 {
+			t.Errorf("%s caller p99 %.0f ms: its callers waited for inventory", c, p99(c))
+		}
+	}
+	if b := fact(t, st, "http", "backlog"); b > 10 {
+		t.Errorf("HTTP has %d calls waiting: only those under way (about 4 at 10 a second) should", b)
+	}
+}
+
+// A command that does not apply is refused, and changes nothing.
+func TestBadCommandsChangeNothing(t *testing.T) {
+	s := start(t, map[string]any{"load.rate": 0})
+	for _, c := range []struct {
+		knob  string
+		value any
+	}{
+		{"inventory.up", true},       // already up
+		{"rabbitmq.queue", "lazy"},   // no such kind
+		{"kafka.commit", "never"},    // no such mode
+		{"http.retries", 9},          // out of range
+		{"inventory.latency_ms", -1}, // out of range
+		{"load.rate", "fast"},        // not a number
+		{"inventory.down", true},     // no such knob
+	} {
+		before := s.Knobs()
+		err := rabbittest.Set(s, c.knob, c.value)
+		if err == nil {
+			t.Errorf("set %s to %v: accepted", c.knob, c.value)
+			continue
+		}
+		if k := flow.KindOf(err); k != flow.Invalid && k != flow.NotFound {
+			t.Errorf("set %s to %v: %v (%s), want invalid or not found", c.knob, c.value, err, k)
+		}
+		if after := s.Knobs(); !sameValues(before, after) {
+			t.Errorf("set %s to %v was refused (%v) yet changed the knobs", c.knob, c.value, err)
+		}
+	}
+	rabbittest.MustSet(t, s, "inventory.up", false)
+	if err := rabbittest.Set(s, "inventory.up", false); flow.KindOf(err) != flow.Invalid {
+		t.Errorf("taking inventory down twice: %v, want invalid", err)
+	}
+}
+
+func sameValues(a, b []flow.Knob) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Value != b[i].Value {
+			return false
+		}
+	}
+	return true
+}
