@@ -67,10 +67,19 @@ func (s *Scenario) Stats() flow.Stats {
 	for i, col := range columns {
 		t := totals[i]
 		st.Nodes[col] = scorecard(t, s.backlog(i, t), catching[i], catchUp[i])
-		if col == colHTTP && st.Nodes[col].State == "backlog" {
+		if col == colHTTP {
 			// Calls under way are HTTP's normal, not a backlog: its
 			// callers wait, or fail, and nothing is held for later.
-			st.Nodes[col] = flow.NodeState{State: "ok", Facts: st.Nodes[col].Facts}
+			ns := st.Nodes[col]
+			if ns.State == "backlog" {
+				ns.State = "ok"
+			}
+			for j, f := range ns.Facts {
+				if f.Name == "backlog" {
+					ns.Facts[j] = flow.Count("backlog", t.calling(), "%d callers waiting").When(t.calling() > 0)
+				}
+			}
+			st.Nodes[col] = ns
 		}
 		st.Counters = append(st.Counters,
 			flow.Counter{Name: col + ".placed", Label: col + ": orders placed", Value: t.placed},
