@@ -54,6 +54,7 @@ type Scenario struct {
 
 	mu        sync.Mutex
 	queueKind string
+	ackMode   string
 	catching  [3]bool    // catching up since inventory came back
 	backAt    time.Time  // when inventory last came back
 	catchUpMS [3]int64   // how long the last catch-up took
@@ -84,7 +85,7 @@ func Open(cfg Config) (*Scenario, error) {
 		return nil, flow.Errorf(flow.Internal, "run id: %v", err)
 	}
 	run := hex.EncodeToString(b[:])
-	s := &Scenario{cfg: cfg, wake: make(chan struct{}, 1), queueKind: queueDurable}
+	s := &Scenario{cfg: cfg, wake: make(chan struct{}, 1), queueKind: queueDurable, ackMode: ackAfterWork}
 	for i := range s.books {
 		s.books[i] = newBooks()
 	}

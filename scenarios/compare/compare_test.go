@@ -199,7 +199,7 @@ func TestInventoryDownDurable(t *testing.T) {
 }
 
 func TestInventoryDownExclusiveAutoAckLosesTheWindow(t *testing.T) {
-	s := start(t, map[string]any{"rabbitmq.queue": "exclusive"})
+	s := start(t, map[string]any{"rabbitmq.queue": "exclusive", "rabbitmq.ack": "on-delivery"})
 	// Orders published before the consumers' first queues existed went
 	// nowhere too: the article's queues lose them as well, and the window
 	// is counted from what was lost before it.

@@ -7,7 +7,7 @@ import (
 // Knobs: one shared row (inventory, load) and each column's own.
 func (s *Scenario) Knobs() []flow.Knob {
 	s.mu.Lock()
-	kind := s.queueKind
+	kind, ack := s.queueKind, s.ackMode
 	s.mu.Unlock()
 	return []flow.Knob{
 		{Name: "inventory.up", Group: "inventory", Label: "Up", Type: flow.BoolKnob, Value: s.inv.up.Load(),
@@ -22,10 +22,16 @@ func (s *Scenario) Knobs() []flow.Knob {
 			Value: int(s.http.retries.Load()), Help: "Calls tried again after a failure, 100 ms apart; the article tries once."},
 		{Name: "rabbitmq.queue", Group: colRabbit, Label: "Queues", Type: flow.ChoiceKnob, Value: kind,
 			Choices: []flow.Choice{
-				{Value: queueDurable, Label: "durable, ack after the work"},
-				{Value: queueExclusive, Label: "exclusive, auto-ack (the article's)"},
+				{Value: queueDurable, Label: "durable"},
+				{Value: queueExclusive, Label: "exclusive (the article's)"},
 			},
 			Help: "A durable queue holds orders while its consumer is away; the article's exclusive queue goes with its consumer, and what is published meanwhile goes nowhere."},
+		{Name: "rabbitmq.ack", Group: colRabbit, Label: "Ack", Type: flow.ChoiceKnob, Value: ack,
+			Choices: []flow.Choice{
+				{Value: ackAfterWork, Label: "after the work"},
+				{Value: ackOnDelivery, Label: "on delivery, auto-ack (the article's)"},
+			},
+			Help: "Acked after the work, a message its consumer had not done is delivered again; auto-acked, the broker forgets it as it sends it, and a consumer that goes away loses what it had been sent."},
 		{Name: "kafka.commit", Group: colKafka, Label: "Commit", Type: flow.ChoiceKnob, Value: s.kafkaCommit(),
 			Choices: []flow.Choice{
 				{Value: commitAfter, Label: "after the work"},
@@ -40,10 +46,10 @@ func (s *Scenario) Presets() []flow.Preset {
 	return []flow.Preset{
 		{Name: "article", Label: "As in the article",
 			Help:   "No HTTP timeout or retry; RabbitMQ's exclusive auto-ack queues; Kafka's auto-commit.",
-			Values: map[string]any{"http.timeout_ms": 0, "http.retries": 0, "rabbitmq.queue": queueExclusive, "kafka.commit": commitFirst}},
+			Values: map[string]any{"http.timeout_ms": 0, "http.retries": 0, "rabbitmq.queue": queueExclusive, "rabbitmq.ack": ackOnDelivery, "kafka.commit": commitFirst}},
 		{Name: "resilient", Label: "Resilient",
 			Help:   "A 1 s HTTP timeout with 3 retries; durable queues acked after the work; Kafka commits after the work.",
-			Values: map[string]any{"http.timeout_ms": 1000, "http.retries": 3, "rabbitmq.queue": queueDurable, "kafka.commit": commitAfter}},
+			Values: map[string]any{"http.timeout_ms": 1000, "http.retries": 3, "rabbitmq.queue": queueDurable, "rabbitmq.ack": ackAfterWork, "kafka.commit": commitAfter}},
 	}
 }
 
@@ -85,8 +91,22 @@ func (s *Scenario) Set(knob string, value any) error {
 		}
 		s.mu.Lock()
 		s.queueKind = v
+		ack := s.ackMode
 		s.mu.Unlock()
-		s.rabbit.setExclusive(v == queueExclusive)
+		s.rabbit.setQueue(v == queueExclusive, ack == ackOnDelivery)
+	case "rabbitmq.ack":
+		v, err := flow.Typed[string](knob, value)
+		if err != nil {
+			return err
+		}
+		if v != ackAfterWork && v != ackOnDelivery {
+			return flow.Errorf(flow.Invalid, "rabbitmq.ack takes %q or %q", ackAfterWork, ackOnDelivery)
+		}
+		s.mu.Lock()
+		s.ackMode = v
+		kind := s.queueKind
+		s.mu.Unlock()
+		s.rabbit.setQueue(kind == queueExclusive, v == ackOnDelivery)
 	case "kafka.commit":
 		v, err := flow.Typed[string](knob, value)
 		if err != nil {

@@ -90,6 +90,51 @@ func TestSlowInventorySlowsOnlyTheHTTPCaller(t *testing.T) {
 	}
 }
 
+// Auto-acked from a durable queue, what the broker had already sent to a
+// slow inventory that then goes away is lost, and counted; acked after the
+// work, it is delivered again.
+func TestRabbitAckModeDecidesWhatAStoppedConsumerLoses(t *testing.T) {
+	for _, tc := range []struct {
+		ack  string
+		lost bool
+	}{{"after-work", false}, {"on-delivery", true}} {
+		t.Run(tc.ack, func(t *testing.T) {
+			s := start(t, map[string]any{"load.rate": 0, "rabbitmq.ack": tc.ack, "inventory.latency_ms": 200})
+			rabbittest.MustSet(t, s, "load.rate", 40)
+			rabbittest.WaitFor(t, s, 10*time.Second, "a backlog at inventory", func(st flow.Stats) bool {
+				return fact(t, st, "rabbitmq", "backlog") >= 20 && fact(t, st, "rabbitmq-inventory", "reserved") >= 3
+			})
+			rabbittest.MustSet(t, s, "load.rate", 0)
+			rabbittest.MustSet(t, s, "inventory.up", false)
+			rabbittest.MustSet(t, s, "inventory.latency_ms", 0)
+			rabbittest.WaitFor(t, s, 10*time.Second, "inventory down", func(st flow.Stats) bool {
+				return st.Nodes["rabbitmq-inventory"].State == "down"
+			})
+			rabbittest.MustSet(t, s, "inventory.up", true)
+			// One more order after inventory is back: once it arrives,
+			// any earlier one that has not never will.
+			rabbittest.WaitFor(t, s, 10*time.Second, "inventory back", func(st flow.Stats) bool {
+				return st.Nodes["rabbitmq-inventory"].State == "up"
+			})
+			rabbittest.MustSet(t, s, "load.rate", 5)
+			before := rabbittest.Counter(s.Stats(), "rabbitmq.placed")
+			rabbittest.WaitFor(t, s, 10*time.Second, "an order after the return", func(st flow.Stats) bool {
+				return rabbittest.Counter(st, "rabbitmq.placed") > before
+			})
+			rabbittest.MustSet(t, s, "load.rate", 0)
+			st := rabbittest.WaitFor(t, s, 15*time.Second, "every order fulfilled or lost", settled)
+			rabbittest.MustBalance(t, st)
+			lost, dups := rabbittest.Counter(st, "rabbitmq.lost"), rabbittest.Counter(st, "rabbitmq.duplicates")
+			if tc.lost && lost == 0 {
+				t.Errorf("auto-acked, nothing was lost:\n%s", rabbittest.Describe(st))
+			}
+			if !tc.lost && lost != 0 {
+				t.Errorf("acked after the work, %d lost (%d duplicates):\n%s", lost, dups, rabbittest.Describe(st))
+			}
+		})
+	}
+}
+
 // A command that does not apply is refused, and changes nothing.
 func TestBadCommandsChangeNothing(t *testing.T) {
 	s := start(t, map[string]any{"load.rate": 0})
@@ -97,13 +142,14 @@ func TestBadCommandsChangeNothing(t *testing.T) {
 		knob  string
 		value any
 	}{
-		{"inventory.up", true},       // already up
-		{"rabbitmq.queue", "lazy"},   // no such kind
-		{"kafka.commit", "never"},    // no such mode
-		{"http.retries", 9},          // out of range
-		{"inventory.latency_ms", -1}, // out of range
-		{"load.rate", "fast"},        // not a number
-		{"inventory.down", true},     // no such knob
+		{"inventory.up", true},        // already up
+		{"rabbitmq.queue", "lazy"},    // no such kind
+		{"rabbitmq.ack", "sometimes"}, // no such mode
+		{"kafka.commit", "never"},     // no such mode
+		{"http.retries", 9},           // out of range
+		{"inventory.latency_ms", -1},  // out of range
+		{"load.rate", "fast"},         // not a number
+		{"inventory.down", true},      // no such knob
 	} {
 		before := s.Knobs()
 		err := rabbittest.Set(s, c.knob, c.value)

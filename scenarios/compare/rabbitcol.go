@@ -13,10 +13,12 @@ import (
 	"flowlab/scenarios/internal/rabbit"
 )
 
-// Queue kinds of the RabbitMQ column.
+// Queue kinds and ack modes of the RabbitMQ column.
 const (
-	queueDurable   = "durable"   // a named durable queue per service, acked after the work
-	queueExclusive = "exclusive" // the article's: queue_declare(queue='', exclusive=True), auto_ack=True
+	queueDurable   = "durable"   // a named durable queue per service
+	queueExclusive = "exclusive" // the article's: queue_declare(queue='', exclusive=True)
+	ackAfterWork   = "after-work"
+	ackOnDelivery  = "on-delivery" // the article's auto_ack=True
 )
 
 // rabbitBuffer is how many orders may wait for order-service's publisher;
@@ -35,6 +37,7 @@ type rabbitColumn struct {
 	exchange string
 
 	exclusive atomic.Bool // the queue kind
+	autoAck   atomic.Bool // acked by the broker on delivery, before the work
 	orders    chan pendingOrder
 	pub       *rabbit.Status
 	watcher   *rabbit.Watcher
@@ -121,9 +124,11 @@ func (c *rabbitColumn) place() {
 // as the inventory state now says.
 func (c *rabbitColumn) setInventory() { rabbit.Signal(c.consumers[0].wake) }
 
-// setExclusive changes the queue kind: both consumers start over with it.
-func (c *rabbitColumn) setExclusive(on bool) {
-	c.exclusive.Store(on)
+// setQueue changes the queue kind and the ack mode: both consumers start
+// over with them.
+func (c *rabbitColumn) setQueue(exclusive, autoAck bool) {
+	c.exclusive.Store(exclusive)
+	c.autoAck.Store(autoAck)
 	for _, s := range c.consumers {
 		rabbit.Signal(s.wake)
 	}
@@ -211,7 +216,7 @@ func (c *rabbitColumn) consume(ctx context.Context, s *rabbitConsumer) (up bool,
 		}
 		return true, nil
 	}
-	exclusive := c.exclusive.Load()
+	exclusive, autoAck := c.exclusive.Load(), c.autoAck.Load()
 	conn, err := rabbit.Dial(ctx, c.broker.ServiceURL, "compare "+s.node)
 	if err != nil {
 		return false, err
@@ -255,7 +260,7 @@ func (c *rabbitColumn) consume(ctx context.Context, s *rabbitConsumer) (up bool,
 	if err := ch.Qos(20, 0, false); err != nil {
 		return false, err
 	}
-	deliveries, err := ch.Consume(queue, "", exclusive, exclusive, false, false, nil)
+	deliveries, err := ch.Consume(queue, "", autoAck, exclusive, false, false, nil)
 	if err != nil {
 		return false, err
 	}
@@ -273,9 +278,12 @@ func (c *rabbitColumn) consume(ctx context.Context, s *rabbitConsumer) (up bool,
 				return true, errors.New("the broker cancelled the consumer")
 			}
 			n, mine := parseOrder(c.run, string(d.Body))
-			if mine && exclusive {
-				// Published between the queue's declare and its bind, an
-				// earlier order may have gone nowhere: this one shows it.
+			if mine && (exclusive || autoAck) {
+				// An earlier order that did not arrive before this one
+				// never will: published between an exclusive queue's
+				// declare and its bind it went nowhere; auto-acked to a
+				// consumer that went away before working on it, it is
+				// gone. Without redeliveries a queue delivers in order.
 				c.books.loseSkipped(n, s.mark, &s.scanned)
 			}
 			if mine {
@@ -284,7 +292,7 @@ func (c *rabbitColumn) consume(ctx context.Context, s *rabbitConsumer) (up bool,
 				c.emit.Emit(flow.Event{Kind: flow.KindDeliver, From: "rabbitmq-exchange", To: s.node, MsgID: d.MessageId,
 					Detail: flow.Detail{Queue: queue, Redeliver: d.Redelivered, Duplicate: dup}})
 			}
-			if !exclusive {
+			if !autoAck {
 				if err := d.Ack(false); err != nil {
 					return true, err
 				}

@@ -59,7 +59,7 @@ func (s *Scenario) Stats() flow.Stats {
 		totals[i] = b.tally()
 	}
 	s.mu.Lock()
-	catching, catchUp, point, kind := s.catching, s.catchUpMS, s.point, s.queueKind
+	catching, catchUp, point, kind, ack := s.catching, s.catchUpMS, s.point, s.queueKind, s.ackMode
 	s.mu.Unlock()
 
 	st := flow.Stats{Nodes: map[string]flow.NodeState{}, Series: point}
@@ -130,7 +130,7 @@ func (s *Scenario) Stats() flow.Stats {
 	// RabbitMQ.
 	wstate, werr := s.rabbit.watcher.State()
 	st.Nodes["rabbitmq-exchange"] = flow.NodeState{State: wstate, Facts: append([]flow.Fact{
-		flow.Word("queue-kind", kind, "%s queues")}, s.rabbit.broker.ReachFacts(werr)...)}
+		flow.Word("queue-kind", kind, "%s queues"), flow.Word("ack", ack, "ack %s")}, s.rabbit.broker.ReachFacts(werr)...)}
 	for j, c := range s.rabbit.consumers {
 		state, _ := c.status.Get()
 		facts := []flow.Fact{
