@@ -18,6 +18,7 @@ import (
 
 	"flowlab/flow"
 	"flowlab/scenarios/asyncmsg"
+	"flowlab/scenarios/compare"
 	"flowlab/scenarios/eventdriven"
 	"flowlab/scenarios/reqresp"
 	"flowlab/scenarios/workqueue"
@@ -160,6 +161,11 @@ func (a *App) openLab(id string, exact bool) (*labRun, error) {
 		}},
 		{"async-messaging", "Kafka", func(em *flow.Emitter) (flow.Scenario, error) {
 			return asyncmsg.Open(asyncmsg.Config{Brokers: a.brokers.kafkaAddrs, Lab: lab, Emit: em})
+		}},
+		// It needs Kafka too, which flowlab embeds: RabbitMQ is the one a
+		// learner may have to start.
+		{"compare", "RabbitMQ", func(em *flow.Emitter) (flow.Scenario, error) {
+			return compare.Open(compare.Config{AMQPURL: a.cfg.AMQPURL, Brokers: a.brokers.kafkaAddrs, Lab: lab, Emit: em})
 		}},
 	}
 	for _, o := range openers {

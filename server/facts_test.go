@@ -126,7 +126,7 @@ type factsMsg struct {
 func TestNodeFactsAreTheDocumentedOnes(t *testing.T) {
 	doc := readFactDoc(t)
 	s := MustStart(t)
-	for _, scenario := range []string{"request-response", "event-driven", "work-queue", "async-messaging"} {
+	for _, scenario := range []string{"request-response", "event-driven", "work-queue", "async-messaging", "compare"} {
 		if _, ok := doc[scenario]; !ok {
 			t.Errorf("docs/FACTS.md has no section for %s", scenario)
 			continue

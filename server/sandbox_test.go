@@ -121,8 +121,8 @@ func (s *server) productAddr(t *testing.T, lab string) string {
 func TestNewSandboxIsALabOfItsOwn(t *testing.T) {
 	s := MustStart(t)
 	before := s.labs(t)
-	if before.Open != 1 || before.Running != 4 {
-		t.Fatalf("at start: %+v, want the default lab's 4 scenarios running", before)
+	if before.Open != 1 || before.Running != 5 {
+		t.Fatalf("at start: %+v, want the default lab's 5 scenarios running", before)
 	}
 	if resp := s.newSandbox(t, "http://elsewhere.example"); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("POST /labs from another site: %d, want 400", resp.StatusCode)
@@ -131,16 +131,16 @@ func TestNewSandboxIsALabOfItsOwn(t *testing.T) {
 	if one == two {
 		t.Fatalf("two sandboxes share the id %s", one)
 	}
-	if got := s.labs(t); got.Open != 3 || got.Running != 4 {
-		t.Fatalf("after two sandboxes, none opened: %+v, want 3 labs and still 4 scenarios running", got)
+	if got := s.labs(t); got.Open != 3 || got.Running != 5 {
+		t.Fatalf("after two sandboxes, none opened: %+v, want 3 labs and still 5 scenarios running", got)
 	}
 	resp, err := http.Get(s.URL + one + "/request-response")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the sandbox's page: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if got := s.labs(t); got.Running != 5 {
-		t.Fatalf("after opening its page: %d scenarios running, want 5", got.Running)
+	if got := s.labs(t); got.Running != 6 {
+		t.Fatalf("after opening its page: %d scenarios running, want 6", got.Running)
 	}
 	mine, defaults, theirs := s.productAddr(t, one), s.productAddr(t, s.base), s.productAddr(t, two)
 	_, p1, _ := net.SplitHostPort(mine)
@@ -198,8 +198,8 @@ func TestUnusedSandboxIsTornDown(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "torn down after 1s unused: make a new one") {
 		t.Fatalf("the torn-down sandbox's page: %d\n%s", resp.StatusCode, body)
 	}
-	if got := s.labs(t); got.Running != 4 {
-		t.Fatalf("%d scenarios running, want the default lab's 4", got.Running)
+	if got := s.labs(t); got.Running != 5 {
+		t.Fatalf("%d scenarios running, want the default lab's 5", got.Running)
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()

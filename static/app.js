@@ -167,6 +167,8 @@ function stats(s) {
   ledger(s.ledger);
   counters(s.counters);
   charts.add(s.series);
+  // A pattern's own panel (the Compare tab's scorecard) draws from them too.
+  app.dispatchEvent(new CustomEvent('flowlab:stats', { detail: s }));
 }
 
 let lastLedger = '';
