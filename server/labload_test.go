@@ -370,7 +370,7 @@ type sandboxClient struct {
 
 // benchSandboxPath is where POST /labs sends the browser: the benchmark's
 // server runs under the test binary's instance name, which prefixes the id.
-var benchSandboxPath = regexp.MustCompile(`^/labs/(` + testTag + `-[a-z2-7]{8})/request-response$`)
+var benchSandboxPath = regexp.MustCompile(`^/labs/((?:` + testTag + `-)?[a-z2-7]{8})/request-response$`)
 
 // openSandbox does what a browser does on "New sandbox" and then on the
 // pattern's tab: POST /labs from flowlab's own page, keep the cookie, load
