@@ -325,7 +325,7 @@ func (c *conn) Read(b []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if latency > 0 {
-			c.startDelayed()
+			c.startDelayed(nil)
 		}
 		var n int
 		var err error
@@ -333,8 +333,16 @@ func (c *conn) Read(b []byte) (int, error) {
 			n, err = d.read(b, c.p)
 		} else {
 			n, err = c.sock.Read(b)
-			if errors.Is(err, os.ErrDeadlineExceeded) && c.unpoke() {
-				continue
+			if c.unpoke() {
+				// SetLatency moved the deadline to wake this read; bytes
+				// that came first (the wake-up can lose that race) are
+				// delayed like any that follow.
+				if n > 0 {
+					c.startDelayed(b[:n])
+				}
+				if n > 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+					continue
+				}
 			}
 		}
 		dropped, lost, _ := c.p.faults(c)
@@ -390,8 +398,9 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 	return c.sock.SetReadDeadline(t)
 }
 
-// unpoke reports whether SetLatency woke the Read on the socket, and gives
-// the socket the user's deadline back if no latency is set any more.
+// unpoke reports whether SetLatency tried to wake the Read on the socket,
+// and gives the socket the user's deadline back if no latency is set any
+// more.
 func (c *conn) unpoke() bool {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
@@ -413,17 +422,21 @@ func (c *conn) delayedReader() *delayed {
 }
 
 // startDelayed hands the socket to a reader that stamps what arrives, so
-// that each byte is read latency after it arrived; the user's read deadline
-// moves to the delayed reads. The caller holds c.rmu, so no Read is on the
-// socket. A connection stays delayed for its life, since the reader may be
-// holding bytes when the latency goes back to 0.
-func (c *conn) startDelayed() {
+// that each byte is read latency after it arrived, beginning with first,
+// which just did; the user's read deadline moves to the delayed reads. The
+// caller holds c.rmu, so no Read is on the socket. A connection stays
+// delayed for its life, since the reader may be holding bytes when the
+// latency goes back to 0.
+func (c *conn) startDelayed(first []byte) {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
 	if c.delayed != nil || c.dropped || c.p.closed {
 		return
 	}
 	d := &delayed{deadline: c.deadline, wake: make(chan struct{}, 1)}
+	if len(first) > 0 {
+		d.pieces = []piece{{append([]byte(nil), first...), time.Now()}}
+	}
 	c.delayed = d
 	c.sock.SetReadDeadline(time.Time{})
 	c.p.wg.Go(func() {
