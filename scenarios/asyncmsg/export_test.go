@@ -2,9 +2,6 @@ package asyncmsg
 
 import (
 	"slices"
-	"time"
-
-	"flowlab/flow"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -45,14 +42,4 @@ func (s *Scenario) DropConnections(i int) {
 	for _, c := range open {
 		c.Close()
 	}
-}
-
-// NodeStatesAt is what Stats says of every node at now.
-func (s *Scenario) NodeStatesAt(now time.Time) map[string]flow.NodeState { return s.nodeStates(now) }
-
-// ServiceStatesAt is what the watch of the services sees at now.
-func (s *Scenario) ServiceStatesAt(now time.Time) map[string]flow.NodeState {
-	nodes := make(map[string]flow.NodeState)
-	s.serviceStates(now, nodes)
-	return nodes
 }

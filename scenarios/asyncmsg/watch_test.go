@@ -1,54 +1,37 @@
 package asyncmsg_test
 
 import (
-	"maps"
-	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"flowlab/flow"
 )
 
-// The watch that tells the view when a service's state word changes looks
-// only at the services, not at every node: it must see every service node
-// (order-service, the outside clients, each member) and see it as the
-// page's node shows it.
-func TestWatchSeesEveryServiceAsItsNode(t *testing.T) {
+// The watch tells the view when a member's state word changes (here a new
+// member, one more than the partitions, goes from joining to idle), and
+// never a partition's, which flips with the load.
+func TestWatchTellsAMembersNewStateWord(t *testing.T) {
 	l := startLab(t, nil)
-	eventually(t, 15*time.Second, "three members drawn", func() bool {
+	told := func(node, state string) bool {
+		return len(l.events.where(func(ev flow.Event) bool {
+			return ev.Kind == flow.KindState && ev.Detail.Node == node && ev.Detail.State == state
+		})) > 0
+	}
+	eventually(t, 15*time.Second, "three members consuming", func() bool {
 		n := 0
-		for id := range l.s.NodeStatesAt(time.Now()) {
-			if strings.HasPrefix(id, "m") {
+		for id, st := range l.s.Stats().Nodes {
+			if strings.HasPrefix(id, "m") && st.State == "consuming" {
 				n++
 			}
 		}
 		return n == 3
 	})
-	// A member's state may change between the two looks: ask again.
-	var diff string
-	for range 20 {
-		now := time.Now()
-		svc, all := l.s.ServiceStatesAt(now), l.s.NodeStatesAt(now)
-		var want []string
-		for id := range all {
-			if id == "order-service" || id == "outside-client" || strings.HasPrefix(id, "m") {
-				want = append(want, id)
-			}
+	mustSet(t, l.s, "members", 4)
+	eventually(t, 15*time.Second, "m4 idle told", func() bool { return told("m4", "idle") })
+	for _, ev := range l.events.of(flow.KindState) {
+		if s := ev.Detail.State; strings.HasPrefix(ev.Detail.Node, "p") && (s == "caught up" || s == "behind") {
+			t.Errorf("a partition's state word was told: %s %s", ev.Detail.Node, s)
 		}
-		slices.Sort(want)
-		if got := slices.Sorted(maps.Keys(svc)); !slices.Equal(got, want) {
-			t.Fatalf("the watch sees nodes %v, the services' nodes are %v", got, want)
-		}
-		diff = ""
-		for id, st := range svc {
-			if !reflect.DeepEqual(st, all[id]) {
-				diff = id
-			}
-		}
-		if diff == "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("the watch's state of %s differs from its node's", diff)
 }
