@@ -339,22 +339,19 @@ func (s *Scenario) watch(ctx context.Context) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	last := make(map[string]string)
-	nodes := make(map[string]flow.NodeState, 2+maxMembers)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			s.rebalances.check(now)
-			// The group's (inventory's), the topic's and a crash's changes
-			// are told where they happen, with more to say; partitions flip
-			// between caught up and behind every second under load, which
-			// their badges show without filling the event log. So only the
-			// services are looked at here.
-			clear(nodes)
-			s.serviceStates(now, nodes)
-			for node, st := range nodes {
-				if st.State == "crashed" || last[node] == st.State {
+			for node, st := range s.nodeStates(now) {
+				// The group's, the topic's and a crash's changes are told
+				// where they happen, with more to say; partitions flip
+				// between caught up and behind every second under load,
+				// which their badges show without filling the event log.
+				if node == "inventory" || node == "orders" || st.State == "crashed" ||
+					strings.HasPrefix(node, "p") || last[node] == st.State {
 					last[node] = st.State
 					continue
 				}

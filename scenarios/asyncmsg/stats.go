@@ -188,16 +188,16 @@ func (s *Scenario) Stats() flow.Stats {
 
 // nodeStates is what each node of the view says now.
 func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
-	nodes := make(map[string]flow.NodeState, 4+maxPartitions+maxMembers)
-	s.serviceStates(now, nodes)
-
 	s.mu.Lock()
-	set, parts, readErr := s.set, s.parts, s.readErr
-	endsAgo, draining := s.endsAgo, s.draining
+	set, o, parts, readErr, rate, burst := s.set, s.producer, s.parts, s.readErr, s.sendRate, s.burst
+	endsAgo, draining, last := s.endsAgo, s.draining, s.last
 	members := s.members
 	cut := s.rt != nil && s.rt.paths.IsCut()
 	s.mu.Unlock()
 
+	nodes := make(map[string]flow.NodeState, 4+maxPartitions+maxMembers)
+	nodes["order-service"] = producerState(o, set, rate, burst, last)
+	nodes[nodeOutside] = outsideState(s.ledger)
 	topic := flow.NodeState{State: "up", Facts: []flow.Fact{
 		flow.Count("partitions", int64(set.partitions), "%d partitions"),
 		flow.Flag("path-cut", cut, "path from flowlab cut"),
@@ -214,12 +214,14 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	owners := make(map[int32][]string) // live owners
 	// Partitions a crashed member holds until the broker drops it.
 	held, orphans, left := s.crashedHeld(now)
+	session := time.Duration(set.sessionTimeout) * time.Second
 	g := group{held: held, left: left, session: set.sessionTimeout}
-	for _, m := range members {
+	for i, m := range members {
 		if m == nil {
 			continue // a slot not started is not drawn
 		}
 		g.started++
+		nodes[m.id] = m.status(now, session, set.processingMS[i])
 		if m.isCrashed() {
 			continue
 		}
@@ -242,33 +244,12 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	state, facts := s.rebalances.status(now, g)
 	nodes["inventory"] = flow.NodeState{State: state, Facts: facts}
 	// The nodes a slow change is shown on (change.node).
-	for _, id := range []string{"orders", "inventory"} {
+	for _, id := range []string{"order-service", "orders", "inventory"} {
 		ns := nodes[id]
 		ns.Facts = append(ns.Facts, s.changes.facts(id)...)
 		nodes[id] = ns
 	}
 	return nodes
-}
-
-// serviceStates puts into nodes what order-service, the outside clients and
-// the members say now: the nodes watch tells the view about, which it asks
-// for twice as often as a frame does.
-func (s *Scenario) serviceStates(now time.Time, nodes map[string]flow.NodeState) {
-	s.mu.Lock()
-	set, o, rate, burst, last := s.set, s.producer, s.sendRate, s.burst, s.last
-	members := s.members
-	s.mu.Unlock()
-
-	producer := producerState(o, set, rate, burst, last)
-	producer.Facts = append(producer.Facts, s.changes.facts("order-service")...)
-	nodes["order-service"] = producer
-	nodes[nodeOutside] = outsideState(s.ledger)
-	session := time.Duration(set.sessionTimeout) * time.Second
-	for i, m := range members {
-		if m != nil { // a slot not started is not drawn
-			nodes[m.id] = m.status(now, session, set.processingMS[i])
-		}
-	}
 }
 
 // producerState is order-service's node; o is nil while it is stopped, and
