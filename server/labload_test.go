@@ -369,6 +369,10 @@ type sandboxClient struct {
 	readErr   error
 }
 
+// benchSandboxPath is where POST /labs sends the browser: the benchmark's
+// server runs under the test binary's instance name, which prefixes the id.
+var benchSandboxPath = regexp.MustCompile(`^/labs/((?:` + testTag + `-)?[a-z2-7]{8})/request-response$`)
+
 // openSandbox does what a browser does on "New sandbox" and then on the
 // pattern's tab: POST /labs from flowlab's own page, keep the cookie, load
 // the page, open its websocket and read the first snapshot.
@@ -381,7 +385,7 @@ func openSandbox(base, pattern string) (*sandboxClient, error) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	m := sandboxPath.FindStringSubmatch(resp.Header.Get("Location"))
+	m := benchSandboxPath.FindStringSubmatch(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther || m == nil || len(resp.Cookies()) != 1 {
 		return nil, fmt.Errorf("POST /labs: %s to %q with %d cookies", resp.Status, resp.Header.Get("Location"), len(resp.Cookies()))
 	}

@@ -40,8 +40,7 @@ func (b *brokerPaths) Dial(ctx context.Context, network, host string) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, p.Addr())
+	return p.DialContext(ctx, network)
 }
 
 func (b *brokerPaths) path(host string) (*pathcut.Path, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -101,7 +102,7 @@ func (s *Scenario) stopProducer(ctx context.Context) {
 // falls behind — the cost the article's flush() has. A burst (send-1000) is
 // sent beside the rate, as fast as the producer takes it.
 func (s *Scenario) runOrderService(ctx context.Context) {
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTimer(10 * time.Millisecond)
 	defer tick.Stop()
 	last := time.Now()
 	var owed float64 // events due at the rate but not yet sent
@@ -119,41 +120,63 @@ func (s *Scenario) runOrderService(ctx context.Context) {
 		rate, flush, o, burst, run := s.set.rate, s.set.flushEach, s.producer, s.burst, s.burstRun
 		s.mu.Unlock()
 		if o == nil {
-			owed = 0
-			continue // being replaced: a burst waits for the new one
+			owed = 0 // being replaced: a burst waits for the new one
+		} else {
+			owed = s.sendDue(ctx, o, owed, rate, elapsed, now, flush, burst, run)
 		}
-		// Never owe more than a second: a producer that fell behind does
-		// not burst to catch up. Knobs are read again every 100 ms even
-		// when flushing keeps it behind.
-		owed = min(owed+float64(rate)*elapsed.Seconds(), float64(rate))
-		// t is when the last chunk was handed over (or flushed): the
-		// clock read sendOrders does anyway.
-		sent, t := 0, now
-		for sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
-			k := chunk(burst-sent, flush)
-			t = s.sendOrders(ctx, o, flush, k, run)
-			sent += k
-			// At once, not after the loop: handed over, these records are
-			// in the producer's buffer, and a press meanwhile must not
-			// count them twice.
-			s.mu.Lock()
-			s.burst -= min(k, s.burst) // shutdown may have dropped it meanwhile
-			s.mu.Unlock()
-		}
-		for owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
-			k := chunk(int(owed), flush)
-			t = s.sendOrders(ctx, o, flush, k, nil)
-			owed -= float64(k)
-		}
-		if sent > 0 {
-			s.mu.Lock()
-			more := s.burst > 0
-			s.mu.Unlock()
-			if more {
-				s.wakeProducer() // go on at once, not at the next tick
-			}
+		tick.Reset(untilDue(owed, rate))
+	}
+}
+
+// sendDue sends what a burst still has to send and what is due at the rate,
+// for at most 100 ms, and returns what is still owed.
+func (s *Scenario) sendDue(ctx context.Context, o *orderService, owed float64, rate int, elapsed time.Duration, now time.Time, flush bool, burst int, run *burstRun) float64 {
+	// Never owe more than a second: a producer that fell behind does
+	// not burst to catch up. Knobs are read again every 100 ms even
+	// when flushing keeps it behind.
+	owed = min(owed+float64(rate)*elapsed.Seconds(), float64(rate))
+	// t is when the last chunk was handed over (or flushed): the
+	// clock read sendOrders does anyway.
+	sent, t := 0, now
+	for sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
+		k := chunk(burst-sent, flush)
+		t = s.sendOrders(ctx, o, flush, k, run)
+		sent += k
+		// At once, not after the loop: handed over, these records are
+		// in the producer's buffer, and a press meanwhile must not
+		// count them twice.
+		s.mu.Lock()
+		s.burst -= min(k, s.burst) // shutdown may have dropped it meanwhile
+		s.mu.Unlock()
+	}
+	for owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
+		k := chunk(int(owed), flush)
+		t = s.sendOrders(ctx, o, flush, k, nil)
+		owed -= float64(k)
+	}
+	if sent > 0 {
+		s.mu.Lock()
+		more := s.burst > 0
+		s.mu.Unlock()
+		if more {
+			s.wakeProducer() // go on at once, not at the next tick
 		}
 	}
+	return owed
+}
+
+// untilDue is how long order-service sleeps: until its next event at rate
+// is due (waking every 10 ms instead, a hundred sandboxes' order-services
+// would wake ten thousand times a second to send two thousand events),
+// and at most 100 ms, so that it sees a changed knob.
+func untilDue(owed float64, rate int) time.Duration {
+	const least, most = 10 * time.Millisecond, 100 * time.Millisecond
+	if rate <= 0 {
+		return most
+	}
+	// A millisecond more, so that the event is due when it wakes.
+	d := time.Duration(math.Ceil((1-owed)/float64(rate)*float64(time.Second))) + time.Millisecond
+	return min(max(d, least), most)
 }
 
 // sendBurst has order-service send n more order events at once, beside the

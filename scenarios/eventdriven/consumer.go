@@ -115,7 +115,7 @@ type delivery struct {
 // (nil). up says whether it got as far as consuming.
 func (c *consumer) session(ctx context.Context, set consumerSettings, restarts int) (up bool, err error) {
 	c.status.Set("connecting", nil)
-	conn, err := rabbit.Dial(ctx, c.s.broker.ServiceURL, c.name)
+	conn, err := c.s.broker.Dial(ctx, c.name)
 	if err != nil {
 		return false, err
 	}

@@ -108,7 +108,7 @@ func (p *publisher) run(ctx context.Context) {
 // connection fails or a setting that shapes the channel changes.
 func (p *publisher) longLived(ctx context.Context, set publisherSettings, next *time.Time) error {
 	p.status.Set("connecting", nil)
-	conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
+	conn, err := p.s.broker.Dial(ctx, nodeOrderService)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (p *publisher) publishEach(ctx context.Context, set publisherSettings, next
 // and closes the connection.
 func (p *publisher) publishOnce(ctx context.Context, set publisherSettings) error {
 	start := time.Now()
-	conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
+	conn, err := p.s.broker.Dial(ctx, nodeOrderService)
 	if err != nil {
 		return err
 	}

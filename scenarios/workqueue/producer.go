@@ -46,7 +46,7 @@ func (p *producer) run(ctx context.Context) {
 // session publishes over one connection until it fails or ctx ends.
 func (p *producer) session(ctx context.Context) (up bool, err error) {
 	p.status.Set("connecting", nil)
-	conn, err := rabbit.Dial(ctx, p.s.broker.ServiceURL, nodeOrderService)
+	conn, err := p.s.broker.Dial(ctx, nodeOrderService)
 	if err != nil {
 		return false, err
 	}

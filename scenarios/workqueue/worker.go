@@ -90,7 +90,7 @@ type job struct {
 // something (nil).
 func (w *worker) session(ctx context.Context, restarts int) (up bool, err error) {
 	w.status.Set("connecting", nil)
-	conn, err := rabbit.Dial(ctx, w.s.broker.ServiceURL, w.name)
+	conn, err := w.s.broker.Dial(ctx, w.name)
 	if err != nil {
 		return false, err
 	}

@@ -32,16 +32,31 @@ type Conn struct {
 // connection that was up and then failed.
 var errUnreachable = errors.New("broker unreachable")
 
-// Dial opens an AMQP connection to url for the named service. It gives up
-// when ctx ends, since amqp091 does not take a context.
+// Dial opens an AMQP connection to url for the named service, straight to
+// the broker. It gives up when ctx ends, since amqp091 does not take a
+// context.
 func Dial(ctx context.Context, url, service string) (*Conn, error) {
+	var d net.Dialer
+	return dial(ctx, url, service, d.DialContext)
+}
+
+// Dial opens an AMQP connection for the named service through the broker's
+// cuttable path.
+func (b *Broker) Dial(ctx context.Context, service string) (*Conn, error) {
+	return dial(ctx, b.ServiceURL, service, func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return b.path.DialContext(ctx, network)
+	})
+}
+
+func dial(ctx context.Context, url, service string, dialer func(ctx context.Context, network, addr string) (net.Conn, error)) (*Conn, error) {
 	c := &Conn{}
 	cfg := amqp.Config{
 		Heartbeat:  Heartbeat,
 		Properties: amqp.Table{"connection_name": "flowlab " + service},
 		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Timeout: dialTimeout}
-			sock, err := d.DialContext(ctx, network, addr)
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			sock, err := dialer(dctx, network, addr)
 			if err != nil {
 				return nil, err
 			}

@@ -6,10 +6,10 @@
 // What it holds:
 //
 //   - Broker: RabbitMQ as one scenario reaches it. The sample services dial
-//     ServiceURL, through a cuttable pathcut.Path, and the learner cuts,
+//     it with Broker.Dial, through a cuttable pathcut.Path, and the learner cuts,
 //     silences, restores and slows that path with the broker.* knobs;
 //     flowlab's own Watcher dials URL directly and keeps seeing the queues.
-//   - Conn and Dial: a service's connection, with a heartbeat short enough to
+//   - Conn and Broker.Dial: a service's connection, with a heartbeat short enough to
 //     show how long a silent path takes to notice, and Drop, a crash that
 //     loses the socket without the polite AMQP close.
 //   - Status and Retry: a service's state as its node shows it, and the loop
@@ -26,7 +26,7 @@
 //	…
 //	status := b.NewStatus("order-service", "starting")
 //	rabbit.Retry(ctx, status, wake, func() (up bool, err error) {
-//		conn, err := rabbit.Dial(ctx, b.ServiceURL, "order-service")
+//		conn, err := b.Dial(ctx, "order-service")
 //		…
 //	})
 package rabbit
