@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -96,8 +97,11 @@ func Open(path string) (*Store, error) {
 
 // openBolt opens the file, turning bbolt's panic on some damaged files
 // into an error. The file then stays open until flowlab, which stops on
-// this error, exits.
+// this error, exits. A file cut short makes bbolt read its memory map past
+// the file's end, a fault that would kill the process: SetPanicOnFault
+// makes it a panic recover can take.
 func openBolt(path string) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: %v", errDamaged, p)
@@ -118,6 +122,7 @@ func unreadable(path string, err error) error {
 // opens the start page. bbolt panics on some damaged pages; that is caught
 // here, as it happens in this goroutine.
 func prepare(db *bolt.DB) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: %v", errDamaged, p)
