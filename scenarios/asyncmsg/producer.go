@@ -139,15 +139,20 @@ func (s *Scenario) sendDue(ctx context.Context, o *orderService, owed float64, r
 	// clock read sendOrders does anyway.
 	sent, t := 0, now
 	for sent < burst && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
-		k := chunk(burst-sent, flush)
+		// Taken from the burst before they are handed over, not after:
+		// a press meanwhile then counts this chunk in neither the burst
+		// nor the producer's buffer (at most a chunk, which a full
+		// buffer refuses and counts) rather than in both, which refused
+		// presses with room left.
+		s.mu.Lock()
+		k := min(chunk(burst-sent, flush), s.burst) // shutdown may have dropped it meanwhile
+		s.burst -= k
+		s.mu.Unlock()
+		if k == 0 {
+			break
+		}
 		t = s.sendOrders(ctx, o, flush, k, run)
 		sent += k
-		// At once, not after the loop: handed over, these records are
-		// in the producer's buffer, and a press meanwhile must not
-		// count them twice.
-		s.mu.Lock()
-		s.burst -= min(k, s.burst) // shutdown may have dropped it meanwhile
-		s.mu.Unlock()
 	}
 	for owed >= 1 && ctx.Err() == nil && t.Sub(now) < 100*time.Millisecond {
 		k := chunk(int(owed), flush)
