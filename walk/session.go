@@ -205,6 +205,9 @@ func (s *Session) do(a Action) error {
 		case run.done:
 			return flow.Errorf(flow.Invalid, "this step is done: use Reset step to do it again")
 		}
+		// The baseline again, at the press: what the lab did while the
+		// learner read the step is not the act's doing.
+		run.base = take(s.lab)
 		cur := s.cur
 		s.run(cur, step.do, func(err error) {
 			s.runs[cur].done = err == nil

@@ -327,6 +327,32 @@ func TestBaselineAtTheAct(t *testing.T) {
 	}
 }
 
+// TestBaselineAtThePress: what the lab does while the learner reads an act
+// before pressing its button is not the act's doing, and no check counts it.
+func TestBaselineAtThePress(t *testing.T) {
+	src := strings.Replace(lostWalk, "delta[\"inventory.lost\"] >= 50 && events[\"publish\"] >= 100", "delta[\"inventory.lost\"] >= 150", 1)
+	l := newLab()
+	s := startSession(t, mustLoad(t, src), l)
+	do(t, s, "go", 1, "")
+	do(t, s, "answer", 1, "lost")
+	do(t, s, "go", 2, "")
+	l.mu.Lock()
+	l.stopped = true
+	l.send(100) // lost while the learner reads the act
+	l.stopped = false
+	l.mu.Unlock()
+	do(t, s, "act", 2, "")
+	waitFor(t, s, "the act", func(st walk.SessionState) bool { return st.Steps[2].Done })
+	do(t, s, "go", 3, "")
+	// A check that passed stops polling: wait for three polls or a pass.
+	for n, end := l.statsCalls()+3, time.Now().Add(5*time.Second); l.statsCalls() < n && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c := s.State().Steps[3]; c.Status != "waiting" {
+		t.Fatalf("check counted losses from before its act's button was pressed: %+v", c)
+	}
+}
+
 func TestNotYetThenPassesLater(t *testing.T) {
 	src := strings.Replace(lostWalk, "within: 30s", "within: 300ms", 1)
 	src = strings.Replace(src, "do:\n  - set: inventory.stop\n  - set: order-service.send-100\n  - wait: 10ms\n  - set: inventory.restart\n", "nodes: [inventory]\n", 1)
