@@ -2,14 +2,10 @@ package asyncmsg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"flowlab/flow"
+	"flowlab/scenarios/internal/kafka"
 )
 
 var _ flow.Tearer = (*Scenario)(nil)
@@ -20,17 +16,8 @@ var _ flow.Tearer = (*Scenario)(nil)
 // delete a group with members. A topic or group that is not there counts as
 // deleted.
 func (s *Scenario) Teardown(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...), kgo.DisableClientMetrics())
-	if err != nil {
-		return flow.Errorf(flow.Invalid, "Kafka brokers %v: %v", s.cfg.Brokers, err)
-	}
-	defer cl.Close()
-	admin := kadm.NewClient(cl)
-	if _, err := admin.DeleteGroup(ctx, s.group); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
-		return fmt.Errorf("asynchronous messaging teardown: delete group %s: %w", s.group, err)
-	}
-	if _, err := admin.DeleteTopic(ctx, s.topic); err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return fmt.Errorf("asynchronous messaging teardown: delete topic %s: %w", s.topic, err)
+	if err := kafka.Delete(ctx, s.cfg.Brokers, []string{s.topic}, []string{s.group}); err != nil {
+		return fmt.Errorf("asynchronous messaging teardown: %w", err)
 	}
 	return nil
 }

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"flowlab/flow"
+	"flowlab/scenarios/internal/kafka"
 	"flowlab/scenarios/internal/rabbit"
 )
 
@@ -24,32 +21,9 @@ func (s *Scenario) Teardown(ctx context.Context) error {
 		queues = append(queues, c.queue)
 	}
 	rerr := rabbit.Delete(ctx, s.rabbit.broker.URL, queues, []string{s.rabbit.exchange})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...))
-	if err != nil {
-		return errors.Join(rerr, err)
-	}
-	defer cl.Close()
-	admin := kadm.NewClient(cl)
-	var kerrs []error
-	groups, err := admin.DeleteGroups(ctx, s.kafka.consumers[0].group, s.kafka.consumers[1].group)
-	if err != nil {
-		kerrs = append(kerrs, err)
-	}
-	for _, g := range groups {
-		if g.Err != nil && !errors.Is(g.Err, kerr.GroupIDNotFound) {
-			kerrs = append(kerrs, fmt.Errorf("group %s: %w", g.Group, g.Err))
-		}
-	}
-	topics, err := admin.DeleteTopics(ctx, s.kafka.topic)
-	if err != nil {
-		kerrs = append(kerrs, err)
-	}
-	for _, t := range topics {
-		if t.Err != nil && !errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
-			kerrs = append(kerrs, fmt.Errorf("topic %s: %w", t.Topic, t.Err))
-		}
-	}
-	if err := errors.Join(append([]error{rerr}, kerrs...)...); err != nil {
+	kerr := kafka.Delete(ctx, s.cfg.Brokers, []string{s.kafka.topic},
+		[]string{s.kafka.consumers[0].group, s.kafka.consumers[1].group})
+	if err := errors.Join(rerr, kerr); err != nil {
 		return fmt.Errorf("compare teardown: %w", err)
 	}
 	return nil
