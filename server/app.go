@@ -228,6 +228,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	start("idle sweep", func(ctx context.Context) error { a.sweepIdle(ctx); return nil })
+	start("leftover sweep", func(ctx context.Context) error { a.sweepLeftovers(ctx); return nil })
 	start("web server", func(context.Context) error {
 		if err := srv.Serve(a.web); !errors.Is(err, http.ErrServerClosed) {
 			return err

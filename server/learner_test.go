@@ -45,10 +45,10 @@ type progressServer struct {
 	stop func()
 }
 
-func startProgressServer(t *testing.T, path string) *progressServer {
+func startProgressServer(t *testing.T, path string, extra ...string) *progressServer {
 	t.Helper()
 	stderr := &lockedBuffer{}
-	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", testLab(), "-progress", path},
+	cfg, err := parseConfig(append([]string{"-addr", "127.0.0.1:0", "-product-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-lab", testLab(), "-progress", path}, extra...),
 		func(string) string { return "" }, stderr)
 	if err != nil {
 		t.Fatal(err)

@@ -107,6 +107,7 @@ func (a *App) newSandbox(w http.ResponseWriter, r *http.Request, exact bool) (*l
 		Name: ownerCookie(l.lab.ID), Value: cookie, Path: "/labs/" + l.lab.ID,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
+	a.sandboxOpened(l.lab.ID)
 	a.log.Info("sandbox opened", "lab", l.lab.ID)
 	return l, nil
 }
@@ -240,6 +241,7 @@ func (a *App) sweepLab(l *labRun, now time.Time) (expired bool) {
 // a broker.
 func (a *App) teardown(ctx context.Context, l *labRun, why string) {
 	l.end() // nothing of it starts again, though its pages still find it
+	clean := true
 	for _, s := range l.scenarios {
 		t, ok := s.sup.current().(flow.Tearer)
 		if !s.ran || !ok {
@@ -247,9 +249,13 @@ func (a *App) teardown(ctx context.Context, l *labRun, why string) {
 		}
 		tctx, cancel := context.WithTimeout(ctx, resetTimeout)
 		if err := t.Teardown(tctx); err != nil {
+			clean = false
 			a.log.Warn("sandbox teardown left broker objects", "scenario", l.lab.ID+"/"+s.Name(), "err", err)
 		}
 		cancel()
+	}
+	if clean { // else the next start tries again
+		a.sandboxGone(l.lab.ID)
 	}
 	// Only now is it gone: whoever counts the open labs finds its broker
 	// objects deleted.

@@ -117,9 +117,9 @@ func unreadable(path string, err error) error {
 	return fmt.Errorf("progress file %s is not a readable flowlab progress file (%v): move it away to start afresh, or give another -progress / FLOWLAB_PROGRESS", path, err)
 }
 
-// prepare makes the learners bucket in a new file and reads every record of
-// an old one, so that a damaged file is refused at start, not when a learner
-// opens the start page. bbolt panics on some damaged pages; that is caught
+// prepare makes the learners and sandboxes buckets in a new file and reads
+// every record of an old one, so that a damaged file is refused at start, not
+// when a learner opens the start page. bbolt panics on some damaged pages; that is caught
 // here, as it happens in this goroutine.
 func prepare(db *bolt.DB) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -135,7 +135,12 @@ func prepare(db *bolt.DB) (err error) {
 			if k, _ := tx.Cursor().First(); k != nil {
 				return fmt.Errorf("it holds %q, not flowlab's learners", k)
 			}
-			_, err := tx.CreateBucket(learners)
+			if b, err = tx.CreateBucket(learners); err != nil {
+				return err
+			}
+		}
+		// A file from before sandboxes were recorded has none.
+		if _, err := tx.CreateBucketIfNotExists(sandboxes); err != nil {
 			return err
 		}
 		return b.ForEach(func(k, v []byte) error {
