@@ -100,7 +100,7 @@ func (a *App) roster(c progressdb.Class) ([]liveMember, error) {
 		}
 		if lw := l.currentWalk(); lw != nil && lw.walk.ID == c.Walk {
 			out[i].lab, out[i].lw = l, lw
-			out[i].Place = placeOf(lw.session.State())
+			out[i].Place = mergePlace(m.Place, placeOf(lw.session.State()))
 			if err := a.learners.UpdateMember(m.Key, func(m *progressdb.Member) { m.Place = out[i].Place }); err != nil {
 				return nil, err
 			}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -545,6 +546,49 @@ func placeOf(st walk.SessionState) progressdb.Place {
 	return p
 }
 
+// mergePlace is live, a learner's sandbox's walk now, with what kept
+// (their place as last recorded) holds of the same walk: a sandbox rebuilt
+// after a restart starts its session afresh, but what the learner did
+// before still counts.
+func mergePlace(kept, live progressdb.Place) progressdb.Place {
+	if kept.Walk != live.Walk {
+		return live
+	}
+	union := func(a, b []int) []int {
+		out := slices.Clone(b)
+		for _, x := range a {
+			if !slices.Contains(out, x) {
+				out = append(out, x)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	live.Done, live.Passed = union(kept.Done, live.Done), union(kept.Passed, live.Passed)
+	// Assisted only while no pass of the learner's own: a check passed
+	// live without help is no longer assisted.
+	for _, x := range kept.Assisted {
+		if !slices.Contains(live.Assisted, x) && !slices.Contains(live.Passed, x) {
+			live.Assisted = append(live.Assisted, x)
+		}
+	}
+	slices.Sort(live.Assisted)
+	for k, v := range kept.Answers {
+		if _, ok := live.Answers[k]; !ok {
+			live.Answers[k] = v
+		}
+	}
+	for k, v := range kept.Outcomes {
+		if _, ok := live.Outcomes[k]; !ok {
+			if live.Outcomes == nil {
+				live.Outcomes = map[string]string{}
+			}
+			live.Outcomes[k] = v
+		}
+	}
+	return live
+}
+
 // classInfo is what a class member's walk JSON says of their class.
 type classInfo struct {
 	Code   string `json:"code"`
@@ -575,7 +619,7 @@ func (a *App) classOfLab(l *labRun, st walk.SessionState) *classInfo {
 		return nil
 	}
 	if st.Walk == c.Walk {
-		if err := a.learners.UpdateMember(key, func(m *progressdb.Member) { m.Place = placeOf(st) }); err != nil {
+		if err := a.learners.UpdateMember(key, func(m *progressdb.Member) { m.Place = mergePlace(m.Place, placeOf(st)) }); err != nil {
 			a.log.Error("record a class member's place", "class", c.Code, "err", err)
 		}
 	}

@@ -275,9 +275,9 @@ func (s *Session) Move(i int) error {
 	}
 	for j := s.furthest + 1; j < i; j++ {
 		s.runs[j].seen = true
+		s.runs[j].html = s.w.Steps[j].body.fill(s.envFor(j))
 		if k := s.w.Steps[j].Kind; k == KindRead || k == KindExplain {
 			s.runs[j].done = true
-			s.runs[j].html = s.w.Steps[j].body.fill(s.envFor(j))
 		}
 	}
 	s.cur = i
