@@ -10,8 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -184,9 +184,9 @@ func (c *classClient) walkState(lab string) classWalkJSON {
 
 // classWalkJSON is the walk JSON as a class member's page reads it.
 type classWalkJSON struct {
-	Walk  string         `json:"walk"`
-	Step  int            `json:"step"`
-	Since int64          `json:"since"`
+	Walk  string `json:"walk"`
+	Step  int    `json:"step"`
+	Since int64  `json:"since"`
 	Steps []struct {
 		Kind string `json:"kind"`
 		Done bool   `json:"done"`
