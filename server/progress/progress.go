@@ -143,6 +143,9 @@ func prepare(db *bolt.DB) (err error) {
 		if _, err := tx.CreateBucketIfNotExists(sandboxes); err != nil {
 			return err
 		}
+		if err := prepareClasses(tx); err != nil {
+			return err
+		}
 		return b.ForEach(func(k, v []byte) error {
 			if !ValidLearner(string(k)) {
 				return fmt.Errorf("it holds %q, which is no learner id", k)
