@@ -334,32 +334,41 @@ func byMember(a, b string) int {
 }
 
 // watch checks the group and order-service every 50 ms and tells the view
-// when a rebalance ends or a node's state word changes.
+// when a rebalance ends or a service's state word changes.
 func (s *Scenario) watch(ctx context.Context) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	last := make(map[string]string)
+	var words []nodeWord
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			s.rebalances.check(now)
-			for node, st := range s.nodeStates(now) {
-				// The group's, the topic's and a crash's changes are told
-				// where they happen, with more to say; partitions flip
-				// between caught up and behind every second under load,
-				// which their badges show without filling the event log.
-				if node == "inventory" || node == "orders" || st.State == "crashed" ||
-					strings.HasPrefix(node, "p") || last[node] == st.State {
-					last[node] = st.State
-					continue
-				}
-				if _, seen := last[node]; seen {
-					s.state(node, st.State, strings.Join(st.Badges(), ", "))
-				}
-				last[node] = st.State
-			}
+			words = s.tellChanges(now, last, words[:0])
 		}
 	}
+}
+
+// tellChanges tells the view of each service whose state word is not the
+// one in last, and keeps the new words there; words is room for them, handed
+// back. It compares only state words, which cost little to find: a node's
+// badges, which go with what it tells, are built only when its word changed.
+func (s *Scenario) tellChanges(now time.Time, last map[string]string, words []nodeWord) []nodeWord {
+	words = s.serviceWords(now, words)
+	var nodes map[string]flow.NodeState
+	for _, w := range words {
+		// A crash is told where it happens, with more to say.
+		was, seen := last[w.node]
+		last[w.node] = w.state
+		if w.state == "crashed" || !seen || was == w.state {
+			continue
+		}
+		if nodes == nil {
+			nodes = s.nodeStates(now)
+		}
+		s.state(w.node, w.state, strings.Join(nodes[w.node].Badges(), ", "))
+	}
+	return words
 }
