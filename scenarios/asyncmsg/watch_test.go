@@ -9,19 +9,26 @@ import (
 	"flowlab/flow"
 )
 
-// The watch tells the view when a member's state word changes (here a new
-// member, one more than the partitions, goes from joining to idle), and
-// never a partition's, which flips with the load.
-func TestWatchTellsAMembersNewStateWord(t *testing.T) {
-	l := startLab(t, nil)
-	told := func(node, state string) bool {
-		return len(l.events.where(func(ev flow.Event) bool {
-			return ev.Kind == flow.KindState && ev.Detail.Node == node && ev.Detail.State == state
-		})) > 0
+// The watch tells the view when a service's state word changes (here
+// order-service's, from sending to idle when its rate goes to 0), with the
+// node's badges, and never a partition's, which flips with the load.
+func TestWatchTellsAServicesNewStateWord(t *testing.T) {
+	l := startLab(t, map[string]any{"rate": 20})
+	// The watch tells changes from what it saw before: it ended the
+	// group's first rebalance in a look that saw order-service sending.
+	eventually(t, 15*time.Second, "the group formed", func() bool { return len(l.events.of(flow.KindRebalance)) > 0 })
+	time.Sleep(100 * time.Millisecond) // that look is over
+	mustSet(t, l.s, "rate", 0)
+	var told []flow.Event
+	eventually(t, 10*time.Second, "order-service's idle told", func() bool {
+		told = l.events.where(func(ev flow.Event) bool {
+			return ev.Kind == flow.KindState && ev.Detail.Node == "order-service" && ev.Detail.State == "idle"
+		})
+		return len(told) > 0
+	})
+	if p := told[0].Detail.Payload; !strings.Contains(p, "acks") {
+		t.Errorf("order-service's idle was told with %q, want its badges (acks …)", p)
 	}
-	waitConsuming(t, l, 3)
-	mustSet(t, l.s, "members", 4)
-	eventually(t, 15*time.Second, "m4 idle told", func() bool { return told("m4", "idle") })
 	for _, ev := range l.events.of(flow.KindState) {
 		if s := ev.Detail.State; strings.HasPrefix(ev.Detail.Node, "p") && (s == "caught up" || s == "behind") {
 			t.Errorf("a partition's state word was told: %s %s", ev.Detail.Node, s)
