@@ -238,11 +238,20 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	if g.catchingUp && g.live > 0 {
 		catching = g.backlog
 	}
+	// The formats made with fmt are made only for badges that show: Stats
+	// draws this node at every frame, ten times a second.
+	var sessionBadge, reasonBadge string
+	if held != "" {
+		sessionBadge = fmt.Sprintf("session timeout %d s: %%.0f s left", g.session)
+	}
+	if reason != "" && held == "" {
+		reasonBadge = fmt.Sprintf("%%s, %.0f s so far", sofar)
+	}
 	return state, []flow.Fact{
 		members,
 		flow.Word("no-members-why", why, "%s"),
 		flow.Word("waiting-for", held, heldFormat),
-		flow.Measure("session-left-s", g.left.Seconds(), fmt.Sprintf("session timeout %d s: %%.0f s left", g.session)).When(held != ""),
+		flow.Measure("session-left-s", g.left.Seconds(), sessionBadge),
 		flow.Count("session-timeout-s", int64(g.session), ""),
 		flow.Count("catching-up", catching, "catching up: %d left — eventual consistency").When(catching > 0),
 		// "rebalances 3, last took 0.6 s" on one line: the group's node
@@ -253,7 +262,7 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 		// the time, which is a fact apart.
 		// Drawn only when the wait is not for a crashed member, which the
 		// lines above already tell.
-		flow.Word("rebalance-reason", reason, fmt.Sprintf("%%s, %.0f s so far", sofar)).When(held == ""),
+		flow.Word("rebalance-reason", reason, reasonBadge),
 		flow.Measure("rebalancing-s", sofar, ""),
 	}
 }

@@ -291,20 +291,32 @@ func producerState(o *orderService, set settings, rate float64, burst int, last 
 	if on {
 		ps = o.status(set.rate, burst)
 	}
+	// The formats made with fmt are made only for badges that show: Stats
+	// draws this node at every frame, ten times a second.
+	var burstBadge, noAnswerBadge, sendingBadge string
+	if last.n > 0 {
+		burstBadge = burstFormat(last)
+	}
+	if ps.err != "" {
+		noAnswerBadge = fmt.Sprintf("no answer for %%.0f s; a record fails after %.0f s", ps.timeout.Seconds())
+	}
+	if on {
+		sendingBadge = fmt.Sprintf("sending %%.0f/s of %d/s", set.rate)
+	}
 	return flow.NodeState{State: ps.state, Facts: []flow.Fact{
 		flow.Count("buffered", ps.buffered, "buffered %d").When(on),
 		flow.Count("unsent", int64(burst), "burst: %d to send").When(on && burst > 0),
 		// The burst's size and duration, its rate on the next line: "burst
 		// 1000: 2.3 s", "burst rate 435/s"; short, as the node is narrow.
-		flow.Count("last-burst", int64(last.n), burstFormat(last)).When(last.n > 0),
+		flow.Count("last-burst", int64(last.n), burstBadge),
 		flow.Measure("last-burst-s", last.took.Seconds(), ""),
 		flow.Measure("last-burst-per-s", last.rate(), "burst rate %.0f/s").When(last.n > 0),
 		flow.Word("error", ps.err, "retrying: %s"),
 		// One badge says how long there has been no answer and how long
 		// kgo keeps trying: the timeout is its format's, and a fact apart.
-		flow.Measure("no-answer-s", ps.silent.Seconds(), fmt.Sprintf("no answer for %%.0f s; a record fails after %.0f s", ps.timeout.Seconds())).When(ps.err != ""),
+		flow.Measure("no-answer-s", ps.silent.Seconds(), noAnswerBadge),
 		flow.Count("delivery-timeout-s", int64(ps.timeout/time.Second), ""),
-		flow.Measure("sending-per-s", rate, fmt.Sprintf("sending %%.0f/s of %d/s", set.rate)).When(on),
+		flow.Measure("sending-per-s", rate, sendingBadge),
 		flow.Count("rate-per-s", int64(set.rate), ""),
 		flow.Word("acks", set.acks, "acks %s").When(on),
 		flow.Flag("flush-each", set.flushEach, "flush after every record").When(on),
