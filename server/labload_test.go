@@ -29,16 +29,19 @@ var (
 	sandboxWindow  = flag.Duration("sandboxes.window", 20*time.Second, "BenchmarkSandboxes: how long the measure lasts")
 	sandboxProfile = flag.String("sandboxes.profile", "", "BenchmarkSandboxes: a folder for a CPU profile of the window and a heap profile at its end, per count")
 	sandboxBinary  = flag.String("sandboxes.bin", "", "BenchmarkSandboxes: a flowlab built with -tags pprof to measure instead of this tree, e.g. an older commit's")
+	sandboxPattern = flag.String("sandboxes.pattern", "", "BenchmarkSandboxes: give every sandbox this one pattern (e.g. event-driven) instead of the four in turn")
 )
 
 // loadPatterns are the four patterns, given to the sandboxes in turn, each
 // with its rate knob: a quarter of the sandboxes runs each.
-var loadPatterns = []struct{ name, rate string }{
+var loadPatterns = []loadPattern{
 	{"request-response", "rate"},
 	{"event-driven", "order-service.rate"},
 	{"work-queue", "order-service.rate"},
 	{"async-messaging", "rate"},
 }
+
+type loadPattern struct{ name, rate string }
 
 // loadRate is each sandbox's load: messages (calls, orders, order events)
 // per second.
@@ -81,10 +84,18 @@ func measureSandboxes(b *testing.B, bin string, n int) {
 	time.Sleep(2 * time.Second) // its connections close
 	idle := p.measure(b, 5*time.Second)
 
+	patterns := loadPatterns
+	if *sandboxPattern != "" {
+		i := slices.IndexFunc(loadPatterns, func(p loadPattern) bool { return p.name == *sandboxPattern })
+		if i < 0 {
+			b.Fatalf("-sandboxes.pattern %q: not one of the four patterns", *sandboxPattern)
+		}
+		patterns = loadPatterns[i : i+1]
+	}
 	clients := make([]*sandboxClient, n)
 	start := time.Now()
 	for i := range clients {
-		pat := loadPatterns[i%len(loadPatterns)]
+		pat := patterns[i%len(patterns)]
 		c, err := openSandbox(p.url, pat.name)
 		if err != nil {
 			b.Fatalf("sandbox %d of %d: %v\n%s", i+1, n, err, p.stderr.tail())

@@ -2,6 +2,7 @@ package asyncmsg
 
 import (
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -42,4 +43,15 @@ func (s *Scenario) DropConnections(i int) {
 	for _, c := range open {
 		c.Close()
 	}
+}
+
+// TellChanges is one look of the 50 ms watch: it tells the state words that
+// changed since last and returns every service's word now.
+func (s *Scenario) TellChanges(last map[string]string) map[string]string {
+	words := s.tellChanges(time.Now(), last, nil)
+	now := make(map[string]string, len(words))
+	for _, w := range words {
+		now[w.node] = w.state
+	}
+	return now
 }

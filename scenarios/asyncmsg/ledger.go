@@ -178,6 +178,14 @@ func (l *ledger) processOutsideLocked(id string, idempotent bool) {
 	l.sideEffect(again, idempotent)
 }
 
+// externalSeen is how many records from outside clients or an earlier run
+// were processed.
+func (l *ledger) externalSeen() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.external
+}
+
 // sideEffect counts a processed record's side effect: a stock reservation,
 // unless the idempotent consumer skips a record processed before.
 func (l *ledger) sideEffect(again, idempotent bool) {

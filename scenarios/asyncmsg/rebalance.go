@@ -238,11 +238,20 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 	if g.catchingUp && g.live > 0 {
 		catching = g.backlog
 	}
+	// The formats made with fmt are made only for badges that show: Stats
+	// draws this node at every frame, ten times a second.
+	var sessionBadge, reasonBadge string
+	if held != "" {
+		sessionBadge = fmt.Sprintf("session timeout %d s: %%.0f s left", g.session)
+	}
+	if reason != "" && held == "" {
+		reasonBadge = fmt.Sprintf("%%s, %.0f s so far", sofar)
+	}
 	return state, []flow.Fact{
 		members,
 		flow.Word("no-members-why", why, "%s"),
 		flow.Word("waiting-for", held, heldFormat),
-		flow.Measure("session-left-s", g.left.Seconds(), fmt.Sprintf("session timeout %d s: %%.0f s left", g.session)).When(held != ""),
+		flow.Measure("session-left-s", g.left.Seconds(), sessionBadge),
 		flow.Count("session-timeout-s", int64(g.session), ""),
 		flow.Count("catching-up", catching, "catching up: %d left — eventual consistency").When(catching > 0),
 		// "rebalances 3, last took 0.6 s" on one line: the group's node
@@ -253,7 +262,7 @@ func (r *rebalances) status(now time.Time, g group) (string, []flow.Fact) {
 		// the time, which is a fact apart.
 		// Drawn only when the wait is not for a crashed member, which the
 		// lines above already tell.
-		flow.Word("rebalance-reason", reason, fmt.Sprintf("%%s, %.0f s so far", sofar)).When(held == ""),
+		flow.Word("rebalance-reason", reason, reasonBadge),
 		flow.Measure("rebalancing-s", sofar, ""),
 	}
 }
@@ -334,32 +343,41 @@ func byMember(a, b string) int {
 }
 
 // watch checks the group and order-service every 50 ms and tells the view
-// when a rebalance ends or a node's state word changes.
+// when a rebalance ends or a service's state word changes.
 func (s *Scenario) watch(ctx context.Context) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	last := make(map[string]string)
+	var words []nodeWord
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			s.rebalances.check(now)
-			for node, st := range s.nodeStates(now) {
-				// The group's, the topic's and a crash's changes are told
-				// where they happen, with more to say; partitions flip
-				// between caught up and behind every second under load,
-				// which their badges show without filling the event log.
-				if node == "inventory" || node == "orders" || st.State == "crashed" ||
-					strings.HasPrefix(node, "p") || last[node] == st.State {
-					last[node] = st.State
-					continue
-				}
-				if _, seen := last[node]; seen {
-					s.state(node, st.State, strings.Join(st.Badges(), ", "))
-				}
-				last[node] = st.State
-			}
+			words = s.tellChanges(now, last, words[:0])
 		}
 	}
+}
+
+// tellChanges tells the view of each service whose state word is not the
+// one in last, and keeps the new words there; words is room for them, handed
+// back. It compares only state words, which cost little to find: a node's
+// badges, which go with what it tells, are built only when its word changed.
+func (s *Scenario) tellChanges(now time.Time, last map[string]string, words []nodeWord) []nodeWord {
+	words = s.serviceWords(now, words)
+	var nodes map[string]flow.NodeState
+	for _, w := range words {
+		// A crash is told where it happens, with more to say.
+		was, seen := last[w.node]
+		last[w.node] = w.state
+		if w.state == "crashed" || !seen || was == w.state {
+			continue
+		}
+		if nodes == nil {
+			nodes = s.nodeStates(now)
+		}
+		s.state(w.node, w.state, strings.Join(nodes[w.node].Badges(), ", "))
+	}
+	return words
 }

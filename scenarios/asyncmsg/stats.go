@@ -252,6 +252,37 @@ func (s *Scenario) nodeStates(now time.Time) map[string]flow.NodeState {
 	return nodes
 }
 
+// nodeWord is a node's state word.
+type nodeWord struct{ node, state string }
+
+// serviceWords appends the state words of order-service, the outside clients
+// and the started members, as nodeStates draws them, to words: the nodes
+// whose state changes watch tells. The group's (inventory's) and the topic's
+// changes are told where they happen, with more to say; partitions flip
+// between caught up and behind every second under load, which their badges
+// show without filling the event log.
+func (s *Scenario) serviceWords(now time.Time, words []nodeWord) []nodeWord {
+	s.mu.Lock()
+	rate, o, burst := s.set.rate, s.producer, s.burst
+	members := s.members
+	s.mu.Unlock()
+	words = append(words, nodeWord{"order-service", producerWord(o, rate, burst)}, nodeWord{nodeOutside, outsideWord(s.ledger.externalSeen())})
+	for _, m := range members {
+		if m != nil { // a slot not started is not drawn
+			words = append(words, nodeWord{m.id, m.word(now)})
+		}
+	}
+	return words
+}
+
+// producerWord is order-service's state word; o is nil while it is stopped.
+func producerWord(o *orderService, rate, burst int) string {
+	if o == nil {
+		return "stopped"
+	}
+	return o.status(rate, burst).state
+}
+
 // producerState is order-service's node; o is nil while it is stopped, and
 // then nothing is drawn.
 func producerState(o *orderService, set settings, rate float64, burst int, last lastBurst) flow.NodeState {
@@ -260,20 +291,32 @@ func producerState(o *orderService, set settings, rate float64, burst int, last 
 	if on {
 		ps = o.status(set.rate, burst)
 	}
+	// The formats made with fmt are made only for badges that show: Stats
+	// draws this node at every frame, ten times a second.
+	var burstBadge, noAnswerBadge, sendingBadge string
+	if last.n > 0 {
+		burstBadge = burstFormat(last)
+	}
+	if ps.err != "" {
+		noAnswerBadge = fmt.Sprintf("no answer for %%.0f s; a record fails after %.0f s", ps.timeout.Seconds())
+	}
+	if on {
+		sendingBadge = fmt.Sprintf("sending %%.0f/s of %d/s", set.rate)
+	}
 	return flow.NodeState{State: ps.state, Facts: []flow.Fact{
 		flow.Count("buffered", ps.buffered, "buffered %d").When(on),
 		flow.Count("unsent", int64(burst), "burst: %d to send").When(on && burst > 0),
 		// The burst's size and duration, its rate on the next line: "burst
 		// 1000: 2.3 s", "burst rate 435/s"; short, as the node is narrow.
-		flow.Count("last-burst", int64(last.n), burstFormat(last)).When(last.n > 0),
+		flow.Count("last-burst", int64(last.n), burstBadge),
 		flow.Measure("last-burst-s", last.took.Seconds(), ""),
 		flow.Measure("last-burst-per-s", last.rate(), "burst rate %.0f/s").When(last.n > 0),
 		flow.Word("error", ps.err, "retrying: %s"),
 		// One badge says how long there has been no answer and how long
 		// kgo keeps trying: the timeout is its format's, and a fact apart.
-		flow.Measure("no-answer-s", ps.silent.Seconds(), fmt.Sprintf("no answer for %%.0f s; a record fails after %.0f s", ps.timeout.Seconds())).When(ps.err != ""),
+		flow.Measure("no-answer-s", ps.silent.Seconds(), noAnswerBadge),
 		flow.Count("delivery-timeout-s", int64(ps.timeout/time.Second), ""),
-		flow.Measure("sending-per-s", rate, fmt.Sprintf("sending %%.0f/s of %d/s", set.rate)).When(on),
+		flow.Measure("sending-per-s", rate, sendingBadge),
 		flow.Count("rate-per-s", int64(set.rate), ""),
 		flow.Word("acks", set.acks, "acks %s").When(on),
 		flow.Flag("flush-each", set.flushEach, "flush after every record").When(on),
@@ -299,14 +342,17 @@ func (b lastBurst) rate() float64 {
 }
 
 func outsideState(l *ledger) flow.NodeState {
-	l.mu.Lock()
-	n := l.external
-	l.mu.Unlock()
-	st := flow.NodeState{State: "seen", Facts: []flow.Fact{flow.Count("records", n, "%d records").When(n > 0)}}
+	n := l.externalSeen()
+	return flow.NodeState{State: outsideWord(n), Facts: []flow.Fact{flow.Count("records", n, "%d records").When(n > 0)}}
+}
+
+// outsideWord is the outside clients' state word when n of their records
+// were seen.
+func outsideWord(n int64) string {
 	if n == 0 {
-		st.State = "none seen"
+		return "none seen"
 	}
-	return st
+	return "seen"
 }
 
 // partitionState is what partition p says: its offsets, its lag as Kafka
@@ -390,18 +436,34 @@ func (m *member) status(now time.Time, session time.Duration, processingMS int) 
 	if crashed {
 		return ns
 	}
+	ns.State = m.liveWord(now, len(assigned))
+	return ns
+}
+
+// word is the member's state word, as status draws it.
+func (m *member) word(now time.Time) string {
+	m.mu.Lock()
+	owned := len(m.owned)
+	m.mu.Unlock()
+	if m.crashed.Load() {
+		return "crashed"
+	}
+	return m.liveWord(now, owned)
+}
+
+// liveWord is the state word of a member that has not crashed and owns that
+// many partitions.
+func (m *member) liveWord(now time.Time, owned int) string {
 	id, _ := m.cl.GroupMetadata()
 	switch {
 	case m.net.unreachable(now):
-		ns.State = "unreachable"
+		return "unreachable"
 	case id == "":
-		ns.State = "joining"
-	case len(assigned) == 0:
-		ns.State = "idle"
-	default:
-		ns.State = "consuming"
+		return "joining"
+	case owned == 0:
+		return "idle"
 	}
-	return ns
+	return "consuming"
 }
 
 // assignedFact is a member's partitions, drawn as the diagram names them

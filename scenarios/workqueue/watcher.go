@@ -98,14 +98,29 @@ func (w *watcher) retryState() flow.NodeState {
 	for _, n := range w.retry {
 		total += n
 	}
-	ns.Facts = []flow.Fact{flow.Flag("exists", w.known, ""), flow.Count("ready", int64(total), "")}
-	for a := 1; a < maxAttempts; a++ {
-		n := w.retry[a]
-		ns.Facts = append(ns.Facts, flow.Count(fmt.Sprintf("ready-after-attempt-%d", a), int64(n),
-			fmt.Sprintf("after attempt %d (%s): %%d", a, retryDelay(a))).When(n > 0))
+	ns.Facts = make([]flow.Fact, 0, 2+len(retryFacts))
+	ns.Facts = append(ns.Facts, flow.Flag("exists", w.known, ""), flow.Count("ready", int64(total), ""))
+	for a, f := range retryFacts {
+		n, format := w.retry[a+1], "" // a badge only for a queue with jobs
+		if n > 0 {
+			format = f.format
+		}
+		ns.Facts = append(ns.Facts, flow.Count(f.name, int64(n), format))
 	}
 	return ns
 }
+
+// retryFacts name the fact of each retry queue, by attempt from 1, and say
+// how its badge reads. They are made once, not at each of the ten frames a
+// second that ask for the node.
+var retryFacts = func() (fs [maxAttempts - 1]struct{ name, format string }) {
+	for i := range fs {
+		a := i + 1
+		fs[i].name = fmt.Sprintf("ready-after-attempt-%d", a)
+		fs[i].format = fmt.Sprintf("after attempt %d (%s): %%d", a, retryDelay(a))
+	}
+	return fs
+}()
 
 func (w *watcher) dlqState() flow.NodeState {
 	w.mu.Lock()
