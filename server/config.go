@@ -88,6 +88,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 			def = v
 		}
 		fs.StringVar(s.dst, s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+		if s.flag == "teach-key" { // a secret: -help never prints the environment's
+			fs.Lookup(s.flag).DefValue = ""
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err

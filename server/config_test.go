@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"strings"
@@ -92,5 +95,24 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README lacks the row\n%s", row)
 		}
+	}
+}
+
+// The instructor's key given in the environment is never printed by -help,
+// which a projector may show.
+func TestHelpNeverPrintsTheTeachKey(t *testing.T) {
+	const key = "s3cret-key-of-the-instructor"
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"-help"}, func(k string) string {
+		if k == "FLOWLAB_TEACH_KEY" {
+			return key
+		}
+		return ""
+	}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-help: %v", err)
+	}
+	if strings.Contains(out.String(), key) {
+		t.Errorf("-help printed the key:\n%s", out.String())
 	}
 }
