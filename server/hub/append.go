@@ -28,7 +28,8 @@ type Appender interface {
 func AppendStats(dst []byte, st flow.Stats) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"nodes":{`...)
-	ids := make([]string, 0, len(st.Nodes))
+	var idBuf [32]string // on the stack for any scenario's nodes
+	ids := idBuf[:0]
 	for id := range st.Nodes {
 		ids = append(ids, id)
 	}

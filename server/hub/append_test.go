@@ -3,8 +3,11 @@ package hub_test
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"flowlab/flow"
 	"flowlab/server/hub"
@@ -185,4 +188,47 @@ func FuzzAppendedJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// appendingStats are stats that append themselves, as the server's do.
+type appendingStats struct{ flow.Stats }
+
+func (s *appendingStats) AppendJSON(dst []byte) ([]byte, error) { return hub.AppendStats(dst, s.Stats) }
+
+// A flush with nothing new, no event and the stats as before, makes no
+// garbage: the stats are encoded into a buffer the hub keeps from frame to
+// frame, and compared there. A watched scenario flushes ten times a second,
+// however idle.
+func TestUnchangedFlushAllocatesNothing(t *testing.T) {
+	st := &appendingStats{statsForEncoding()[1]}
+	delete(st.Nodes, "zz<&>") // its facts hold types no scenario uses, which go through encoding/json
+	h := hub.New(hub.Config{Stats: func() any { return st }, Interval: time.Hour})
+	srv, stop := startHub(t, h)
+	defer stop()
+	conn := mustDial(t, srv, nil)
+	defer conn.Close()
+	read(t, conn) // snapshot
+	waitClients(t, h, 1)
+	h.Flush()
+	if m := readRaw(t, conn); !strings.Contains(m, `"stats":{"nodes":{`) {
+		t.Fatalf("first frame %s, want the stats", m)
+	}
+	if n := testing.AllocsPerRun(100, h.Flush); n != 0 {
+		t.Errorf("an unchanged flush made %v allocations, want none", n)
+	}
+	st.Counters = []flow.Counter{{Name: "calls", Label: "calls", Value: 2}}
+	h.Flush()
+	if m := readRaw(t, conn); !strings.Contains(m, `"counters":[{"name":"calls","label":"calls","value":2}]`) {
+		t.Fatalf("frame after the stats moved %s, want the new counters", m)
+	}
+}
+
+func readRaw(t *testing.T, conn *websocket.Conn) string {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(msg)
 }
