@@ -83,7 +83,10 @@ func sprintf(format string, v any) string {
 		switch v := v.(type) {
 		case int64:
 			if before, after, ok := strings.Cut(format, "%d"); ok {
-				return before + strconv.FormatInt(v, 10) + after
+				// One allocation, the badge's: FormatInt and + would make two.
+				var buf [48]byte
+				b := strconv.AppendInt(append(buf[:0], before...), v, 10)
+				return string(append(b, after...))
 			}
 		case string:
 			if before, after, ok := strings.Cut(format, "%s"); ok {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,6 +174,52 @@ type frameStatsMsg struct {
 	Drawing int           `json:"drawing"`         // one message in this many is drawn
 	Failed  string        `json:"failed"`          // why the scenario stopped; "" while it runs
 	Knobs   []flow.Knob   `json:"knobs,omitempty"` // after a failure or a restart: a restarted scenario starts from its defaults
+}
+
+var _ hub.Appender = frameStatsMsg{}
+
+// AppendJSON appends m as json.Marshal(hub.NoNulls(m)) writes it, without
+// reflection: every watched scenario's frames carry it ten times a second.
+func (m frameStatsMsg) AppendJSON(dst []byte) ([]byte, error) {
+	dst, err := hub.AppendStats(dst, m.Stats)
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst[:len(dst)-1], `,"brokers":[`...) // the stats' fields, then these
+	for i, b := range m.Brokers {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"name":`...)
+		dst = hub.AppendString(dst, b.Name)
+		dst = append(dst, `,"ok":`...)
+		dst = strconv.AppendBool(dst, b.OK)
+		if b.Starting {
+			dst = append(dst, `,"starting":true`...)
+		}
+		dst = append(dst, `,"where":`...)
+		dst = hub.AppendString(dst, b.Where)
+		dst = append(dst, `,"status":`...)
+		dst = hub.AppendString(dst, b.Status)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, ']')
+	// The view and the knobs are rare in a frame: encoding/json does them.
+	if m.View != nil {
+		if dst, err = hub.AppendValue(append(dst, `,"view":`...), m.View); err != nil {
+			return dst, err
+		}
+	}
+	dst = append(dst, `,"drawing":`...)
+	dst = strconv.AppendInt(dst, int64(m.Drawing), 10)
+	dst = append(dst, `,"failed":`...)
+	dst = hub.AppendString(dst, m.Failed)
+	if len(m.Knobs) > 0 {
+		if dst, err = hub.AppendValue(append(dst, `,"knobs":`...), m.Knobs); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
 }
 
 // frameStats runs only on the hub's flush, one frame at a time, so lastView

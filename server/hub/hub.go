@@ -14,9 +14,11 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,14 +58,21 @@ type Hub struct {
 	clients map[*client]struct{}
 	closed  bool // Run has ended: no client may join
 
-	flushMu   sync.Mutex // one frame or announcement at a time, so they go out in seq order
-	lastStats []byte
+	flushMu   sync.Mutex    // one frame or announcement at a time, so they go out in seq order; guards what follows
+	spare     []flow.Event  // the last frame's pending, emptied: the next frame's
+	lastStats []byte        // as the last frame that had stats carried them
+	statsBuf  []byte        // where the next stats are encoded
+	lastLen   int           // of the last frame without its stats
 	seq       atomic.Uint64 // of the last frame or announcement; written under flushMu
 }
 
 // pendingMax bounds what waits between two frames, so a burst with no reader
 // cannot grow memory without end.
 const pendingMax = 50_000
+
+// spareMax bounds the list of events a hub keeps between frames for reuse,
+// so that one burst does not hold its memory for good.
+const spareMax = 1024
 
 // New returns a hub; call Run to start its frames.
 func New(cfg Config) *Hub {
@@ -159,20 +168,9 @@ func (h *Hub) Reopen() {
 	h.mu.Unlock()
 }
 
-// frame is the message that carries a batch of events.
-type frame struct {
-	V       int          `json:"v"`
-	Seq     uint64       `json:"seq"`
-	Time    int64        `json:"time"` // unix milliseconds
-	Type    string       `json:"type"`
-	Events  []flow.Event `json:"events"`
-	Omitted int          `json:"omitted,omitempty"`
-	// The stats, encoded already, go after the rest as "stats" (see Flush):
-	// as a json.RawMessage here they would be checked and copied again.
-	Stats json.RawMessage `json:"-"`
-}
-
 // Flush sends the pending events as one frame now; Run calls it every interval.
+// The frame is {v, seq, time, type, events, omitted?, stats?}: stats only
+// when they changed since the last frame, events [] when there are none.
 func (h *Hub) Flush() {
 	h.flushMu.Lock()
 	defer h.flushMu.Unlock()
@@ -182,37 +180,86 @@ func (h *Hub) Flush() {
 		return
 	}
 	events, lost := h.pending, h.lost
-	h.pending, h.lost = make([]flow.Event, 0, len(events)), 0
+	h.pending, h.lost = h.spare[:0], 0
 	h.mu.Unlock()
-
-	f := frame{Type: "frame", Events: sample(events, h.cfg.MaxEvents)}
-	if f.Events == nil {
-		f.Events = []flow.Event{} // a list the page can iterate, never null
-	}
-	f.Omitted = len(events) - len(f.Events) + lost
-	if h.cfg.Stats != nil {
-		stats, err := json.Marshal(NoNulls(h.cfg.Stats()))
-		if err != nil {
-			h.cfg.Log.Error("encode stats", "err", err)
-		} else if string(stats) != string(h.lastStats) {
-			f.Stats, h.lastStats = stats, stats
+	// The events' slice comes back for the frame after next (Emit appends
+	// to the other one meanwhile), unless a burst made it large.
+	defer func() {
+		if cap(events) <= spareMax {
+			clear(events) // the events' strings are not kept alive by it
+			h.spare = events[:0]
+		} else {
+			h.spare = nil
 		}
-	}
-	if len(f.Events) == 0 && f.Omitted == 0 && f.Stats == nil {
+	}()
+
+	kept := sample(events, h.cfg.MaxEvents)
+	omitted := len(events) - len(kept) + lost
+	stats := h.changedStats()
+	if len(kept) == 0 && omitted == 0 && stats == nil {
 		return // nothing new: spare every client a frame
 	}
-	f.V, f.Seq, f.Time = Version, h.seq.Load()+1, time.Now().UnixMilli()
-	// Events have no lists in them, so the frame goes to json as it is.
-	msg, err := json.Marshal(f)
+	seq := h.seq.Load() + 1
+	// A new buffer, as clients hold on to it; as large as the last one.
+	msg := make([]byte, 0, max(h.lastLen, 256)+len(stats))
+	msg = append(msg, `{"v":`...)
+	msg = strconv.AppendInt(msg, Version, 10)
+	msg = append(msg, `,"seq":`...)
+	msg = strconv.AppendUint(msg, seq, 10)
+	msg = append(msg, `,"time":`...)
+	msg = strconv.AppendInt(msg, time.Now().UnixMilli(), 10)
+	msg = append(msg, `,"type":"frame","events":[`...)
+	for i := range kept {
+		if i > 0 {
+			msg = append(msg, ',')
+		}
+		var err error
+		if msg, err = appendEvent(msg, &kept[i]); err != nil {
+			h.cfg.Log.Error("encode frame", "err", err)
+			return
+		}
+	}
+	msg = append(msg, ']')
+	if omitted != 0 {
+		msg = append(msg, `,"omitted":`...)
+		msg = strconv.AppendInt(msg, int64(omitted), 10)
+	}
+	if stats != nil {
+		msg = append(append(msg, `,"stats":`...), stats...)
+	}
+	msg = append(msg, '}')
+	h.lastLen = len(msg) - len(stats)
+	h.seq.Store(seq)
+	h.offer(queued{seq, msg})
+}
+
+// changedStats returns the stats encoded, or nil when they are what the
+// last frame carried (or cannot be encoded). They are encoded into a buffer
+// kept from frame to frame: most frames of a watched scenario carry stats,
+// and each one used to cost a buffer or two of their size.
+func (h *Hub) changedStats() []byte {
+	if h.cfg.Stats == nil {
+		return nil
+	}
+	var b []byte
+	var err error
+	switch v := h.cfg.Stats().(type) {
+	case Appender:
+		b, err = v.AppendJSON(h.statsBuf[:0])
+		h.statsBuf = b[:0]
+	default:
+		b, err = json.Marshal(NoNulls(v))
+	}
 	if err != nil {
-		h.cfg.Log.Error("encode frame", "err", err)
-		return
+		h.cfg.Log.Error("encode stats", "err", err)
+		return nil
 	}
-	if f.Stats != nil {
-		msg = append(append(append(msg[:len(msg)-1], `,"stats":`...), f.Stats...), '}')
+	if bytes.Equal(b, h.lastStats) {
+		return nil
 	}
-	h.seq.Store(f.Seq)
-	h.offer(queued{f.Seq, msg})
+	// The two buffers change places: b is the last stats now.
+	h.lastStats, h.statsBuf = b, h.lastStats[:0]
+	return b
 }
 
 // offer queues m for every client.

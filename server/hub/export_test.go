@@ -1,0 +1,4 @@
+package hub
+
+// AppendEvent lets the tests compare a frame's events with encoding/json's.
+var AppendEvent = appendEvent
