@@ -1,6 +1,6 @@
 // compare.js: the Compare tab's scorecard and swimlanes. Each column's
 // order-service node carries its row of the scorecard as facts; this draws
-// them under the diagram, and once a second adds the column's accepted,
+// them under the diagram, each under its column, and once a second adds the column's accepted,
 // failed and fulfilled orders to its swimlane, the outage shaded, on one
 // clock and one scale for all three.
 
@@ -64,10 +64,12 @@ function build() {
     board.append(col);
     lanes.set(c.id, { cells, canvas, points: [] });
   }
+  // The lanes' key stands beside the switch that shades them, in a row
+  // the switch leaves empty: the first screen has no height to spare.
   const key = document.createElement('p');
   key.className = 'lane-key';
-  key.innerHTML = '<span class="k-acc">accepted</span> <span class="k-ful">fulfilled</span> <span class="k-fail">failed</span> <span class="k-out">inventory down</span> — orders a second, one clock and one scale for all three';
-  board.append(key);
+  key.innerHTML = '<span class="k-acc">accepted</span> <span class="k-ful">fulfilled</span> <span class="k-fail">failed</span> <span class="k-out">inventory down</span><br>orders a second, one clock and one scale for all three';
+  (document.querySelector('.switches') || board).append(key);
 }
 
 function draw(st) {
