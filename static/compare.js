@@ -20,7 +20,7 @@ const ROWS = [
   ['catch-up-ms', 'catch-up', (f) => (f['catching-up'] ? '…' : f['catch-up-ms'] ? `${(f['catch-up-ms'] / 1000).toFixed(1)} s` : '—')],
 ];
 const SECONDS = 90; // the swimlanes' window
-const MIN_SPAN = 30; // seconds the lanes span at least, so a young lane is not squeezed into a corner
+const MIN_SPAN = 20; // seconds the lanes span at least, so a young lane is not squeezed into a corner
 
 const board = document.getElementById('compare-board');
 const app = document.getElementById('app');

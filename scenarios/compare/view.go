@@ -4,24 +4,27 @@ import (
 	"flowlab/flow"
 )
 
-// The canvas is three columns of 380, each drawn top-down: order-service,
+// The canvas is three columns of 375, each drawn top-down: order-service,
 // its broker, then inventory and email side by side. It is as wide as a
 // stage beside an 18rem panel on a 1280-wide screen holds at the scale
 // that draws its 21-unit texts 15.5 px high, and as short as three rows
 // of boxes of three badges allow, so that the scorecard and swimlanes fit
-// under it on a 1280×720 projector.
-var colX = [3]float64{190, 570, 950}
+// under it on a 1280×720 projector. HTTP's stands further in, its edges'
+// labels to their left.
+var colX = [3]float64{210, 585, 960}
 
 const (
-	viewW     = 1140
+	viewW     = 1150
 	viewH     = 430
 	rowOrder  = 90
 	rowBroker = 230
 	rowWork   = 368
-	pairDX    = 92
-	// workW is the narrowest a box of the bottom row is drawn, two to a
-	// column with a gap between them.
-	workW = 168
+	pairDX    = 96
+	// The narrowest the boxes of the bottom row are drawn, two to a
+	// column: inventory's badges run longer than email's, and each grows
+	// to fit its own with a gap left between them.
+	inventoryW = 172
+	emailW     = 150
 )
 
 // View draws the three columns. No node has a note: under a broker it
@@ -30,20 +33,20 @@ func (s *Scenario) View() flow.View {
 	hx, rx, kx := colX[0], colX[1], colX[2]
 	v := flow.View{Width: viewW, Height: viewH, Nodes: []flow.Node{
 		{ID: colHTTP, Label: "order-service", Kind: "service", X: hx, Y: rowOrder},
-		{ID: "http-inventory", Label: "inventory", Kind: "service", X: hx - pairDX, Y: rowWork, Width: workW},
-		{ID: "http-email", Label: "email", Kind: "service", X: hx + pairDX, Y: rowWork, Width: workW},
+		{ID: "http-inventory", Label: "inventory", Kind: "service", X: hx - pairDX, Y: rowWork, Width: inventoryW},
+		{ID: "http-email", Label: "email", Kind: "service", X: hx + pairDX, Y: rowWork, Width: emailW},
 
 		// The brokers' own names (lab.Name) are too long for a column;
 		// the article's names stand for them.
 		{ID: colRabbit, Label: "order-service", Kind: "service", X: rx, Y: rowOrder},
 		{ID: "rabbitmq-exchange", Label: "order_placed", Kind: "exchange", X: rx, Y: rowBroker},
-		{ID: "rabbitmq-inventory", Label: "inventory", Kind: "consumer", X: rx - pairDX, Y: rowWork, Width: workW},
-		{ID: "rabbitmq-email", Label: "email", Kind: "consumer", X: rx + pairDX, Y: rowWork, Width: workW},
+		{ID: "rabbitmq-inventory", Label: "inventory", Kind: "consumer", X: rx - pairDX, Y: rowWork, Width: inventoryW},
+		{ID: "rabbitmq-email", Label: "email", Kind: "consumer", X: rx + pairDX, Y: rowWork, Width: emailW},
 
 		{ID: colKafka, Label: "order-service", Kind: "service", X: kx, Y: rowOrder},
 		{ID: "kafka-topic", Label: "orders", Kind: "topic", X: kx, Y: rowBroker},
-		{ID: "kafka-inventory", Label: "inventory", Kind: "consumer", X: kx - pairDX, Y: rowWork, Width: workW},
-		{ID: "kafka-email", Label: "email", Kind: "consumer", X: kx + pairDX, Y: rowWork, Width: workW},
+		{ID: "kafka-inventory", Label: "inventory", Kind: "consumer", X: kx - pairDX, Y: rowWork, Width: inventoryW},
+		{ID: "kafka-email", Label: "email", Kind: "consumer", X: kx + pairDX, Y: rowWork, Width: emailW},
 	}}
 	v.Edges = []flow.Edge{
 		{From: colHTTP, To: "http-inventory", Label: "1. reserve"},
@@ -142,7 +145,7 @@ func (s *Scenario) Stats() flow.Stats {
 		state, _ := c.status.Get()
 		facts := []flow.Fact{
 			flow.Flag("queue-exists", c.exists.Load(), ""),
-			flow.Count("ready", c.ready.Load(), "queue holds %d").When(c.exists.Load()),
+			flow.Count("ready", c.ready.Load(), "queued %d").When(c.exists.Load()),
 		}
 		if j == 0 {
 			st.Nodes[c.node] = flow.NodeState{State: invState(state), Facts: append(serviceFacts(up, latency, totals[1].reserved, totals[1].dupReserve), facts...)}
@@ -159,7 +162,7 @@ func (s *Scenario) Stats() flow.Stats {
 		flow.Count("partitions", kafkaPartitions, "%d partitions, by order id"), flow.Word("commit", s.kafkaCommit(), "commits %s"), flow.Word("error", kerr, "%s")}}
 	for j, c := range s.kafka.consumers {
 		state, _ := c.state.Load().(string)
-		group := []flow.Fact{flow.Count("lag", c.lag.Load(), "lag %d"), flow.Count("in-hand", c.inHand.Load(), "%d polled, not done").When(c.inHand.Load() > 1)}
+		group := []flow.Fact{flow.Count("lag", c.lag.Load(), "lag %d"), flow.Count("in-hand", c.inHand.Load(), "working on %d").When(c.inHand.Load() > 1)}
 		if j == 0 {
 			st.Nodes[c.node] = flow.NodeState{State: invState(state), Facts: append(serviceFacts(up, latency, totals[2].reserved, totals[2].dupReserve), group...)}
 		} else {
