@@ -27,7 +27,7 @@ func TestBrowserCompareColumnsDivergeThenConverge(t *testing.T) {
 	waitJS(t, ctx, "live", `document.querySelector('#conn.ok') !== null`)
 	setKnob(t, ctx, "load.rate", 10)
 	waitJS(t, ctx, "every column fulfilling", scoreJS("http", "fulfilled")+` >= 20 && `+scoreJS("rabbitmq", "fulfilled")+` >= 20 && `+scoreJS("kafka", "fulfilled")+` >= 20`)
-	time.Sleep(3 * time.Second) // a few seconds of the swimlanes before the outage
+	time.Sleep(5 * time.Second) // the swimlanes before the outage
 	press(t, ctx, `[data-testid="switch-inventory"]`)
 	waitJS(t, ctx, "inventory down", nodeFact("kafka-inventory", "up")+` === false`)
 	// Diverge: HTTP's callers fail; the brokers accept and hold.
@@ -35,7 +35,7 @@ func TestBrowserCompareColumnsDivergeThenConverge(t *testing.T) {
 	for _, col := range []string{"rabbitmq", "kafka"} {
 		waitJS(t, ctx, col+" lost and failed nothing", scoreJS(col, "failed")+` === 0 && `+scoreJS(col, "lost")+` === 0`)
 	}
-	time.Sleep(2 * time.Second) // the outage's band a little wider in the swimlanes
+	time.Sleep(4 * time.Second) // the outage, a band as wide as the time before it in the swimlanes
 	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector('[data-testid="toast"]').hidden = true`, nil)); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,9 @@ const (
 func (s *Scenario) View() flow.View {
 	hx, rx, kx := colX[0], colX[1], colX[2]
 	v := flow.View{Width: viewW, Height: viewH, Nodes: []flow.Node{
-		{ID: colHTTP, Label: "order-service", Kind: "service", X: hx, Y: rowOrder},
+		// HTTP's order-service stands a little lower: with no broker under
+		// it, it has room for a third badge, its callers waiting.
+		{ID: colHTTP, Label: "order-service", Kind: "service", X: hx, Y: rowOrder + 8},
 		{ID: "http-inventory", Label: "inventory", Kind: "service", X: hx - pairDX, Y: rowWork, Width: inventoryW},
 		{ID: "http-email", Label: "email", Kind: "service", X: hx + pairDX, Y: rowWork, Width: emailW},
 
@@ -86,7 +88,7 @@ func (s *Scenario) Stats() flow.Stats {
 			}
 			for j, f := range ns.Facts {
 				if f.Name == "backlog" {
-					ns.Facts[j] = flow.Count("backlog", t.calling(), "%d callers waiting").When(t.calling() > 0)
+					ns.Facts[j] = flow.Count("backlog", t.calling(), "callers waiting %d").When(t.calling() > 0)
 				}
 			}
 			st.Nodes[col] = ns
