@@ -48,6 +48,10 @@ type Node struct {
 	X     float64 `json:"x"`
 	Y     float64 `json:"y"`
 	Note  string  `json:"note,omitempty"` // a line under the label, e.g. an address
+	// Width is the box's smallest width where its kind's is too wide for
+	// its place, as in a row of narrow columns; the box still widens to
+	// fit its label and badges. 0 keeps the kind's.
+	Width float64 `json:"width,omitempty"`
 }
 
 // Edge joins two nodes; messages move along it.

@@ -1,6 +1,6 @@
 // compare.js: the Compare tab's scorecard and swimlanes. Each column's
 // order-service node carries its row of the scorecard as facts; this draws
-// them under the diagram, and once a second adds the column's accepted,
+// them under the diagram, each under its column, and once a second adds the column's accepted,
 // failed and fulfilled orders to its swimlane, the outage shaded, on one
 // clock and one scale for all three.
 
@@ -20,7 +20,7 @@ const ROWS = [
   ['catch-up-ms', 'catch-up', (f) => (f['catching-up'] ? '…' : f['catch-up-ms'] ? `${(f['catch-up-ms'] / 1000).toFixed(1)} s` : '—')],
 ];
 const SECONDS = 90; // the swimlanes' window
-const MIN_SPAN = 30; // seconds the lanes span at least, so a young lane is not squeezed into a corner
+const MIN_SPAN = 20; // seconds the lanes span at least, so a young lane is not squeezed into a corner
 
 const board = document.getElementById('compare-board');
 const app = document.getElementById('app');
@@ -64,10 +64,12 @@ function build() {
     board.append(col);
     lanes.set(c.id, { cells, canvas, points: [] });
   }
+  // The lanes' key stands beside the switch that shades them, in a row
+  // the switch leaves empty: the first screen has no height to spare.
   const key = document.createElement('p');
   key.className = 'lane-key';
-  key.innerHTML = '<span class="k-acc">accepted</span> <span class="k-ful">fulfilled</span> <span class="k-fail">failed</span> <span class="k-out">inventory down</span> — orders a second, one clock and one scale for all three';
-  board.append(key);
+  key.innerHTML = '<span class="k-acc">accepted</span> <span class="k-ful">fulfilled</span> <span class="k-fail">failed</span> <span class="k-out">inventory down</span><br>orders a second, one clock and one scale for all three';
+  (document.querySelector('.switches') || board).append(key);
 }
 
 function draw(st) {

@@ -67,7 +67,8 @@ export class Diagram {
     this.markLayer = el('g', { class: 'marks' }, this.svg);
 
     for (const n of view.nodes) {
-      const [minW, h] = SIZE[n.kind] || [200, 86];
+      const [kindW, h] = SIZE[n.kind] || [200, 86];
+      const minW = n.width || kindW;
       const g = el('g', { class: `node kind-${n.kind}`, 'data-node': n.id }, this.nodeLayer);
       const box = el('rect', { height: h, rx: n.kind === 'gate' ? 40 : 12, class: 'box' }, g);
       // A gate stands on an edge: its label goes below it, clear of the marks passing through.
@@ -192,6 +193,7 @@ export class Diagram {
       e.line.setAttribute('x1', e.p[0]); e.line.setAttribute('y1', e.p[1]);
       e.line.setAttribute('x2', e.q[0]); e.line.setAttribute('y2', e.q[1]);
     }
+    for (const n of this.nodes.values()) this.placeState(n);
     // A node keeps the room its state word, gate badges and note will take
     // once drawn, though they may be empty yet.
     const taken = [...this.nodes.values()].map((n) => {
@@ -206,6 +208,23 @@ export class Diagram {
       e.text.style.display = spot ? '' : 'none';
       if (spot) taken.push(spot);
     }
+  }
+
+  // placeState stands a box's state word above its middle, or, where the
+  // lane of an edge reaching that side passes there, above the corner
+  // clear of every lane: marks never run over it. A card's stays inside.
+  placeState(n) {
+    if (COMPACT[n.node.kind] || !this.edges.length || !n.stateTag.textContent) return;
+    const t = n.stateTag;
+    for (const [x, anchor] of [[n.w / 2, 'middle'], [2, 'start'], [n.w - 2, 'end']]) {
+      t.setAttribute('x', x);
+      t.style.textAnchor = anchor;
+      const b = t.getBBox();
+      const at = { x: b.x + n.left, y: b.y + n.top, width: b.width, height: b.height };
+      if (!this.edges.some((e) => e.p && nearLine(e.p, e.q, at, LANE + MARK_R))) return;
+    }
+    t.setAttribute('x', n.w / 2);
+    t.style.textAnchor = 'middle';
   }
 
   // labelSpot tries places beside the middle of an edge, then nearer its
@@ -244,7 +263,9 @@ export class Diagram {
       const n = this.nodes.get(id);
       if (!n) continue;
       n.g.setAttribute('class', `node kind-${n.node.kind} state-${(s.state || '').replace(/\s+/g, '-')}`);
-      n.stateTag.textContent = s.state ? s.state.toUpperCase() : '';
+      const word = s.state ? s.state.toUpperCase() : '';
+      const moved = n.stateTag.textContent !== word;
+      n.stateTag.textContent = word;
       const list = (s.facts || []).map((f) => f.badge).filter(Boolean);
       // Tests and tools read a node's typed facts here, never its badge text.
       n.g.dataset.facts = JSON.stringify(Object.fromEntries((s.facts || []).map((f) => [f.name, f.value])));
@@ -273,6 +294,8 @@ export class Diagram {
         n.w = w;
         this.place(n);
         grown = true;
+      } else if (moved) {
+        this.placeState(n);
       }
     }
     if (grown) this.layoutEdges();

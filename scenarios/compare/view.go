@@ -1,52 +1,64 @@
 package compare
 
 import (
-	"fmt"
-
 	"flowlab/flow"
 )
 
-// Column centres on a 1320-wide canvas: three columns of 440, each with
-// inventory and email side by side on its bottom row.
-var colX = [3]float64{220, 660, 1100}
+// The canvas is three columns of 375, each drawn top-down: order-service,
+// its broker, then inventory and email side by side. It is as wide as a
+// stage beside an 18rem panel on a 1280-wide screen holds at the scale
+// that draws its 21-unit texts 15.5 px high, and as short as three rows
+// of boxes of three badges allow, so that the scorecard and swimlanes fit
+// under it on a 1280×720 projector. HTTP's stands further in, its edges'
+// labels to their left.
+var colX = [3]float64{210, 585, 960}
 
 const (
-	rowOrder  = 70
-	rowBroker = 215
-	rowWork   = 360
-	pairDX    = 115
+	viewW     = 1150
+	viewH     = 430
+	rowOrder  = 90
+	rowBroker = 230
+	rowWork   = 368
+	pairDX    = 96
+	// The narrowest the boxes of the bottom row are drawn, two to a
+	// column: inventory's badges run longer than email's, and each grows
+	// to fit its own with a gap left between them.
+	inventoryW = 172
+	emailW     = 150
 )
 
-// View draws the three columns.
+// View draws the three columns. No node has a note: under a broker it
+// would lie in the path of the marks to inventory and email.
 func (s *Scenario) View() flow.View {
 	hx, rx, kx := colX[0], colX[1], colX[2]
-	v := flow.View{Width: 1320, Height: 430, Nodes: []flow.Node{
-		// Notes are few and short: the scorecard under the diagram names
-		// each column, and the diagram must stay legible at a third of
-		// its size on a 1280×720 projector.
-		{ID: colHTTP, Label: "order-service", Kind: "service", X: hx, Y: rowOrder},
-		{ID: "http-inventory", Label: "inventory", Kind: "service", X: hx - pairDX, Y: rowWork},
-		{ID: "http-email", Label: "email", Kind: "service", X: hx + pairDX, Y: rowWork},
+	v := flow.View{Width: viewW, Height: viewH, Nodes: []flow.Node{
+		// HTTP's order-service stands a little lower: with no broker under
+		// it, it has room for a third badge, its callers waiting.
+		{ID: colHTTP, Label: "order-service", Kind: "service", X: hx, Y: rowOrder + 8},
+		{ID: "http-inventory", Label: "inventory", Kind: "service", X: hx - pairDX, Y: rowWork, Width: inventoryW},
+		{ID: "http-email", Label: "email", Kind: "service", X: hx + pairDX, Y: rowWork, Width: emailW},
 
+		// The brokers' own names (lab.Name) are too long for a column;
+		// the article's names stand for them.
 		{ID: colRabbit, Label: "order-service", Kind: "service", X: rx, Y: rowOrder},
-		{ID: "rabbitmq-exchange", Label: s.rabbit.exchange, Kind: "exchange", X: rx, Y: rowBroker, Note: "fanout"},
-		{ID: "rabbitmq-inventory", Label: "inventory", Kind: "consumer", X: rx - pairDX, Y: rowWork},
-		{ID: "rabbitmq-email", Label: "email", Kind: "consumer", X: rx + pairDX, Y: rowWork},
+		{ID: "rabbitmq-exchange", Label: "order_placed", Kind: "exchange", X: rx, Y: rowBroker},
+		{ID: "rabbitmq-inventory", Label: "inventory", Kind: "consumer", X: rx - pairDX, Y: rowWork, Width: inventoryW},
+		{ID: "rabbitmq-email", Label: "email", Kind: "consumer", X: rx + pairDX, Y: rowWork, Width: emailW},
 
 		{ID: colKafka, Label: "order-service", Kind: "service", X: kx, Y: rowOrder},
-		{ID: "kafka-topic", Label: s.kafka.topic, Kind: "topic", X: kx, Y: rowBroker, Note: fmt.Sprintf("%d partitions, keyed by order id", kafkaPartitions)},
-		{ID: "kafka-inventory", Label: "inventory", Kind: "consumer", X: kx - pairDX, Y: rowWork},
-		{ID: "kafka-email", Label: "email", Kind: "consumer", X: kx + pairDX, Y: rowWork},
+		{ID: "kafka-topic", Label: "orders", Kind: "topic", X: kx, Y: rowBroker},
+		{ID: "kafka-inventory", Label: "inventory", Kind: "consumer", X: kx - pairDX, Y: rowWork, Width: inventoryW},
+		{ID: "kafka-email", Label: "email", Kind: "consumer", X: kx + pairDX, Y: rowWork, Width: emailW},
 	}}
 	v.Edges = []flow.Edge{
 		{From: colHTTP, To: "http-inventory", Label: "1. reserve"},
 		{From: colHTTP, To: "http-email", Label: "2. confirm"},
-		{From: colRabbit, To: "rabbitmq-exchange", Label: "order_placed"},
-		{From: "rabbitmq-exchange", To: "rabbitmq-inventory", Label: "queue"},
-		{From: "rabbitmq-exchange", To: "rabbitmq-email", Label: "queue"},
+		{From: colRabbit, To: "rabbitmq-exchange", Label: "publish"},
+		{From: "rabbitmq-exchange", To: "rabbitmq-inventory"},
+		{From: "rabbitmq-exchange", To: "rabbitmq-email"},
 		{From: colKafka, To: "kafka-topic", Label: "produce"},
-		{From: "kafka-topic", To: "kafka-inventory", Label: "poll"},
-		{From: "kafka-topic", To: "kafka-email", Label: "poll"},
+		{From: "kafka-topic", To: "kafka-inventory"},
+		{From: "kafka-topic", To: "kafka-email"},
 	}
 	return v
 }
@@ -76,7 +88,7 @@ func (s *Scenario) Stats() flow.Stats {
 			}
 			for j, f := range ns.Facts {
 				if f.Name == "backlog" {
-					ns.Facts[j] = flow.Count("backlog", t.calling(), "%d callers waiting").When(t.calling() > 0)
+					ns.Facts[j] = flow.Count("backlog", t.calling(), "callers waiting %d").When(t.calling() > 0)
 				}
 			}
 			st.Nodes[col] = ns
@@ -130,12 +142,12 @@ func (s *Scenario) Stats() flow.Stats {
 	// RabbitMQ.
 	wstate, werr := s.rabbit.watcher.State()
 	st.Nodes["rabbitmq-exchange"] = flow.NodeState{State: wstate, Facts: append([]flow.Fact{
-		flow.Word("queue-kind", kind, "%s queues"), flow.Word("ack", ack, "ack %s")}, s.rabbit.broker.ReachFacts(werr)...)}
+		flow.Word("queue-kind", kind, "fanout, %s queues"), flow.Word("ack", ack, "ack %s")}, s.rabbit.broker.ReachFacts(werr)...)}
 	for j, c := range s.rabbit.consumers {
 		state, _ := c.status.Get()
 		facts := []flow.Fact{
 			flow.Flag("queue-exists", c.exists.Load(), ""),
-			flow.Count("ready", c.ready.Load(), "queue holds %d").When(c.exists.Load()),
+			flow.Count("ready", c.ready.Load(), "queued %d").When(c.exists.Load()),
 		}
 		if j == 0 {
 			st.Nodes[c.node] = flow.NodeState{State: invState(state), Facts: append(serviceFacts(up, latency, totals[1].reserved, totals[1].dupReserve), facts...)}
@@ -149,10 +161,10 @@ func (s *Scenario) Stats() flow.Stats {
 	kstate, kerr := s.kafka.state, s.kafka.readErr
 	s.kafka.mu.Unlock()
 	st.Nodes["kafka-topic"] = flow.NodeState{State: kstate, Facts: []flow.Fact{
-		flow.Count("partitions", kafkaPartitions, ""), flow.Word("commit", s.kafkaCommit(), "commits %s"), flow.Word("error", kerr, "%s")}}
+		flow.Count("partitions", kafkaPartitions, "%d partitions, by order id"), flow.Word("commit", s.kafkaCommit(), "commits %s"), flow.Word("error", kerr, "%s")}}
 	for j, c := range s.kafka.consumers {
 		state, _ := c.state.Load().(string)
-		group := []flow.Fact{flow.Count("lag", c.lag.Load(), "lag %d"), flow.Count("in-hand", c.inHand.Load(), "%d polled, not done").When(c.inHand.Load() > 1)}
+		group := []flow.Fact{flow.Count("lag", c.lag.Load(), "lag %d"), flow.Count("in-hand", c.inHand.Load(), "working on %d").When(c.inHand.Load() > 1)}
 		if j == 0 {
 			st.Nodes[c.node] = flow.NodeState{State: invState(state), Facts: append(serviceFacts(up, latency, totals[2].reserved, totals[2].dupReserve), group...)}
 		} else {
@@ -174,9 +186,9 @@ func scorecard(t tally, backlog int64, catching bool, catchUpMS int64) flow.Node
 	}
 	return flow.NodeState{State: state, Facts: []flow.Fact{
 		// The scorecard under the diagram draws these: the node itself
-		// shows only what has gone wrong.
+		// shows what its callers got and what has gone wrong.
 		flow.Count("placed", t.placed, ""),
-		flow.Count("accepted", t.accepted, ""),
+		flow.Count("accepted", t.accepted, "accepted %d"),
 		flow.Count("failed", t.failed, "failed %d").When(t.failedPerS > 0),
 		flow.Measure("p99-ms", t.p99MS, ""),
 		flow.Count("fulfilled", t.fulfilled, ""),
@@ -195,7 +207,7 @@ func scorecard(t tally, backlog int64, catching bool, catchUpMS int64) flow.Node
 func serviceFacts(up bool, latencyMS, reserved, dups int64) []flow.Fact {
 	return []flow.Fact{
 		flow.Flag("up", up, ""),
-		flow.Count("latency-ms", latencyMS, "%d ms a reservation").When(latencyMS > 0),
+		flow.Count("latency-ms", latencyMS, ""), // SLOW says it; the knob, how slow
 		flow.Count("reserved", reserved, "reserved %d"),
 		flow.Count("duplicates", dups, "duplicates %d").When(dups > 0),
 	}
