@@ -180,8 +180,12 @@ function drawPredict(p) {
     li.dataset.count = String(c.count);
     const bar = el('span', 'bar');
     bar.style.setProperty('--share', String(c.count / most));
-    li.append(el('span', 'choice', c.text), bar, el('b', 'count', String(c.count)));
-    li.append(el('span', 'tag', c.id === p.measured ? 'measured' : ''));
+    const track = el('span', 'track');
+    track.append(bar);
+    const line = el('span', 'row');
+    line.append(track, el('b', 'count', String(c.count)));
+    if (c.id === p.measured) line.append(el('span', 'tag', 'measured'));
+    li.append(el('span', 'choice', c.text), line);
     bars.append(li);
   }
   const said = total === 1 ? '1 answer' : `${total} answers`;
@@ -212,7 +216,8 @@ function row(l) {
   const step = el('td', 'step', `${l.step + 1}. ${l.step_title}`);
   const checks = el('td', 'checks', `${l.passed} of ${l.checks}`);
   checks.classList.toggle('all', l.checks > 0 && l.passed === l.checks);
-  const assisted = el('td', 'assisted', l.assisted.length === 0 ? '–' : l.assisted.map((n) => n + 1).join(', '));
+  const steps = l.assisted.map((n) => n + 1).join(', ');
+  const assisted = el('td', 'assisted', l.assisted.length === 0 ? '–' : `step${l.assisted.length > 1 ? 's' : ''} ${steps}`);
   assisted.title = 'steps where the learner pressed "Show me"';
   const time = el('td', 'time');
   const failed = el('td', 'last-fail');

@@ -94,7 +94,7 @@ func BoardPage(b Board) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "\" alt=\"QR code of the join address\" data-testid=\"join-qr\"></section><section class=\"pace\" aria-label=\"Pacing\" data-testid=\"pace\"><form class=\"pace-row\" id=\"pace-walk\"><label for=\"pace-walk-id\">Walkthrough</label> <select id=\"pace-walk-id\" data-testid=\"pace-walk-id\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "\" alt=\"QR code of the join address\" data-testid=\"join-qr\"></section><section class=\"pace\" aria-label=\"Pacing\" data-testid=\"pace\"><form class=\"pace-row\" id=\"pace-walk\"><label for=\"pace-walk-id\">Walk</label> <select id=\"pace-walk-id\" data-testid=\"pace-walk-id\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -153,20 +153,20 @@ func BoardPage(b Board) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "</select> <button type=\"submit\" data-testid=\"pace-walk\">Switch everyone to it</button></form><form class=\"pace-row\" id=\"pace-step\"><label for=\"pace-step-n\">Step</label> <select id=\"pace-step-n\" data-testid=\"pace-step-n\"></select> <button type=\"submit\" data-testid=\"pace-move\">Move everyone here</button> <button type=\"button\" id=\"pace-lock\" data-testid=\"pace-lock\">Lock the steps after it</button></form><div class=\"pace-row\"><button type=\"button\" id=\"pace-fire\" class=\"fire\" data-testid=\"pace-fire\" disabled>Everyone: trigger the fault now</button> <button type=\"button\" id=\"pace-pause\" data-testid=\"pace-pause\">Pause the class</button> <a href=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "</select> <button type=\"submit\" data-testid=\"pace-walk\">Switch everyone</button></form><form class=\"pace-row\" id=\"pace-step\"><label for=\"pace-step-n\">Step</label> <select id=\"pace-step-n\" data-testid=\"pace-step-n\"></select> <button type=\"submit\" data-testid=\"pace-move\">Move everyone</button></form><div class=\"pace-row\"><button type=\"button\" id=\"pace-lock\" data-testid=\"pace-lock\" title=\"Nobody's Next goes past the step chosen above\">Lock the steps after it</button> <button type=\"button\" id=\"pace-pause\" data-testid=\"pace-pause\" title=\"Load stops in every sandbox; resuming puts it back\">Pause the class</button></div><div class=\"pace-row\"><button type=\"button\" id=\"pace-fire\" class=\"fire\" data-testid=\"pace-fire\" title=\"On an act step: its button pressed in every learner's sandbox at once\" disabled>Everyone: trigger the fault now</button> <a href=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var10 string
 			templ_7745c5c3_Var10, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL("/classes/" + b.Code + "/board.csv")).ResolveURL(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/board.templ`, Line: 51, Col: 65}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/board.templ`, Line: 53, Col: 65}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var10)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "\" download data-testid=\"board-csv\">Download CSV</a></div><p class=\"pace-state\" id=\"pace-state\" data-testid=\"pace-state\"></p><p class=\"pace-error\" id=\"pace-error\" role=\"alert\" data-testid=\"pace-error\" hidden></p></section><section class=\"predict\" id=\"predict\" aria-label=\"The class's predictions\" data-testid=\"predict\" hidden></section><section class=\"learners\" aria-label=\"Learners\"><table><thead><tr><th>Learner</th><th>Step</th><th>Checks</th><th>Assisted</th><th>On this step</th><th>Last failed check</th><th></th></tr></thead> <tbody id=\"learners\" data-testid=\"learners\"></tbody></table><p class=\"learners-none\" id=\"learners-none\" data-testid=\"learners-none\">Nobody has joined yet.</p></section></main><script type=\"module\" src=\"/static/board.js\"></script>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "\" download data-testid=\"board-csv\">Download CSV</a></div><p class=\"pace-state\" id=\"pace-state\" data-testid=\"pace-state\"></p><p class=\"pace-error\" id=\"pace-error\" role=\"alert\" data-testid=\"pace-error\" hidden></p></section><section class=\"predict\" id=\"predict\" aria-label=\"The class's predictions\" data-testid=\"predict\" hidden></section><section class=\"learners\" aria-label=\"Learners\"><table><thead><tr><th>Learner</th><th>Step</th><th>Checks</th><th>Assisted</th><th>On step</th><th>Last failed check</th><th></th></tr></thead> <tbody id=\"learners\" data-testid=\"learners\"></tbody></table><p class=\"learners-none\" id=\"learners-none\" data-testid=\"learners-none\">Nobody has joined yet.</p></section></main><script type=\"module\" src=\"/static/board.js\"></script>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
