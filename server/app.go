@@ -50,6 +50,8 @@ type App struct {
 	brokers *brokerWatch
 	// learners keeps each learner's walkthrough progress across restarts.
 	learners *progressdb.Store
+	teachKey string     // the instructor's secret
+	classes  *classRoom // who is in which class, and the join limits
 
 	home   string // the default lab's id: -lab, after the instance name if any
 	labsMu sync.RWMutex
@@ -112,10 +114,17 @@ func open(cfg Config, stdout, stderr io.Writer) (app *App, err error) {
 	} else {
 		a.learners, err = progressdb.Open(cfg.Progress)
 	}
+	if err == nil {
+		a.teachKey = cfg.TeachKey
+		if a.teachKey == "" {
+			a.teachKey, err = a.learners.TeachKey()
+		}
+	}
 	if err != nil {
 		lab.close()
 		return nil, err
 	}
+	a.classes = newClassRoom()
 	return a, nil
 }
 
@@ -235,6 +244,7 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	fmt.Fprintf(a.stdout, "flowlab is running: open %s\n", pageURL(a.web.Addr()))
+	fmt.Fprintf(a.stdout, "instructor: %s\n", a.instructorLink())
 	a.log.Info("started", "web", a.web.Addr().String(), "kafka", a.brokers.kafkaAddrs, "amqp", redactURL(a.cfg.AMQPURL))
 
 	<-runCtx.Done()

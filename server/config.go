@@ -30,6 +30,7 @@ type Config struct {
 	Lab          string   // the lab's id, which names every broker object it uses
 	Instance     string   // this flowlab among several sharing the brokers; "" when alone
 	Progress     string   // the learners' progress file; "" when no default place exists
+	TeachKey     string   // the instructor's secret; "" makes one, kept in the progress file
 
 	MaxLabs    int           // labs open at once, the default lab included
 	IdleStop   time.Duration // a scenario with no browser this long stops its load
@@ -68,6 +69,7 @@ func (c *Config) settings(kafka *string) []setting {
 		{"max-labs", "FLOWLAB_MAX_LABS", "20", "most labs open at once, the default lab included; past it \"New sandbox\" answers that flowlab is full", &c.maxLabs},
 		{"idle-stop", "FLOWLAB_IDLE_STOP", "10m", "a scenario no browser has watched for this long stops its load until its page is opened again", &c.idleStop},
 		{"sandbox-ttl", "FLOWLAB_SANDBOX_TTL", "30m", "a sandbox nobody has opened for this long is torn down (never the default lab)", &c.sandboxTTL},
+		{"teach-key", "FLOWLAB_TEACH_KEY", "", "the instructor's secret in the link to /teach that flowlab prints at start (at least 16 characters: letters, digits, - _ . ~); empty makes a random one, kept in the progress file", &c.TeachKey},
 		{"progress", "FLOWLAB_PROGRESS", "", "file keeping each learner's walkthrough progress (made, with its folder, when missing); empty means $XDG_STATE_HOME/flowlab/progress.db, or ~/.local/state/flowlab/progress.db when XDG_STATE_HOME is not set", &c.Progress},
 	}
 }
@@ -150,6 +152,10 @@ func check(name, v string) error {
 			if !hostName.MatchString(h) {
 				return fmt.Errorf("%q is not a host name like classroom.local (no scheme, port or spaces)", h)
 			}
+		}
+	case "teach-key":
+		if v != "" && !teachKeyOK.MatchString(v) {
+			return errors.New("an instructor's key is at least 16 characters, only letters, digits and - _ . ~ (it travels in a link)")
 		}
 	case "lab":
 		if _, err := flow.NewLab(v); err != nil {

@@ -43,6 +43,8 @@ func TestBadConfigIsRefusedNamingTheSetting(t *testing.T) {
 		{nil, map[string]string{"FLOWLAB_INSTANCE": "EU1"}, "-instance / FLOWLAB_INSTANCE"},
 		{[]string{"-instance", "eu_1"}, nil, "-instance / FLOWLAB_INSTANCE"},
 		{[]string{"-instance", "abcdefghijklm"}, nil, "-instance / FLOWLAB_INSTANCE"},
+		{[]string{"-teach-key", "short-key"}, nil, "-teach-key / FLOWLAB_TEACH_KEY: an instructor's key is at least 16 characters"},
+		{nil, map[string]string{"FLOWLAB_TEACH_KEY": "sixteen chars&more"}, "-teach-key / FLOWLAB_TEACH_KEY"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{[]string{"-nope"}, nil, "not defined"},
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -54,6 +55,8 @@ type scenarioRun struct {
 	// commands runs one command at a time, so that the knob values
 	// announced after each go out in the order they were set.
 	commands sync.Mutex
+	// pause is the load knob a class's instructor holds at 0, or nil.
+	pause atomic.Pointer[loadPause]
 
 	lastView   flow.View // the topology the last frame's clients have
 	viewSent   bool      // lastView is set
@@ -263,6 +266,10 @@ func (s *scenarioRun) apply(ctx context.Context, c command, by string) ([]flow.K
 	s.commands.Lock()
 	defer s.commands.Unlock()
 	before := s.Knobs()
+	paused := s.pause.Load()
+	if paused != nil && by != byInstructor && c.Op == "set" && c.Knob == paused.knob {
+		return before, flow.Errorf(flow.Invalid, "paused by your instructor: the load comes back when the class resumes")
+	}
 	var err error
 	switch {
 	case c.Op == "set" && c.Preset == "":
@@ -275,6 +282,15 @@ func (s *scenarioRun) apply(ctx context.Context, c command, by string) ([]flow.K
 		err = flow.Errorf(flow.Invalid, "malformed command: \"set\" takes knob and value, \"preset\" takes preset, \"reset\" takes nothing else")
 	default:
 		err = flow.Errorf(flow.Invalid, "unknown command %q: use \"set\", \"preset\" or \"reset\"", c.Op)
+	}
+	// A reset or preset keeps a paused load at 0: what it set is set back on resume.
+	if paused != nil && by != byInstructor && c.Op != "set" {
+		if v := knobValue(s, paused.knob); v != nil && string(v) != "0" {
+			s.pause.Store(&loadPause{knob: paused.knob, prev: v})
+			if zerr := flow.SetKnob(s, paused.knob, []byte("0")); zerr != nil {
+				err = errors.Join(err, zerr)
+			}
+		}
 	}
 	after := s.Knobs()
 	// A preset refused part-way may have kept some values: announce

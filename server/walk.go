@@ -178,22 +178,11 @@ func (a *App) handleNewWalk(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, err)
 		return
 	}
-	s, ok := l.scenario(wk.Pattern)
-	if !ok { // Load checked the pattern against the default lab's, and every lab has the same
-		a.pageError(w, r, flow.Errorf(flow.Internal, "lab %s has no %s", l.lab.ID, wk.Pattern))
-		return
-	}
-	err = a.wake(l, s, true)
-	var session *walk.Session
-	if err == nil {
-		session, err = walk.Start(r.Context(), wk, walkLab{a: a, lab: l, s: s})
-	}
-	if err != nil {
+	if _, err := a.startWalk(r.Context(), l, wk); err != nil {
 		a.teardown(context.WithoutCancel(r.Context()), l, "its walkthrough could not start")
 		a.pageError(w, r, err)
 		return
 	}
-	l.setWalk(&labWalk{walk: wk, session: session, limit: rate.NewLimiter(walkActionRate, walkActionBurst)})
 	learner(w, r) // starting a walk makes the browser a learner, whose progress is kept
 	a.log.Info("walkthrough started", "lab", l.lab.ID, "walk", wk.ID)
 	http.Redirect(w, r, "/labs/"+l.lab.ID+"/"+wk.Pattern+"?walk="+url.QueryEscape(wk.ID), http.StatusSeeOther)
@@ -212,7 +201,7 @@ func (a *App) handleWalk(w http.ResponseWriter, r *http.Request) {
 	if l.mayChange(r) {
 		a.recordProgress(r, st)
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, classWalkState{SessionState: st, Class: a.classOfLab(l, st)})
 }
 
 // handleWalkAction carries out one action of the lab's learner: its owner,
@@ -248,7 +237,7 @@ func (a *App) handleWalkAction(w http.ResponseWriter, r *http.Request) {
 	}
 	st.Lab = l.lab.ID
 	a.recordProgress(r, st)
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, classWalkState{SessionState: st, Class: a.classOfLab(l, st)})
 }
 
 // findWalk resolves the lab in the URL and its walkthrough.

@@ -20,6 +20,17 @@ export class Walk {
     this.back = panel.querySelector('#walk-back');
     this.next = panel.querySelector('#walk-next');
     this.where = panel.querySelector('#walk-where');
+    this.walkID = panel.dataset.walk;
+    // A class member's: the instructor's pause, and the step they locked.
+    this.paused = para('walk-paused', 'Paused by your instructor');
+    this.paused.dataset.testid = 'walk-paused';
+    this.paused.setAttribute('role', 'status');
+    this.paused.hidden = true;
+    this.locked = para('walk-lock', '');
+    this.locked.dataset.testid = 'walk-lock';
+    this.locked.hidden = true;
+    this.box.before(this.paused);
+    panel.querySelector('.walk-nav').after(this.locked);
     this.state = null;
     this.sending = false;
     this.drawn = ''; // what the step box holds, so an unchanged poll leaves it (and its focus) alone
@@ -79,6 +90,15 @@ export class Walk {
   }
 
   update(st) {
+    // The class's walkthrough changed: its page, the same sandbox.
+    if (st.class && this.walkID && st.walk !== this.walkID) {
+      this.ended = true;
+      const u = new URL(location.href);
+      u.pathname = `/labs/${encodeURIComponent(st.lab)}/${encodeURIComponent(st.pattern)}`;
+      u.searchParams.set('walk', st.walk);
+      location.assign(u);
+      return;
+    }
     this.state = st;
     this.tickAt = performance.now();
     this.render();
@@ -91,8 +111,14 @@ export class Walk {
   // canNext: the engine's rule, so the button is not offered when it would be refused.
   canNext() {
     const st = this.state, s = this.step();
-    if (!st || st.running || this.sending || this.watching || st.step + 1 >= st.steps.length) return false;
+    if (!st || st.running || this.sending || this.watching || st.step + 1 >= st.steps.length || this.atLock()) return false;
     return s.done || (s.kind === 'check' && s.status === 'not-yet');
+  }
+
+  // atLock: the instructor has not opened the step after this one.
+  atLock() {
+    const c = this.state && this.state.class;
+    return Boolean(c) && c.lock >= 0 && this.state.step >= c.lock;
   }
 
   go(by) {
@@ -137,6 +163,10 @@ export class Walk {
     this.where.textContent = `Step ${st.step + 1} of ${st.steps.length}`;
     this.back.disabled = st.step === 0 || busy;
     this.next.disabled = !this.canNext();
+    const c = st.class;
+    this.paused.hidden = !(c && c.paused);
+    this.locked.hidden = !this.atLock();
+    if (this.atLock()) this.locked.textContent = `Your instructor has not opened step ${st.step + 2} yet.`;
     const key = JSON.stringify([st.step, s, busy, st.running, this.judged()]);
     if (key !== this.drawn) {
       const moved = this.box.dataset.step !== String(st.step);

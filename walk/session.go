@@ -33,6 +33,7 @@ type SessionState struct {
 	// Lab is the lab's id; the engine does not know it, the server fills it.
 	Lab      string      `json:"lab"`
 	Step     int         `json:"step"`     // the current step
+	Since    int64       `json:"since"`    // unix ms when the current step was entered
 	Furthest int         `json:"furthest"` // the furthest step reached
 	Running  bool        `json:"running"`  // commands are being sent
 	Steps    []StepState `json:"steps"`
@@ -89,6 +90,8 @@ type Session struct {
 
 	mu        sync.Mutex
 	cur       int
+	since     time.Time // when cur was entered
+	lock      int       // the learner may not go past it; -1: no lock
 	furthest  int
 	running   bool
 	resetting bool // running a reset-step: no check is judged meanwhile
@@ -123,7 +126,7 @@ func Start(ctx context.Context, w *Walk, lab Lab) (*Session, error) {
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	s := &Session{w: w, lab: lab, ctx: sctx, stop: stop, wake: make(chan struct{}, 1),
-		runs: make([]stepRun, len(w.Steps)), start: take(lab)}
+		runs: make([]stepRun, len(w.Steps)), start: take(lab), lock: -1}
 	for i := range s.runs {
 		s.runs[i].judgedBy = -1
 	}
@@ -258,9 +261,44 @@ func (s *Session) Holds(i int) (bool, error) {
 	return ok, nil
 }
 
+// Move is the instructor's "move to step i": any step, reached or not.
+// Steps jumped over are marked seen; an act jumped over is not run, a
+// check jumped over is not passed.
+func (s *Session) Move(i int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return flow.Errorf(flow.NotFound, "this walkthrough has ended")
+	}
+	if i < 0 || i >= len(s.w.Steps) {
+		return flow.Errorf(flow.Invalid, "step %d is out of range: this walk has steps 0 to %d", i, len(s.w.Steps)-1)
+	}
+	for j := s.furthest + 1; j < i; j++ {
+		s.runs[j].seen = true
+		s.runs[j].html = s.w.Steps[j].body.fill(s.envFor(j))
+		if k := s.w.Steps[j].Kind; k == KindRead || k == KindExplain {
+			s.runs[j].done = true
+		}
+	}
+	s.cur = i
+	s.enter(i)
+	return nil
+}
+
+// Lock keeps the learner from going past step n; -1 removes the lock. The
+// instructor's Move is not held by it.
+func (s *Session) Lock(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lock = max(n, -1)
+}
+
 // goTo moves to step i: any step reached, or the next one once the furthest
 // is done (a check whose window is over may be left "not yet").
 func (s *Session) goTo(i int) error {
+	if s.lock >= 0 && i > s.lock {
+		return flow.Errorf(flow.Invalid, "your instructor has not opened step %d yet", i+1)
+	}
 	if i > s.furthest+1 {
 		return flow.Errorf(flow.Invalid, "step %d is not reached yet: the furthest is %d", i, s.furthest)
 	}
@@ -292,6 +330,7 @@ func unfinished(s *Step) string {
 func (s *Session) enter(i int) {
 	step, run := s.w.Steps[i], &s.runs[i]
 	run.seen = true
+	s.since = time.Now()
 	s.furthest = max(s.furthest, i)
 	switch step.Kind {
 	case KindRead, KindExplain:
@@ -497,7 +536,7 @@ func (s *Session) evaluate() {
 // state is the session as the page shows it.
 func (s *Session) state() SessionState {
 	st := SessionState{Walk: s.w.ID, Title: s.w.Title, Pattern: s.w.Pattern,
-		Step: s.cur, Furthest: s.furthest, Running: s.running, Steps: make([]StepState, len(s.w.Steps))}
+		Step: s.cur, Since: s.since.UnixMilli(), Furthest: s.furthest, Running: s.running, Steps: make([]StepState, len(s.w.Steps))}
 	for i, step := range s.w.Steps {
 		r := &s.runs[i]
 		ss := StepState{Kind: step.Kind, Title: step.Title, Nodes: step.Nodes, Done: r.done, Error: r.err,

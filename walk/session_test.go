@@ -629,3 +629,59 @@ func TestHoldsBeforeAndAfterTheAction(t *testing.T) {
 		t.Errorf("Holds changed the session: %+v", st)
 	}
 }
+
+// The instructor's Move goes to any step: steps jumped over are seen, an
+// act jumped over is not run and a check not passed; since is when the step
+// was entered.
+func TestMoveJumpsAndMarksSeen(t *testing.T) {
+	l := newLab()
+	s := startSession(t, mustLoad(t, lostWalk), l)
+	st := s.State()
+	if st.Since == 0 || time.Since(time.UnixMilli(st.Since)) > 5*time.Second {
+		t.Fatalf("since = %d", st.Since)
+	}
+	sent := len(l.sent())
+	time.Sleep(5 * time.Millisecond)
+	if err := s.Move(4); err != nil {
+		t.Fatal(err)
+	}
+	st = s.State()
+	if st.Step != 4 || st.Furthest != 4 || st.Since <= 0 {
+		t.Fatalf("after Move(4): %+v", st)
+	}
+	if st.Steps[2].Done || st.Steps[3].Status == "passed" || st.Steps[3].Done || len(l.sent()) != sent {
+		t.Errorf("a jump ran the act or passed the check: %+v, sent %v", st.Steps, l.sent())
+	}
+	if st.Steps[1].HTML == "" || st.Steps[2].HTML == "" || !st.Steps[4].Done {
+		t.Errorf("steps jumped over are not seen: %+v", st.Steps)
+	}
+	// Back too, and out of range refused.
+	if err := s.Move(1); err != nil || s.State().Step != 1 {
+		t.Fatalf("Move(1): %v, step %d", err, s.State().Step)
+	}
+	for _, bad := range []int{-1, 5} {
+		if err := s.Move(bad); flow.KindOf(err) != flow.Invalid {
+			t.Errorf("Move(%d): %v, want invalid", bad, err)
+		}
+	}
+}
+
+// A lock keeps the learner from going past it; -1 removes it; the
+// instructor's Move is not held by it.
+func TestLockHoldsTheLearner(t *testing.T) {
+	s := startSession(t, mustLoad(t, lostWalk), newLab())
+	s.Lock(0)
+	_, err := s.Do(context.Background(), walk.Action{Op: "go", Step: 1})
+	if flow.KindOf(err) != flow.Invalid || !strings.Contains(flow.MessageOf(err), "your instructor has not opened step 2 yet") {
+		t.Fatalf("go past the lock: %v", err)
+	}
+	if s.State().Step != 0 {
+		t.Fatal("a refused go moved")
+	}
+	if err := s.Move(1); err != nil {
+		t.Fatalf("Move past the lock: %v", err)
+	}
+	s.Lock(-1)
+	do(t, s, "answer", 1, "lost")
+	do(t, s, "go", 2, "")
+}

@@ -79,3 +79,15 @@ type Command struct {
 	Reset  bool
 	Wait   time.Duration
 }
+
+// HasButton says whether s is an act with a button to press.
+func (s *Step) HasButton() bool { return s.Kind == KindAct && len(s.do) > 0 }
+
+// Choices are a predict step's choices, in the file's order.
+func (s *Step) Choices() []ChoiceState {
+	var out []ChoiceState
+	for _, c := range s.choices {
+		out = append(out, ChoiceState{ID: c.ID, Text: c.Text})
+	}
+	return out
+}

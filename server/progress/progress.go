@@ -135,7 +135,12 @@ func prepare(db *bolt.DB) (err error) {
 			if k, _ := tx.Cursor().First(); k != nil {
 				return fmt.Errorf("it holds %q, not flowlab's learners", k)
 			}
-			_, err := tx.CreateBucket(learners)
+			if _, err := tx.CreateBucket(learners); err != nil {
+				return err
+			}
+			return prepareClasses(tx)
+		}
+		if err := prepareClasses(tx); err != nil {
 			return err
 		}
 		return b.ForEach(func(k, v []byte) error {
