@@ -417,7 +417,10 @@ func (a *App) handlePace(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			if p.Op == "step" || p.Op == "walk" { // rebuilt there when they return
 				err := a.learners.UpdateMember(m.Key, func(mm *progressdb.Member) {
-					mm.Walk, mm.Step, mm.Since = c.Walk, c.Step, time.Now().UnixMilli()
+					if p.Op == "walk" { // nothing of the walk before counts in this one
+						mm.Place = progressdb.Place{Walk: c.Walk}
+					}
+					mm.Step, mm.Since = c.Step, time.Now().UnixMilli()
 				})
 				if err != nil {
 					a.log.Error("move an absent learner", "class", c.Code, "err", err)

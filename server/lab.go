@@ -267,7 +267,7 @@ func (s *scenarioRun) apply(ctx context.Context, c command, by string) ([]flow.K
 	defer s.commands.Unlock()
 	before := s.Knobs()
 	paused := s.pause.Load()
-	if paused != nil && by != byInstructor && c.Op == "set" && c.Knob == paused.knob {
+	if paused != nil && by == byBrowser && c.Op == "set" && c.Knob == paused.knob {
 		return before, flow.Errorf(flow.Invalid, "paused by your instructor: the load comes back when the class resumes")
 	}
 	var err error
@@ -283,8 +283,9 @@ func (s *scenarioRun) apply(ctx context.Context, c command, by string) ([]flow.K
 	default:
 		err = flow.Errorf(flow.Invalid, "unknown command %q: use \"set\", \"preset\" or \"reset\"", c.Op)
 	}
-	// A reset or preset keeps a paused load at 0: what it set is set back on resume.
-	if paused != nil && by != byInstructor && c.Op != "set" {
+	// A reset, a preset or a walkthrough's command keeps a paused load at
+	// 0: what it set is set back on resume.
+	if paused != nil && by != byInstructor {
 		if v := knobValue(s, paused.knob); v != nil && string(v) != "0" {
 			s.pause.Store(&loadPause{knob: paused.knob, prev: v})
 			if zerr := flow.SetKnob(s, paused.knob, []byte("0")); zerr != nil {
