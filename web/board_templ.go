@@ -68,7 +68,7 @@ func BoardPage(b Board) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\" data-testid=\"board\"><section class=\"join\" id=\"join\" data-testid=\"join\" aria-label=\"How to join\"><div class=\"join-words\"><p class=\"join-how\">Open this address and type the code and your name:</p><p class=\"join-url\" id=\"join-url\" data-testid=\"join-url\"></p><p class=\"join-code-line\">Code <span class=\"join-code\" data-testid=\"join-code\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\" data-testid=\"board\"><section class=\"join\" id=\"join\" data-testid=\"join\" aria-label=\"How to join\"><div class=\"join-words\"><p class=\"join-how\">Open this address and type your name:</p><p class=\"join-url\" id=\"join-url\" data-testid=\"join-url\"></p><p class=\"join-code-line\">Code <span class=\"join-code\" data-testid=\"join-code\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
