@@ -557,3 +557,18 @@ func knobValue(s *scenarioRun, knob string) json.RawMessage {
 	}
 	return nil
 }
+
+// reopen makes next, the scenario opened again (a restart, a reset, a
+// wake after an idle stop), the one s runs; a load its instructor holds at
+// 0 stays at 0, as next starts with its knobs' defaults, and resume sets
+// back the value from before the pause.
+func (s *scenarioRun) reopen(next flow.Scenario) {
+	s.sup.reopened(next)
+	if p := s.pause.Load(); p != nil {
+		if v := knobValue(s, p.knob); v != nil && string(v) != "0" {
+			if err := flow.SetKnob(next, p.knob, json.RawMessage("0")); err != nil {
+				s.log.Error("keep a paused load at 0", "scenario", s.lab.ID+"/"+s.Name(), "err", err)
+			}
+		}
+	}
+}

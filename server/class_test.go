@@ -557,6 +557,19 @@ func TestPaceChangesEveryLearner(t *testing.T) {
 			t.Errorf("learner %d's walk does not say paused", i)
 		}
 	}
+	// A pattern stopped for want of a browser and woken again starts with
+	// its knobs' defaults: its load stays 0 while the class is paused.
+	l0, _ := a.lab(labs[0])
+	s0 := must(classLab(t, a, labs[0]))
+	l0.life.Lock()
+	s0.halt()
+	l0.life.Unlock()
+	if err := a.wake(l0, s0, true); err != nil {
+		t.Fatal(err)
+	}
+	if v := knobValue(s0, "order-service.rate"); string(v) != "0" {
+		t.Errorf("a paused load woken again: %s", v)
+	}
 	if status, out := teacher.pace(code, `{"op":"resume"}`); status != http.StatusOK || out["paused"] != false {
 		t.Fatalf("resume: %d %v", status, out)
 	}

@@ -157,7 +157,7 @@ func (a *App) wake(l *labRun, s *scenarioRun, opened bool) error {
 			a.log.Error("scenario reopen failed", "scenario", name, "err", err)
 			return flow.Errorf(flow.Unavailable, "%s could not start again: %s", s.Title(), flow.MessageOf(err))
 		}
-		s.sup.reopened(next)
+		s.reopen(next)
 		s.hub.Reopen()
 		s.tap.clear()
 	}

@@ -269,7 +269,7 @@ func (s *scenarioRun) Run(ctx context.Context) error {
 				s.sup.fail(failureMessage(s.Title(), err))
 				continue
 			}
-			s.sup.reopened(next)
+			s.reopen(next)
 			s.log.Info("scenario restarted", "scenario", name)
 			reopened = true
 		}
@@ -340,7 +340,7 @@ func (s *scenarioRun) startOver(ctx context.Context, waiting []chan error) bool 
 		err = flow.Errorf(flow.Unavailable, "%s could not start over: %v", s.Title(), oerr)
 		s.sup.fail(failureMessage(s.Title(), oerr))
 	} else {
-		s.sup.reopened(next)
+		s.reopen(next)
 		s.log.Info("scenario reset", "scenario", name)
 		s.hub.Announce(s.snapshot())
 	}
