@@ -64,7 +64,7 @@ func seenAt(t *testing.T, ctx context.Context, name string) int64 {
 // shows both; the instructor moves everyone to a step and both learners'
 // panels follow; their predictions show as a histogram; the act fires in
 // both sandboxes at once, one learner's check passes and the board shows it
-// within a second. The board at 1280×720 is docs/class-board.png.
+// within a second of her session. The board at 1280×720 is docs/class-board.png.
 func TestBrowserClassBoardFollowsTwoLearners(t *testing.T) {
 	const teachKey = "board-test-key-0123456789"
 	start := time.Now()
@@ -159,19 +159,30 @@ func TestBrowserClassBoardFollowsTwoLearners(t *testing.T) {
 		waitJS(t, l.ctx, l.name+": the act ran in their sandbox", `((document.querySelector('[data-testid="walk-act"]') || {}).textContent || '').startsWith('Done')`)
 	}
 
-	// Ada goes on to the check; the board shows it passed within a second
-	// of her own page.
+	// Ada goes on to the check. The board shows it passed within a second
+	// of the server: beside the board, the instructor's page reads Ada's
+	// session every 50 ms and notes when it first says passed (one page
+	// times both, so a loaded machine slows both alike).
 	ada := learners[0].ctx
 	firstSeen(t, teacher, "boardSaw", `(document.querySelector('#learners tr[data-name="Ada"]') || {dataset: {}}).dataset.passed === '1'`)
+	if err := chromedp.Run(teacher, chromedp.Evaluate(`(async () => {
+		const lab = new URL(document.querySelector('#learners tr[data-name="Ada"] .spot a').href).pathname.split('/')[2];
+		while (window.serverSaw === undefined) {
+			const st = await (await fetch('/labs/' + lab + '/walk', { cache: 'no-store' })).json();
+			if (st.steps.some((s) => s.kind === 'check' && s.status === 'passed')) window.serverSaw = Date.now();
+			else await new Promise((ok) => setTimeout(ok, 50));
+		}
+	})(), true`, nil)); err != nil {
+		t.Fatal(err)
+	}
 	key(t, ada, kb.ArrowRight)
 	waitJS(t, ada, "the check step", `document.getElementById('walk').dataset.kind === 'check'`)
-	firstSeen(t, ada, "pageSaw", `document.querySelector('[data-testid="walk-status"][data-status="passed"]') !== null`)
-	waitJS(t, ada, "Ada's check passed", `window.pageSaw !== undefined`)
-	waitJS(t, teacher, "the board shows Ada's check passed", `window.boardSaw !== undefined`)
-	lag := seenAt(t, teacher, "boardSaw") - seenAt(t, ada, "pageSaw")
-	t.Logf("the board showed Ada's passed check %d ms after her page did", lag)
+	waitJS(t, ada, "Ada's page: her check passed", `document.querySelector('[data-testid="walk-status"][data-status="passed"]') !== null`)
+	waitJS(t, teacher, "the board shows Ada's check passed", `window.boardSaw !== undefined && window.serverSaw !== undefined`)
+	lag := seenAt(t, teacher, "boardSaw") - seenAt(t, teacher, "serverSaw")
+	t.Logf("the board showed Ada's passed check %d ms after her session said so", lag)
 	if lag > 1000 {
-		t.Errorf("the board showed the check %d ms after Ada's page: want within 1 s", lag)
+		t.Errorf("the board showed the check %d ms after Ada's session: want within 1 s", lag)
 	}
 	waitJS(t, teacher, "the measured outcome marked", `document.querySelector('#predict li.measured[data-choice="fail"]') !== null`)
 
