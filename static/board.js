@@ -45,7 +45,10 @@ fold(sessionStorage.getItem(foldKey) === '1');
 
 // ---- polling ----
 
+// poll asks every POLL_MS, counted from the start of the last ask, so a
+// slow answer does not stretch the time to see a change past a second.
 async function poll() {
+  const started = performance.now();
   try {
     const resp = await fetch(`${base}/board.json`, { cache: 'no-store' });
     const body = await resp.json().catch(() => ({}));
@@ -61,7 +64,7 @@ async function poll() {
   } catch {
     live(false, 'flowlab is not answering');
   }
-  if (!stopped) setTimeout(poll, POLL_MS);
+  if (!stopped) setTimeout(poll, Math.max(0, POLL_MS - (performance.now() - started)));
 }
 
 function live(ok, why) {
