@@ -43,8 +43,9 @@ type boardWalk struct {
 }
 
 type boardStep struct {
-	Kind  string `json:"kind"`
-	Title string `json:"title"`
+	Kind   string `json:"kind"`
+	Title  string `json:"title"`
+	Button bool   `json:"button,omitempty"` // an act with a button: "trigger the fault now" may fire it
 }
 
 type boardLearner struct {
@@ -125,7 +126,7 @@ func (a *App) boardOf(r *http.Request, c progressdb.Class) (classBoard, error) {
 		Walk: boardWalk{ID: wk.ID, Title: wk.Title, Pattern: wk.Pattern}}
 	checks := 0
 	for _, s := range wk.Steps {
-		b.Walk.Steps = append(b.Walk.Steps, boardStep{Kind: s.Kind, Title: s.Title})
+		b.Walk.Steps = append(b.Walk.Steps, boardStep{Kind: s.Kind, Title: s.Title, Button: s.HasButton()})
 		if s.Kind == walk.KindCheck {
 			checks++
 		}

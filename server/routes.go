@@ -26,6 +26,7 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /progress.json", a.handleProgress)
 	mux.HandleFunc("GET /teach", a.handleTeach)
 	mux.HandleFunc("POST /classes", a.handleNewClass)
+	mux.HandleFunc("GET /classes/{code}/board", a.handleClassBoard)
 	mux.HandleFunc("GET /classes/{code}/board.json", a.handleBoardJSON)
 	mux.HandleFunc("GET /classes/{code}/board.csv", a.handleBoardCSV)
 	mux.HandleFunc("GET /classes/{code}/qr.png", a.handleQR)
