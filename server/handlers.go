@@ -52,6 +52,10 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	l, s, err := a.find(r)
 	var show *web.Lesson
 	var walking *web.WalkPanel
+	var pr presenting
+	if err == nil {
+		pr, err = presentingOf(r)
+	}
 	if err == nil {
 		// Checked before the scenario wakes: a bad link changes nothing.
 		show, err = showOf(r, s.Name())
@@ -67,19 +71,22 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := web.Page{
-		Lab:      l.lab.ID,
-		Sandbox:  l.sandbox,
-		Watching: !l.mayChange(r),
-		Scenario: s.Name(),
-		Broker:   s.broker,
-		Title:    s.Title(),
-		Summary:  s.Summary(),
-		Knobs:    s.Knobs(),
-		Presets:  s.Presets(),
-		Brokers:  brokerViews(a.brokers.States()),
-		Show:     show,
-		Walk:     walking,
-		Walks:    a.walkLinks(s.Name()),
+		Lab:     l.lab.ID,
+		Sandbox: l.sandbox,
+		// A spotlight is read-only for anyone: the class watches a learner's lab.
+		Watching:  !l.mayChange(r) || pr.Spotlight != "",
+		Scenario:  s.Name(),
+		Broker:    s.broker,
+		Title:     s.Title(),
+		Summary:   s.Summary(),
+		Knobs:     s.Knobs(),
+		Presets:   s.Presets(),
+		Brokers:   brokerViews(a.brokers.States()),
+		Show:      show,
+		Walk:      walking,
+		Walks:     a.walkLinks(s.Name()),
+		Present:   web.Present{On: pr.On, Off: pr.Off, Spotlight: pr.Spotlight},
+		Shortcuts: web.ShortcutsFor(s.Name(), s.Knobs()),
 	}
 	for _, o := range l.scenarios {
 		// A tab names the pattern; the page's heading also names the broker.
