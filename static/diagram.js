@@ -57,13 +57,13 @@ export class Diagram {
     const width = view.width || 1000, height = view.height || 560;
     // Presenter mode writes the words at a size on the screen, whatever the
     // view's: --px is one screen pixel in canvas units, for the stylesheet;
-    // a margin holds the boxes that the larger words widen.
-    const padX = this.present ? Math.round(width * 0.03) : 0, padY = this.present ? Math.round(height * 0.02) : 0;
-    this.svg.setAttribute('viewBox', `${-padX} ${-padY} ${width + 2 * padX} ${height + 2 * padY}`);
+    // margins hold the boxes that the larger words widen, more on the right,
+    // where a stack's cards grow.
+    const [left, right, pad] = this.present ? [0.03 * width, 0.06 * width, 0.03 * height] : [0, 0, 0];
+    const boxW = width + left + right, boxH = height + 2 * pad;
+    this.svg.setAttribute('viewBox', `${-left} ${-pad} ${boxW} ${boxH}`);
     const screen = this.svg.getBoundingClientRect();
-    if (this.present && screen.width > 0 && screen.height > 0) {
-      this.svg.style.setProperty('--px', Math.max((width + 2 * padX) / screen.width, (height + 2 * padY) / screen.height));
-    }
+    if (this.present && screen.width > 0 && screen.height > 0) this.svg.style.setProperty('--px', Math.max(boxW / screen.width, boxH / screen.height));
     this.svg.replaceChildren();
     this.nodes.clear();
     this.edges = [];
@@ -92,8 +92,10 @@ export class Diagram {
         // A note may overhang its box, never the canvas; fitNotes shortens
         // it further where it runs into a neighbour.
         const room = Math.min(w + 140, 2 * Math.min(n.x, width - n.x) - 8);
-        // A character of the monospaced note is 0.6 of its size: 11 at 18.
-        note.textContent = shorten(n.note, Math.floor(room / (0.6 * parseFloat(getComputedStyle(note).fontSize) || 11)));
+        // A character of the monospaced note is 11 units wide, or 0.6 of
+        // its size in presenter mode, whose notes are larger.
+        const char = this.present ? 0.6 * parseFloat(getComputedStyle(note).fontSize) : 11;
+        note.textContent = shorten(n.note, Math.floor(room / char));
         el('title', {}, note).textContent = n.note;
       }
       const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h, baseW: w, labelW };
