@@ -82,6 +82,13 @@ func TestPresenterPage(t *testing.T) {
 	if !strings.Contains(page, `Spotlight: Ada O&#39;Neil's lab (read-only)`) || !strings.Contains(page, "data-watching") {
 		t.Error("a spotlight does not name the learner, escaped, or is not read-only for the lab's maker")
 	}
+	// Every key of every pattern has its knob on the page: a renamed knob
+	// would drop its key without a word.
+	for pattern, n := range map[string]int{"request-response": 2, "event-driven": 6, "work-queue": 7, "async-messaging": 7, "compare": 1} {
+		if got := strings.Count(s.pageAs(t, s.base+"/"+pattern+"?present=1", nil), "data-press="); got != n {
+			t.Errorf("%s in presenter mode has %d keys, want %d", pattern, got, n)
+		}
+	}
 	_, page = get("present=1&spotlight="+url.QueryEscape(`<script>alert(1)</script>`), nil)
 	if strings.Contains(page, "<script>alert") || strings.Contains(page, `data-testid="spotlight"`) {
 		t.Error("an odd spotlight name is on the page")
