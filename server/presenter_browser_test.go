@@ -39,6 +39,36 @@ func TestBrowserPresenterMode(t *testing.T) {
 		page := href[strings.LastIndex(href, "/")+1:]
 		t.Run(page, func(t *testing.T) { presenterPage(t, s, href, page) })
 	}
+	t.Run("toggle", func(t *testing.T) { presenterToggle(t, s) })
+}
+
+// The header's toggle turns presenter mode on; the tab keeps it on another
+// pattern opened without ?present=, until the toggle turns it off.
+func presenterToggle(t *testing.T, s *server) {
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 720), chromedp.Navigate(s.URL+s.base+"/request-response")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "live, not presenting", `document.querySelector('#conn.ok') !== null && document.body?.classList.contains('presenter') === false`)
+	pressJS(t, ctx, `[data-testid="present-toggle"]`)
+	waitSelector(t, ctx, `body.presenter [data-testid="present-toggle"][aria-pressed="true"]`)
+	// Live: its script ran, and the tab keeps presenter mode.
+	waitJS(t, ctx, "presenting", `document.querySelector('#conn.ok') !== null && document.body?.classList.contains('presenter') && location.search === '?present=1' &&
+		document.querySelector('[data-testid="present-toggle"]')?.getAttribute('aria-pressed') === 'true'`)
+	// A link followed, as from the start page: the address has no ?present=.
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`location.assign('`+s.base+`/event-driven')`, nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitSelector(t, ctx, `body.presenter [data-testid="present-toggle"][aria-pressed="true"]`)
+	waitJS(t, ctx, "still presenting on another pattern", `document.querySelector('#conn.ok') !== null && document.body?.classList.contains('presenter') && location.pathname.endsWith('/event-driven')`)
+	pressJS(t, ctx, `[data-testid="present-toggle"]`)
+	waitSelector(t, ctx, `body:not(.presenter) [data-testid="present-toggle"][aria-pressed="false"]`)
+	waitJS(t, ctx, "not presenting", `document.readyState === 'complete' && document.body?.classList.contains('presenter') === false && location.search === '' && location.pathname.endsWith('/event-driven')`)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.URL+s.base+"/request-response")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a redirect to presenter mode would have come
+	waitJS(t, ctx, "still not presenting", `document.querySelector('#conn.ok') !== null && document.body?.classList.contains('presenter') === false && location.search === ''`)
 }
 
 func presenterPage(t *testing.T, s *server, href, page string) {
@@ -50,7 +80,7 @@ func presenterPage(t *testing.T, s *server, href, page string) {
 	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 720), chromedp.Navigate(s.URL+href+"?present=1")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, page+" live in presenter mode", `document.body.classList.contains('presenter') && document.querySelector('#conn.ok') !== null &&
+	waitJS(t, ctx, page+" live in presenter mode", `document.body?.classList.contains('presenter') && document.querySelector('#conn.ok') !== null &&
 		document.querySelectorAll('#diagram .node[data-facts]').length > 0`)
 	time.Sleep(700 * time.Millisecond) // frames enough for every node's badges
 	var problems []string
@@ -193,5 +223,16 @@ func pressJS(t *testing.T, ctx context.Context, selector string) {
 	t.Helper()
 	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector('`+selector+`').click()`, nil)); err != nil {
 		t.Fatalf("press %s: %v", selector, err)
+	}
+}
+
+// waitSelector waits for selector across the navigations a press starts,
+// which an evaluation in waitJS would not outlive.
+func waitSelector(t *testing.T, ctx context.Context, selector string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Run(wctx, chromedp.WaitReady(selector, chromedp.ByQuery)); err != nil {
+		t.Fatalf("%s: %v", selector, err)
 	}
 }
