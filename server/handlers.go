@@ -71,23 +71,24 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := web.Page{
-		Lab:     l.lab.ID,
-		Sandbox: l.sandbox,
-		// A spotlight is read-only for anyone: the class watches a learner's lab.
-		Watching:  !l.mayChange(r) || pr.Spotlight != "",
-		Scenario:  s.Name(),
-		Broker:    s.broker,
-		Title:     s.Title(),
-		Summary:   s.Summary(),
-		Knobs:     s.Knobs(),
-		Presets:   s.Presets(),
-		Brokers:   brokerViews(a.brokers.States()),
-		Show:      show,
-		Walk:      walking,
-		Walks:     a.walkLinks(s.Name()),
-		Present:   web.Present{On: pr.On, Off: pr.Off, Spotlight: pr.Spotlight},
-		Shortcuts: web.ShortcutsFor(s.Name(), s.Knobs()),
+		Lab:      l.lab.ID,
+		Sandbox:  l.sandbox,
+		Watching: !l.mayChange(r),
+		Scenario: s.Name(),
+		Broker:   s.broker,
+		Title:    s.Title(),
+		Summary:  s.Summary(),
+		Knobs:    s.Knobs(),
+		Presets:  s.Presets(),
+		Brokers:  brokerViews(a.brokers.States()),
+		Show:     show,
+		Walk:     walking,
+		Walks:    a.walkLinks(s.Name()),
 	}
+	page.Present = web.Present{On: pr.On, Off: pr.Off, Spotlight: pr.Spotlight}
+	page.Shortcuts = web.ShortcutsFor(s.Name(), page.Knobs)
+	// A spotlight is read-only for anyone: the class watches a learner's lab.
+	page.Watching = page.Watching || pr.Spotlight != ""
 	for _, o := range l.scenarios {
 		// A tab names the pattern; the page's heading also names the broker.
 		short, _, _ := strings.Cut(o.Title(), " (")
