@@ -52,6 +52,10 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 	l, s, err := a.find(r)
 	var show *web.Lesson
 	var walking *web.WalkPanel
+	var pr presenting
+	if err == nil {
+		pr, err = presentingOf(r)
+	}
 	if err == nil {
 		// Checked before the scenario wakes: a bad link changes nothing.
 		show, err = showOf(r, s.Name())
@@ -81,6 +85,10 @@ func (a *App) handlePage(w http.ResponseWriter, r *http.Request) {
 		Walk:     walking,
 		Walks:    a.walkLinks(s.Name()),
 	}
+	page.Present = web.Present{On: pr.On, Off: pr.Off, Spotlight: pr.Spotlight}
+	page.Shortcuts = web.ShortcutsFor(s.Name(), page.Knobs)
+	// A spotlight is read-only for anyone: the class watches a learner's lab.
+	page.Watching = page.Watching || pr.Spotlight != ""
 	for _, o := range l.scenarios {
 		// A tab names the pattern; the page's heading also names the broker.
 		short, _, _ := strings.Cut(o.Title(), " (")

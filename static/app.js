@@ -10,6 +10,7 @@ import { EventLog } from './log.js';
 import { Trace } from './trace.js';
 import { nodeActions } from './nodeactions.js';
 import { Walk } from './walk.js';
+import { presenter } from './presenter.js';
 
 const app = document.getElementById('app');
 const base = `/labs/${encodeURIComponent(app.dataset.lab)}/${encodeURIComponent(app.dataset.scenario)}`;
@@ -17,7 +18,7 @@ const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
 
 const trace = new Trace(document.getElementById('trace'), base);
 const pick = (id) => trace.show(id);
-const diagram = new Diagram(document.getElementById('diagram'), { onPick: pick });
+const diagram = new Diagram(document.getElementById('diagram'), { onPick: pick, present: document.body.classList.contains('presenter') });
 const log = new EventLog(document.getElementById('log'), document.getElementById('log-filter'), { onPick: pick });
 const charts = new Charts(document.getElementById('chart'));
 const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
@@ -27,6 +28,7 @@ const conn = new Connection(`${scheme}://${location.host}${base}/ws`, {
   onStatus: connStatus,
 });
 const controls = new Controls(document.body, conn);
+presenter(app, controls);
 // A walkthrough's panel, when the lab runs one on this pattern.
 const walkBox = document.querySelector('#walk[data-walk]');
 const walk = walkBox && walkBox.querySelector('#walk-step')

@@ -43,9 +43,10 @@ function shorten(text, chars) {
 }
 
 export class Diagram {
-  constructor(svg, { onPick }) {
+  constructor(svg, { onPick, present = false }) {
     this.svg = svg;
     this.onPick = onPick;
+    this.present = present;
     this.nodes = new Map(); // id -> {node, g, box, label, stateTag, badges, note, w, h, base}
     this.edges = [];        // {a, b, line, text, both}
     this.marks = [];
@@ -54,7 +55,15 @@ export class Diagram {
 
   setView(view) {
     const width = view.width || 1000, height = view.height || 560;
-    this.svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    // Presenter mode writes the words at a size on the screen, whatever the
+    // view's: --px is one screen pixel in canvas units, for the stylesheet;
+    // margins hold the boxes that the larger words widen, more on the right,
+    // where a stack's cards grow.
+    const [left, right, pad] = this.present ? [0.03 * width, 0.06 * width, 0.03 * height] : [0, 0, 0];
+    const boxW = width + left + right, boxH = height + 2 * pad;
+    this.svg.setAttribute('viewBox', `${-left} ${-pad} ${boxW} ${boxH}`);
+    const screen = this.svg.getBoundingClientRect();
+    if (this.present && screen.width > 0 && screen.height > 0) this.svg.style.setProperty('--px', Math.max(boxW / screen.width, boxH / screen.height));
     this.svg.replaceChildren();
     this.nodes.clear();
     this.edges = [];
@@ -84,7 +93,10 @@ export class Diagram {
         // A note may overhang its box, never the canvas; fitNotes shortens
         // it further where it runs into a neighbour.
         const room = Math.min(w + 140, 2 * Math.min(n.x, width - n.x) - 8);
-        note.textContent = shorten(n.note, Math.floor(room / 11));
+        // A character of the monospaced note is 11 units wide, or 0.6 of
+        // its size in presenter mode, whose notes are larger.
+        const char = this.present ? 0.6 * parseFloat(getComputedStyle(note).fontSize) : 11;
+        note.textContent = shorten(n.note, Math.floor(room / char));
         el('title', {}, note).textContent = n.note;
       }
       const entry = { node: n, g, box, label, stateTag, badges, note, w, h, base: h, baseW: w, labelW };

@@ -39,6 +39,7 @@ function open(node) {
     item.type = 'button';
     item.setAttribute('role', 'menuitem');
     item.textContent = c.textContent;
+    if (c.dataset.key) item.dataset.key = c.dataset.key; // presenter mode shows it
     item.disabled = c.disabled;
     item.addEventListener('click', () => {
       close();

@@ -28,6 +28,9 @@ type Page struct {
 	Show     *Lesson    // asked for by ?show=: its controls are highlighted, its words shown
 	Walk     *WalkPanel // the walkthrough the lab runs on this pattern, or nil
 	Walks    []WalkLink // the walkthroughs of this pattern, each started in a fresh sandbox
+	Present  Present    // presenter mode, as ?present= and ?spotlight= ask
+	// Shortcuts are the keys of presenter mode: the pattern's main failures.
+	Shortcuts []Shortcut
 }
 
 // Tab links to one pattern in the same lab.
