@@ -189,19 +189,28 @@ func orEmpty(s []int) []int {
 	return s
 }
 
-// handleBoardJSON serves the board's data to the instructor.
-func (a *App) handleBoardJSON(w http.ResponseWriter, r *http.Request) {
+// instructorBoard is the board of the class in r's URL, for the instructor
+// only; anyone else, or a class that is not, is answered here and ok is
+// false.
+func (a *App) instructorBoard(w http.ResponseWriter, r *http.Request) (c progressdb.Class, b classBoard, ok bool) {
 	if !a.instructorOnly(w, r) {
-		return
+		return c, b, false
 	}
 	c, err := a.classOf(r)
-	if err != nil {
-		a.jsonError(w, err)
-		return
+	if err == nil {
+		b, err = a.boardOf(r, c)
 	}
-	b, err := a.boardOf(r, c)
 	if err != nil {
 		a.jsonError(w, err)
+		return c, b, false
+	}
+	return c, b, true
+}
+
+// handleBoardJSON serves the board's data to the instructor.
+func (a *App) handleBoardJSON(w http.ResponseWriter, r *http.Request) {
+	_, b, ok := a.instructorBoard(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -210,17 +219,8 @@ func (a *App) handleBoardJSON(w http.ResponseWriter, r *http.Request) {
 
 // handleBoardCSV exports the board, one row per learner.
 func (a *App) handleBoardCSV(w http.ResponseWriter, r *http.Request) {
-	if !a.instructorOnly(w, r) {
-		return
-	}
-	c, err := a.classOf(r)
-	if err != nil {
-		a.jsonError(w, err)
-		return
-	}
-	b, err := a.boardOf(r, c)
-	if err != nil {
-		a.jsonError(w, err)
+	c, b, ok := a.instructorBoard(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -319,18 +319,7 @@ func (a *App) handleJoinForm(w http.ResponseWriter, r *http.Request) {
 func (a *App) handleJoinCode(w http.ResponseWriter, r *http.Request) {
 	code := normCode(r.PathValue("code"))
 	j := web.Join{Code: code}
-	_, known, err := a.learners.Class(code)
-	if err != nil {
-		a.pageError(w, r, err)
-		return
-	}
-	if !a.classes.allowJoin(r, costOf(known)) {
-		a.tooMany(w, r, j)
-		return
-	}
-	if !known {
-		j.Message = fmt.Sprintf("There is no class %q: check the code your instructor shows.", code)
-		a.joinForm(w, r, http.StatusNotFound, j)
+	if _, ok := a.joinable(w, r, j); !ok {
 		return
 	}
 	if key, m, ok := a.memberOf(r, code); ok {
@@ -339,6 +328,27 @@ func (a *App) handleJoinCode(w http.ResponseWriter, r *http.Request) {
 	}
 	j.Known = true
 	a.joinForm(w, r, http.StatusOK, j)
+}
+
+// joinable is the class j names, counted against the join limits (a code
+// that is no class's counts double); an error, too many joins or an unknown
+// code is answered here, and ok is false.
+func (a *App) joinable(w http.ResponseWriter, r *http.Request, j web.Join) (c progressdb.Class, ok bool) {
+	c, known, err := a.learners.Class(j.Code)
+	if err != nil {
+		a.pageError(w, r, err)
+		return c, false
+	}
+	if !a.classes.allowJoin(r, costOf(known)) {
+		a.tooMany(w, r, j)
+		return c, false
+	}
+	if !known {
+		j.Message = fmt.Sprintf("There is no class %q: check the code your instructor shows.", j.Code)
+		a.joinForm(w, r, http.StatusNotFound, j)
+		return c, false
+	}
+	return c, true
 }
 
 func costOf(known bool) int {
@@ -357,18 +367,8 @@ func (a *App) handleJoin(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, flow.Errorf(flow.Invalid, "join from flowlab's own join page"))
 		return
 	}
-	c, known, err := a.learners.Class(code)
-	if err != nil {
-		a.pageError(w, r, err)
-		return
-	}
-	if !a.classes.allowJoin(r, costOf(known)) {
-		a.tooMany(w, r, j)
-		return
-	}
-	if !known {
-		j.Message = fmt.Sprintf("There is no class %q: check the code your instructor shows.", code)
-		a.joinForm(w, r, http.StatusNotFound, j)
+	c, ok := a.joinable(w, r, j)
+	if !ok {
 		return
 	}
 	j.Known = true
