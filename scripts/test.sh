@@ -31,26 +31,6 @@ if ! rabbit_up; then
   $sudo rabbitmqctl await_startup >/dev/null
 fi
 
-# Given arguments (e.g. -run), one plain run of every package.
-if [ $# -gt 0 ]; then
-  exec go test -race -count=1 -timeout 20m "$@" ./...
-fi
-
-# The server package is most of the run, and its tests mostly wait on
-# brokers and browsers: its browser tests run in a go test of their own,
-# beside one that runs every other test a package at a time, so that no more
-# than two test binaries run at once, as in a plain go test on two cores.
-# The walkthroughs' solvability test plays four walks at once. Each test
-# binary names its broker objects after its own pid, so the two never meet.
-go test -race -count=1 -run '^$' ./... >/dev/null # builds every test binary, two at a time
-browser='^(TestBrowser|TestLayoutFits)'
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-go test -race -count=1 -timeout 20m -run "$browser" ./server/ >"$log" 2>&1 &
-browsers=$!
-status=0
-go test -race -count=1 -timeout 20m -p 1 -parallel 4 -skip "$browser" ./... || status=$?
-wait "$browsers" || status=$?
-echo "--- the server package's browser tests:"
-cat "$log"
-exit "$status"
+# The walkthroughs' solvability test (the one parallel test) plays four
+# walks at once: they mostly wait on the brokers.
+go test -race -count=1 -timeout 20m -parallel 4 "$@" ./...

@@ -68,7 +68,9 @@ func TestRestartBehindACrashedMemberNeverBlocks(t *testing.T) {
 	answers("rate", func() error { return flow.SetKnob(l.s, "rate", []byte("30")) })
 	<-done
 
-	eventually(t, session+6*time.Second-time.Since(crashed), "every partition owned by a live member", func() bool {
+	// 9 s of slack for a loaded machine: a member left behind would hold
+	// the group for the reliable preset's 10 s session timeout more.
+	eventually(t, session+9*time.Second-time.Since(crashed), "every partition owned by a live member", func() bool {
 		for _, p := range []string{"p0", "p1", "p2"} {
 			if st := l.node(p).State; st == "unassigned" || st == "orphaned" {
 				return false
